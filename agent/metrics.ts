@@ -1,0 +1,98 @@
+// The agent's metric set: plain data built once at startup. Per-datagram
+// series (direction, drop reason) are pre-created cells indexed by label value.
+import type { Registry } from 'prom-client';
+import { each, preset, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
+import { histogram } from '../core/metrics/histogram.ts';
+import type { ResultLabels } from '../core/metrics/labels.ts';
+
+export const AGENT_DIRECTIONS = ['to_server', 'from_server'] as const;
+export type AgentDirection = (typeof AGENT_DIRECTIONS)[number];
+
+export const AGENT_DROP_REASONS = [
+  'oversized', // larger than the server link's datagram limit
+  'service_down', // service currently has no connector
+  'not_connected', // no live connection to the server
+  'unknown_flow', // datagram from the server for a flow we do not know
+  'malformed', // unparsable datagram from the server
+  'queue_full', // local send queue full
+] as const;
+export type AgentDropReason = (typeof AGENT_DROP_REASONS)[number];
+
+export type ServiceState = 'up' | 'down';
+
+const N = {
+  datagrams: 'ztna_agent_datagrams_total',
+  bytes: 'ztna_agent_bytes_total',
+  drops: 'ztna_agent_drops_total',
+  flowsActive: 'ztna_agent_flows_active',
+  flowsOpened: 'ztna_agent_flows_opened_total',
+  opens: 'ztna_agent_opens_total',
+  serviceUp: 'ztna_agent_service_up',
+  serviceChanges: 'ztna_agent_service_changes_total',
+  reconnections: 'ztna_agent_reconnections_total',
+  connectionState: 'ztna_agent_connection_state',
+  serverRtt: 'ztna_agent_server_rtt_seconds',
+  reopen: 'ztna_agent_reopen_seconds',
+} as const;
+
+/** Every metric name the agent defines (excluding default process metrics). */
+export const AGENT_METRIC_NAMES: readonly string[] = Object.values(N);
+
+export function createAgentMetrics(registry: Registry) {
+  return {
+    datagrams: preset(
+      counterFamily<{ direction: AgentDirection }>(registry, N.datagrams, 'Datagrams forwarded, by direction', [
+        'direction',
+      ]),
+      each('direction', AGENT_DIRECTIONS),
+    ),
+    bytes: preset(
+      counterFamily<{ direction: AgentDirection }>(registry, N.bytes, 'Payload bytes forwarded, by direction', [
+        'direction',
+      ]),
+      each('direction', AGENT_DIRECTIONS),
+    ),
+    drops: preset(
+      counterFamily<{ reason: AgentDropReason }>(registry, N.drops, 'Datagrams dropped, by reason', ['reason']),
+      each('reason', AGENT_DROP_REASONS),
+    ),
+    flowsActive: gauge(registry, N.flowsActive, 'Flows currently open through the server'),
+    flowsOpened: counter(registry, N.flowsOpened, 'Flows opened since start'),
+    opens: counterFamily<ResultLabels>(
+      registry,
+      N.opens,
+      'Flow-open requests by result (ack|nack) and reason (ok or nack code)',
+      ['result', 'reason'],
+    ),
+    serviceUp: gaugeFamily<{ service: string }>(
+      registry,
+      N.serviceUp,
+      '1 while the service has a connector behind the server, else 0',
+      ['service'],
+    ),
+    serviceChanges: counterFamily<{ service: string; state: ServiceState }>(
+      registry,
+      N.serviceChanges,
+      'Service availability changes, by service and new state (up|down)',
+      ['service', 'state'],
+    ),
+    reconnections: counterFamily<{ reason: string }>(
+      registry,
+      N.reconnections,
+      'Reconnections to a server achieved, by the reason the previous connection ended',
+      ['reason'],
+    ),
+    connectionState: gaugeFamily<{ server: string }>(
+      registry,
+      N.connectionState,
+      'Link to the server: 0 disconnected, 1 connecting, 2 connected, 3 draining',
+      ['server'],
+    ),
+    serverRtt: gaugeFamily<{ server: string }>(registry, N.serverRtt, 'Smoothed QUIC RTT to the server, in seconds', [
+      'server',
+    ]),
+    reopen: histogram(registry, N.reopen, 'Time from losing the server to flows reopened, in seconds'),
+  };
+}
+
+export type AgentMetrics = ReturnType<typeof createAgentMetrics>;

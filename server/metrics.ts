@@ -1,0 +1,93 @@
+// The server's metric set: plain data built once at startup and passed to the
+// code that counts. Hot-path series (per datagram) are pre-created cells.
+import type { Registry } from 'prom-client';
+import { each, preset, computedGauge, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
+import { histogram } from '../core/metrics/histogram.ts';
+import type { ResultLabels } from '../core/metrics/labels.ts';
+
+export const SERVER_ROLES = ['connector', 'agent'] as const;
+export type ServerRole = (typeof SERVER_ROLES)[number];
+
+export const RELAY_DIRECTIONS = ['agent_to_connector', 'connector_to_agent'] as const;
+export type RelayDirection = (typeof RELAY_DIRECTIONS)[number];
+
+const N = {
+  connectionsActive: 'ztna_server_connections_active',
+  connectionsTotal: 'ztna_server_connections_total',
+  registrations: 'ztna_server_registrations_total',
+  opens: 'ztna_server_opens_total',
+  deregistrations: 'ztna_server_deregistrations_total',
+  flowsActive: 'ztna_server_flows_active',
+  flowsOpened: 'ztna_server_flows_opened_total',
+  datagramsRelayed: 'ztna_server_datagrams_relayed_total',
+  bytesRelayed: 'ztna_server_bytes_relayed_total',
+  drops: 'ztna_server_drops_total',
+  handshakeDuration: 'ztna_server_handshake_duration_seconds',
+  draining: 'ztna_server_draining',
+  uptime: 'ztna_server_uptime_seconds',
+  protocolErrors: 'ztna_server_protocol_errors_total',
+  servicesRegistered: 'ztna_server_services_registered',
+} as const;
+
+/** Every metric name the server defines (excluding default process metrics). */
+export const SERVER_METRIC_NAMES: readonly string[] = Object.values(N);
+
+export function createServerMetrics(registry: Registry) {
+  const startedAt = performance.now();
+  computedGauge(registry, N.uptime, 'Seconds since the server metrics were created (process start)', () =>
+    (performance.now() - startedAt) / 1000,
+  );
+  return {
+    connectionsActive: preset(
+      gaugeFamily<{ role: ServerRole }>(registry, N.connectionsActive, 'Open QUIC connections by peer role', ['role']),
+      each('role', SERVER_ROLES),
+    ),
+    connectionsTotal: preset(
+      counterFamily<{ role: ServerRole }>(registry, N.connectionsTotal, 'QUIC connections accepted by peer role', ['role']),
+      each('role', SERVER_ROLES),
+    ),
+    registrations: counterFamily<ResultLabels>(
+      registry,
+      N.registrations,
+      'Connector service registrations by result (ack|nack) and reason (ok or nack code)',
+      ['result', 'reason'],
+    ),
+    opens: counterFamily<ResultLabels>(
+      registry,
+      N.opens,
+      'Agent flow-open requests by result (ack|nack) and reason (ok or nack code)',
+      ['result', 'reason'],
+    ),
+    deregistrations: counter(registry, N.deregistrations, 'Connector service deregistrations'),
+    flowsActive: gauge(registry, N.flowsActive, 'Flows currently relayed between an agent and a connector'),
+    flowsOpened: counter(registry, N.flowsOpened, 'Flows opened since start'),
+    datagramsRelayed: preset(
+      counterFamily<{ direction: RelayDirection }>(registry, N.datagramsRelayed, 'Datagrams relayed by direction', [
+        'direction',
+      ]),
+      each('direction', RELAY_DIRECTIONS),
+    ),
+    bytesRelayed: preset(
+      counterFamily<{ direction: RelayDirection }>(
+        registry,
+        N.bytesRelayed,
+        'Datagram payload bytes relayed by direction',
+        ['direction'],
+      ),
+      each('direction', RELAY_DIRECTIONS),
+    ),
+    drops: counterFamily<{ reason: string }>(registry, N.drops, 'Datagrams dropped by the relay, by reason', ['reason']),
+    handshakeDuration: histogram(
+      registry,
+      N.handshakeDuration,
+      'QUIC handshake duration of accepted connections, in seconds',
+    ),
+    draining: gauge(registry, N.draining, '1 while the server is draining for shutdown, else 0'),
+    protocolErrors: counterFamily<{ kind: string }>(registry, N.protocolErrors, 'Protocol violations by peers, by kind', [
+      'kind',
+    ]),
+    servicesRegistered: gauge(registry, N.servicesRegistered, 'Services with at least one registered connector'),
+  };
+}
+
+export type ServerMetrics = ReturnType<typeof createServerMetrics>;
