@@ -1,0 +1,282 @@
+/**
+ * A client's link to one server: dials, says HELLO, keeps the connection
+ * alive, and reconnects with backoff when it drops. Requests (REGISTER, OPEN,
+ * DEREGISTER) travel on the reliable control stream and are answered by
+ * ACK/NACK with the same request id: no retry loop of our own.
+ */
+import { CloseCode } from "../frame/close.ts";
+import {
+  type Address,
+  type ControlMessage,
+  type NackCode,
+  PROTOCOL_VERSION,
+  createControlReader,
+  encodeControl,
+} from "../frame/control.ts";
+import type { Logger } from "../log.ts";
+import type { Config } from "../quic/native.ts";
+import { createEndpoint, type Endpoint, type QuicConnection } from "../quic/endpoint.ts";
+import { resolveAddress } from "../runtime/dns.ts";
+import { createBackoff, sleep, type BackoffSettings } from "./backoff.ts";
+
+export type LinkState = "connecting" | "ready" | "backoff" | "closed";
+
+/** Numeric form of the state, for the `connection_state` gauges. */
+export const LINK_STATE_VALUE: Record<LinkState | "draining", number> = {
+  closed: 0,
+  backoff: 0,
+  connecting: 1,
+  ready: 2,
+  draining: 3,
+};
+
+export type RequestResult =
+  | { ok: true; channel: number }
+  | { ok: false; code: NackCode | "link_down"; reason: string };
+
+type Request = Extract<ControlMessage, { type: "register" | "deregister" | "open" }>;
+type RequestBody = Request extends infer R ? (R extends Request ? Omit<R, "req"> : never) : never;
+
+export interface LinkSettings {
+  server: Address;
+  /** TLS name to verify the server certificate against. */
+  serverName: string;
+  role: "agent" | "connector";
+  name: string;
+  quicConfig: Config;
+  keepaliveMs: number;
+  /** How long a dial may take before it counts as failed. */
+  connectTimeoutMs: number;
+  backoff: BackoffSettings;
+  /** A connection that stayed up this long resets the backoff. */
+  healthyAfterMs?: number;
+  log: Logger;
+}
+
+export interface LinkEvents {
+  /** The server answered HELLO: (re-)register or (re-)open now. */
+  onReady(link: Link): void;
+  /** The connection is gone; `reason` is one of timeout, peer_closed, goaway, local, connect_failed. */
+  onDown(link: Link, reason: string): void;
+  /** SERVICE_STATUS and GOAWAY (requests' answers are handled by the link). */
+  onControl(link: Link, msg: ControlMessage): void;
+  onDatagram(link: Link, data: Uint8Array): void;
+  /** A reconnection succeeded after a loss: reason of the loss, and how long it took. */
+  onReconnected?(link: Link, reason: string, downMs: number): void;
+  /** Backoff attempts are used up: the link stays closed. */
+  onGaveUp?(link: Link): void;
+}
+
+export interface Link {
+  readonly server: Address;
+  readonly label: string;
+  readonly state: LinkState;
+  readonly observed: Address | null;
+  request(body: RequestBody): Promise<RequestResult>;
+  /** Sends a DATAGRAM if the link is ready; false otherwise (the caller counts the drop). */
+  sendDatagram(data: Uint8Array): boolean;
+  rttSeconds(): number;
+  /** Closes the current connection (reconnecting later) without stopping the link. */
+  bounce(reason: string): void;
+  /** Stops for good: closes the connection and ends any backoff wait at once. */
+  close(code?: number, reason?: string): Promise<void>;
+}
+
+export async function startLink(settings: LinkSettings, events: LinkEvents): Promise<Link> {
+  const log = settings.log;
+  const label = formatAddress(settings.server);
+  const backoff = createBackoff(settings.backoff);
+  const stop = new AbortController();
+  const pending = new Map<number, (result: RequestResult) => void>();
+  let nextReq = 1;
+  let state: LinkState = "connecting";
+  let conn: QuicConnection | null = null;
+  let observed: Address | null = null;
+  let reader = createControlReader();
+  let readyAt = 0;
+  let lastDownReason = "";
+  let downSince = 0;
+  let goaway = false;
+  let onConnClosed: ((reason: string) => void) | null = null;
+
+  const endpoint: Endpoint = await createEndpoint({
+    bind: { host: settings.server.host.includes(":") ? "::" : "0.0.0.0", port: 0 },
+    server: false,
+    config: settings.quicConfig,
+    keepaliveMs: settings.keepaliveMs,
+    onSocketError: (error) => log.debug("socket_error", { server: label, error: error.message }),
+    handlers: {
+      onEstablished(c) {
+        c.writeStream(0, encodeControl({ type: "hello", version: PROTOCOL_VERSION, role: settings.role, name: settings.name }));
+      },
+      onStreamData(c, streamId, data) {
+        if (c !== conn || streamId !== 0) return;
+        for (const decoded of reader.push(data)) {
+          if (!decoded.ok) {
+            log.warn("protocol_error", { server: label, error: decoded.error.message });
+            c.close(CloseCode.PROTOCOL_ERROR, decoded.error.kind);
+            return;
+          }
+          onMessage(decoded.value);
+        }
+      },
+      onDatagram(c, data) {
+        if (c === conn && state === "ready") events.onDatagram(link, data);
+      },
+      onClosed(c, info) {
+        if (c !== conn) return;
+        const reason = goaway
+          ? "goaway"
+          : info.timedOut
+            ? "timeout"
+            : info.peer
+              ? "peer_closed"
+              : info.local
+                ? "local"
+                : "reset";
+        log.info("link_closed", { server: label, reason, detail: info.reason });
+        onConnClosed?.(reason);
+      },
+    },
+  });
+
+  function onMessage(msg: ControlMessage) {
+    switch (msg.type) {
+      case "welcome":
+        observed = msg.observed;
+        state = "ready";
+        readyAt = Date.now();
+        log.info("link_ready", {
+          server: label,
+          observed: formatAddress(msg.observed),
+          max_datagram: conn?.maxDatagramSize() ?? 0,
+        });
+        if (lastDownReason) events.onReconnected?.(link, lastDownReason, Date.now() - downSince);
+        events.onReady(link);
+        return;
+      case "observed":
+        observed = msg.observed;
+        return;
+      case "ack":
+      case "nack": {
+        const resolve = pending.get(msg.req);
+        pending.delete(msg.req);
+        resolve?.(msg.type === "ack" ? { ok: true, channel: msg.channel } : { ok: false, code: msg.code, reason: msg.reason });
+        return;
+      }
+      case "goaway":
+        goaway = true;
+        events.onControl(link, msg);
+        return;
+      default:
+        events.onControl(link, msg);
+    }
+  }
+
+  /** One connection's life: resolves with the reason it ended. */
+  async function connectOnce(): Promise<string> {
+    reader = createControlReader();
+    goaway = false;
+    state = "connecting";
+    let remote: Address;
+    try {
+      remote = await resolveAddress(settings.server);
+    } catch (error) {
+      log.warn("resolve_failed", { server: label, error: (error as Error).message });
+      return "connect_failed";
+    }
+    return new Promise((resolve) => {
+      const c = endpoint.connect(remote, settings.serverName);
+      conn = c;
+      const timer = setTimeout(() => {
+        if (state !== "ready") c.close(CloseCode.NO_ERROR, "connect timeout");
+        if (state !== "ready") finish("connect_failed");
+      }, settings.connectTimeoutMs);
+      let done = false;
+      const finish = (reason: string) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        onConnClosed = null;
+        resolve(state === "ready" ? reason : "connect_failed");
+      };
+      onConnClosed = finish;
+      stop.signal.addEventListener("abort", () => finish("local"), { once: true });
+    });
+  }
+
+  async function run() {
+    while (!stop.signal.aborted) {
+      const reason = await connectOnce();
+      const wasReady = state === "ready";
+      conn = null;
+      state = "backoff";
+      for (const resolve of pending.values()) resolve({ ok: false, code: "link_down", reason });
+      pending.clear();
+      if (wasReady) {
+        events.onDown(link, reason);
+        lastDownReason = reason;
+        downSince = Date.now();
+        if (Date.now() - readyAt >= (settings.healthyAfterMs ?? 5_000)) backoff.reset();
+      }
+      if (stop.signal.aborted) break;
+      // A server that said GOAWAY or restarted is worth retrying at once.
+      const delay = wasReady && (reason === "goaway" || reason === "peer_closed") && backoff.attempts === 0 ? 0 : backoff.next();
+      if (delay === null) {
+        log.error("link_gave_up", { server: label, attempts: backoff.attempts });
+        state = "closed";
+        events.onGaveUp?.(link);
+        return;
+      }
+      if (!wasReady) lastDownReason ||= "connect_failed";
+      log.info("link_backoff", { server: label, delay_ms: delay, attempt: backoff.attempts, reason });
+      if (delay > 0 && !(await sleep(delay, stop.signal))) break;
+    }
+    state = "closed";
+  }
+
+  const link: Link = {
+    server: settings.server,
+    label,
+    get state() {
+      return state;
+    },
+    get observed() {
+      return observed;
+    },
+    request(body) {
+      if (state !== "ready" || conn === null) {
+        return Promise.resolve({ ok: false, code: "link_down", reason: "not connected" });
+      }
+      const req = nextReq;
+      nextReq = nextReq === 0xffffffff ? 1 : nextReq + 1;
+      const c = conn;
+      return new Promise((resolve) => {
+        pending.set(req, resolve);
+        c.writeStream(0, encodeControl({ ...body, req } as ControlMessage));
+      });
+    },
+    sendDatagram(data) {
+      return state === "ready" && conn !== null && conn.sendDatagram(data);
+    },
+    rttSeconds() {
+      return conn?.rttSeconds() ?? 0;
+    },
+    bounce(reason) {
+      conn?.close(CloseCode.NO_ERROR, reason);
+    },
+    async close(code = CloseCode.NO_ERROR, reason = "client shutting down") {
+      conn?.close(code, reason);
+      stop.abort();
+      await running;
+      await endpoint.close(code, reason);
+    },
+  };
+
+  const running = run();
+  return link;
+}
+
+export function formatAddress(a: Address): string {
+  return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}

@@ -1,0 +1,77 @@
+/** Builds quiche transport configurations for the two sides of a ztna connection. */
+import { ALPN } from "../frame/control.ts";
+import { quiche, type Config } from "./native.ts";
+
+/** The UDP payload QUIC packets are sized to: safe on any real path (IPv6 minimum MTU 1280 + headroom). */
+export const QUIC_UDP_PAYLOAD = 1350;
+
+export interface TransportOptions {
+  /** Idle timeout advertised to the peer; the effective one is the smaller of both sides'. */
+  idleTimeoutMs: number;
+  /** DATAGRAM queue lengths (frames) in each direction inside quiche. */
+  datagramQueue?: number;
+}
+
+export interface ServerTlsOptions extends TransportOptions {
+  certPem: Uint8Array;
+  keyPem: Uint8Array;
+  /** When given, clients must present a certificate signed by this CA (mTLS). */
+  clientCaPem?: Uint8Array;
+}
+
+export interface ClientTlsOptions extends TransportOptions {
+  /** CA that signed the server certificate; null only with `insecure`. */
+  caPem: Uint8Array | null;
+  insecure: boolean;
+  certPem?: Uint8Array;
+  keyPem?: Uint8Array;
+}
+
+function applyTransport(config: Config, options: TransportOptions): Config {
+  const queue = options.datagramQueue ?? 4096;
+  config.setApplicationProtos([ALPN]);
+  config.setMaxIdleTimeout(options.idleTimeoutMs);
+  config.setMaxRecvUdpPayloadSize(QUIC_UDP_PAYLOAD);
+  config.setMaxSendUdpPayloadSize(QUIC_UDP_PAYLOAD);
+  config.setInitialMaxData(16 * 1024 * 1024);
+  config.setInitialMaxStreamDataBidiLocal(4 * 1024 * 1024);
+  config.setInitialMaxStreamDataBidiRemote(4 * 1024 * 1024);
+  config.setInitialMaxStreamDataUni(1024 * 1024);
+  config.setInitialMaxStreamsBidi(1024);
+  config.setInitialMaxStreamsUni(16);
+  config.setMaxConnectionWindow(quiche.MAX_CONNECTION_WINDOW);
+  config.setMaxStreamWindow(quiche.MAX_STREAM_WINDOW);
+  config.enableDgram(true, queue, queue);
+  // Peers are identified by connection ID, but ztna has no use for migration yet.
+  config.setDisableActiveMigration(true);
+  config.setCcAlgorithm(quiche.CongestionControlAlgorithm.CUBIC);
+  config.enablePacing(false);
+  config.grease(false);
+  return config;
+}
+
+export function serverQuicConfig(options: ServerTlsOptions): Config {
+  const mtls = options.clientCaPem !== undefined;
+  const config = quiche.Config.withBoringSslCtx(
+    mtls,
+    false,
+    options.clientCaPem ?? null,
+    [options.keyPem],
+    [options.certPem],
+    null,
+  );
+  return applyTransport(config, options);
+}
+
+export function clientQuicConfig(options: ClientTlsOptions): Config {
+  const identity = options.certPem && options.keyPem;
+  const config = quiche.Config.withBoringSslCtx(
+    !options.insecure,
+    false,
+    options.insecure ? null : options.caPem,
+    identity ? [options.keyPem!] : null,
+    identity ? [options.certPem!] : null,
+    null,
+  );
+  return applyTransport(config, options);
+}

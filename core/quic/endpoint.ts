@@ -1,0 +1,511 @@
+/**
+ * The QUIC engine: drives quiche's sans-IO connections over one UDP socket.
+ *
+ * One endpoint owns one socket and any number of connections (a server has
+ * many, a client usually one). It routes packets by destination connection ID,
+ * runs timers, batches outgoing packets, validates client addresses with
+ * stateless retry tokens, answers version negotiation, and hands the
+ * application stream bytes and DATAGRAMs through plain callbacks.
+ */
+import type { Address } from "../frame/control.ts";
+import { openUdp, type UdpSocket } from "../runtime/udp.ts";
+import { createBufferViews } from "../runtime/views.ts";
+import { quiche, type Config, type Connection, type ConnectionError } from "./native.ts";
+import { createRetryTokens, type RetryTokenCodec } from "./tokens.ts";
+
+/** Our connection IDs are always this long, so short-header packets can be routed. */
+export const CID_LEN = 16;
+const MAX_PACKET = 1500;
+const SEND_BATCH = 64;
+
+export interface CloseInfo {
+  local: ConnectionError | null;
+  peer: ConnectionError | null;
+  timedOut: boolean;
+  /** The peer's reason (or ours) decoded as text, for logs. */
+  reason: string;
+}
+
+export interface ConnectionHandlers {
+  onEstablished?(conn: QuicConnection): void;
+  /** Bytes read from a stream; `data` is a view into a reused buffer, valid during the call. */
+  onStreamData?(conn: QuicConnection, streamId: number, data: Uint8Array, fin: boolean): void;
+  /** A stream that had queued writes has drained them all. */
+  onStreamDrained?(conn: QuicConnection, streamId: number): void;
+  /**
+   * One DATAGRAM. `data` is a view of a reused buffer, valid only during the
+   * call; the handler may rewrite it in place and pass it to `sendDatagram`.
+   */
+  onDatagram?(conn: QuicConnection, data: Uint8Array): void;
+  onClosed?(conn: QuicConnection, info: CloseInfo): void;
+}
+
+export interface QuicConnection {
+  readonly id: number;
+  readonly remote: Address;
+  /** When the connection was created (ms since epoch), for handshake timing. */
+  readonly createdAt: number;
+  readonly established: boolean;
+  readonly closed: boolean;
+  /** Application data hung on the connection by its owner. */
+  context: unknown;
+  /** Queues a DATAGRAM; false when it is too large or quiche's queue is full (counted by callers). */
+  sendDatagram(data: Uint8Array): boolean;
+  /** Writes to a stream, queueing whatever flow control does not take yet; never drops bytes. */
+  writeStream(streamId: number, data: Uint8Array, fin?: boolean): void;
+  /** Bytes queued on a stream that quiche has not accepted yet (for backpressure). */
+  pendingStreamBytes(streamId: number): number;
+  shutdownStream(streamId: number, error: number): void;
+  /** Closes with an application error code and a reason the peer can read. */
+  close(code: number, reason: string): void;
+  peerCertificate(): Uint8Array | null;
+  /** Smoothed RTT in seconds, 0 before the first sample. */
+  rttSeconds(): number;
+  /** Largest DATAGRAM payload quiche accepts right now (0 before the handshake). */
+  maxDatagramSize(): number;
+  readonly raw: Connection;
+}
+
+export interface EndpointOptions {
+  bind: Address;
+  config: Config;
+  handlers: ConnectionHandlers;
+  /** Servers accept incoming connections; clients only dial. */
+  server: boolean;
+  /** Require address validation with a retry token before keeping state (servers). */
+  retry?: boolean;
+  retryKey?: Uint8Array;
+  /** Send a PING on connections idle for this long, so NATs and idle timers stay open. */
+  keepaliveMs?: number;
+  /** Upper bound on handshakes in progress (servers); new Initials beyond it are ignored. */
+  maxHandshakes?: number;
+  /** Called for socket-level errors (ICMP unreachable and friends): never fatal. */
+  onSocketError?(error: Error): void;
+  /** Called for packets that are dropped before reaching a connection. */
+  onDrop?(reason: string): void;
+}
+
+export interface Endpoint {
+  readonly address: Address;
+  connect(remote: Address, serverName: string): QuicConnection;
+  connections(): Iterable<QuicConnection>;
+  /** Closes every connection, waits briefly for the close frames to leave, then the socket. */
+  close(code?: number, reason?: string): Promise<void>;
+}
+
+interface ConnState extends QuicConnection {
+  conn: Connection;
+  cids: string[];
+  timer: ReturnType<typeof setTimeout> | null;
+  timerAt: number;
+  wasEstablished: boolean;
+  pending: Map<number, { chunks: Uint8Array[]; bytes: number; fin: boolean }>;
+  lastActivity: number;
+  recvInfo: { from: Address; to: Address };
+}
+
+const textDecoder = new TextDecoder();
+const textEncoder = new TextEncoder();
+
+function cidKey(bytes: Uint8Array, offset: number, len: number): string {
+  // Latin-1 string of the raw bytes: cheap to build and a good Map key.
+  let s = "";
+  for (let i = offset; i < offset + len; i++) s += String.fromCharCode(bytes[i]!);
+  return s;
+}
+
+function randomCid(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(CID_LEN));
+}
+
+export async function createEndpoint(options: EndpointOptions): Promise<Endpoint> {
+  const byCid = new Map<string, ConnState>();
+  const all = new Set<ConnState>();
+  const dirty = new Set<ConnState>();
+  const tokens: RetryTokenCodec | null = options.server && options.retry !== false
+    ? createRetryTokens(options.retryKey ?? crypto.getRandomValues(new Uint8Array(32)))
+    : null;
+  const maxHandshakes = options.maxHandshakes ?? 1024;
+  const drop = options.onDrop ?? (() => {});
+  const handlers = options.handlers;
+  let nextId = 1;
+  let flushScheduled = false;
+  let closing = false;
+
+  const sendBufs = Array.from({ length: SEND_BATCH }, () => new Uint8Array(MAX_PACKET));
+  const sendList: (Uint8Array | number | string)[] = [];
+  const streamBuf = new Uint8Array(65536);
+  const dgramIn = createBufferViews(65536);
+  const controlOut = new Uint8Array(MAX_PACKET);
+
+  let socket: UdpSocket;
+  let local: Address;
+
+  const onPacket = (data: Uint8Array, port: number, host: string) => {
+    if (data.length === 0) return;
+    let state: ConnState | undefined;
+    if ((data[0]! & 0x80) === 0) {
+      // Short header: the destination CID is ours and has a fixed length.
+      if (data.length < 1 + CID_LEN) return drop("short_packet");
+      state = byCid.get(cidKey(data, 1, CID_LEN));
+      if (state === undefined) return drop("unknown_connection");
+    } else {
+      let header;
+      try {
+        header = quiche.Header.fromSlice(data, CID_LEN);
+      } catch {
+        return drop("bad_header");
+      }
+      state = byCid.get(cidKey(header.dcid, 0, header.dcid.length));
+      if (state === undefined) {
+        if (!options.server || closing) return drop("unknown_connection");
+        state = acceptNew(data, header, port, host);
+        if (state === undefined) return;
+      }
+    }
+    receive(state, data, port, host);
+  };
+
+  function acceptNew(
+    data: Uint8Array,
+    header: { ty: number; version: number; dcid: Uint8Array; scid: Uint8Array; token?: Uint8Array },
+    port: number,
+    host: string,
+  ): ConnState | undefined {
+    if (!quiche.versionIsSupported(header.version)) {
+      const n = quiche.negotiateVersion(header.scid, header.dcid, controlOut);
+      socket.send(controlOut.subarray(0, n), port, host);
+      drop("version_negotiation");
+      return undefined;
+    }
+    if (header.ty !== quiche.Type.Initial) return drop("unknown_connection"), undefined;
+    // Anti-amplification: a client Initial must fill a minimum-size datagram.
+    if (data.length < quiche.MIN_CLIENT_INITIAL_LEN) return drop("short_initial"), undefined;
+    let handshaking = 0;
+    for (const s of all) if (!s.wasEstablished) handshaking++;
+    if (handshaking >= maxHandshakes) return drop("handshake_limit"), undefined;
+
+    let odcid: Uint8Array | null = null;
+    if (tokens) {
+      const token = header.token;
+      if (!token || token.length === 0) {
+        const newScid = randomCid();
+        const minted = tokens.mint(host, port, header.dcid);
+        const n = quiche.retry(header.scid, header.dcid, newScid, minted, header.version, controlOut);
+        socket.send(controlOut.subarray(0, n), port, host);
+        return undefined;
+      }
+      odcid = tokens.verify(token, host, port);
+      if (odcid === null) return drop("invalid_token"), undefined;
+    }
+    // After a retry the client already uses the CID we chose in the retry packet.
+    const scid = tokens ? header.dcid.slice() : randomCid();
+    if (scid.length !== CID_LEN) return drop("bad_cid"), undefined;
+    let conn: Connection;
+    try {
+      conn = quiche.Connection.accept(scid, odcid, local, { host, port }, options.config);
+    } catch {
+      return drop("accept_failed"), undefined;
+    }
+    return track(conn, scid, { host, port });
+  }
+
+  function track(conn: Connection, scid: Uint8Array, remote: Address): ConnState {
+    const state = makeState(conn, remote);
+    const key = cidKey(scid, 0, scid.length);
+    state.cids.push(key);
+    byCid.set(key, state);
+    all.add(state);
+    return state;
+  }
+
+  function receive(state: ConnState, data: Uint8Array, port: number, host: string) {
+    const info = state.recvInfo;
+    if (info.from.port !== port || info.from.host !== host) info.from = { host, port };
+    try {
+      state.conn.recv(data, info);
+    } catch {
+      // quiche rejects undecryptable or malformed packets; the connection survives.
+      drop("recv_error");
+    }
+    state.lastActivity = Date.now();
+    afterInput(state);
+  }
+
+  function afterInput(state: ConnState) {
+    const conn = state.conn;
+    if (!state.wasEstablished && conn.isEstablished()) {
+      state.wasEstablished = true;
+      handlers.onEstablished?.(state);
+    }
+    if (state.wasEstablished) {
+      if (conn.isReadable()) readStreams(state);
+      if (handlers.onDatagram) {
+        let n: number | null;
+        while (!state.closed && (n = conn.dgramRecv(dgramIn.buffer)) !== null) {
+          handlers.onDatagram(state, dgramIn.view(n));
+        }
+      }
+      if (state.pending.size > 0) drainPending(state);
+    }
+    markDirty(state);
+  }
+
+  function readStreams(state: ConnState) {
+    for (const streamId of state.conn.readable()) {
+      for (;;) {
+        let result: [number, boolean] | null;
+        try {
+          result = state.conn.streamRecv(streamId, streamBuf);
+        } catch {
+          break; // reset by the peer: nothing more to read
+        }
+        if (result === null) break;
+        const [n, fin] = result;
+        handlers.onStreamData?.(state, streamId, streamBuf.subarray(0, n), fin);
+        if (fin) break;
+      }
+    }
+  }
+
+  function drainPending(state: ConnState) {
+    for (const [streamId, queue] of state.pending) {
+      while (queue.chunks.length > 0) {
+        const chunk = queue.chunks[0]!;
+        const last = queue.chunks.length === 1;
+        let written: number | null;
+        try {
+          written = state.conn.streamSend(streamId, chunk, last && queue.fin);
+        } catch {
+          queue.chunks.length = 0; // stream gone: the peer reset or stopped it
+          break;
+        }
+        if (written === null) break;
+        queue.bytes -= written;
+        if (written < chunk.length) {
+          queue.chunks[0] = chunk.subarray(written);
+          break;
+        }
+        queue.chunks.shift();
+      }
+      if (queue.chunks.length === 0) {
+        state.pending.delete(streamId);
+        handlers.onStreamDrained?.(state, streamId);
+      }
+    }
+  }
+
+  function markDirty(state: ConnState) {
+    dirty.add(state);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      queueMicrotask(flushAll);
+    }
+  }
+
+  function flushAll() {
+    flushScheduled = false;
+    for (const state of dirty) flush(state);
+    dirty.clear();
+  }
+
+  function flush(state: ConnState) {
+    const conn = state.conn;
+    let count = 0;
+    for (;;) {
+      const buf = sendBufs[count]!;
+      let result;
+      try {
+        result = conn.send(buf);
+      } catch {
+        break;
+      }
+      if (result === null) break;
+      const [n, info] = result;
+      sendList.push(buf.subarray(0, n), info.to.port, info.to.host);
+      if (++count === SEND_BATCH) {
+        socket.sendMany(sendList, count);
+        sendList.length = 0;
+        count = 0;
+      }
+    }
+    if (count > 0) {
+      socket.sendMany(sendList, count);
+      sendList.length = 0;
+    }
+    if (conn.isClosed()) return finish(state);
+    schedule(state);
+  }
+
+  function schedule(state: ConnState) {
+    const timeout = state.conn.timeout();
+    if (timeout === null) return;
+    const at = Date.now() + timeout;
+    // Keep an earlier timer: firing early is harmless, quiche checks its own deadlines.
+    if (state.timer !== null && state.timerAt <= at + 1) return;
+    if (state.timer !== null) clearTimeout(state.timer);
+    state.timerAt = at;
+    state.timer = setTimeout(() => {
+      state.timer = null;
+      if (state.closed) return;
+      state.conn.onTimeout();
+      afterInput(state);
+    }, timeout);
+  }
+
+  function finish(state: ConnState) {
+    if (state.closed) return;
+    (state as { closed: boolean }).closed = true;
+    if (state.timer !== null) clearTimeout(state.timer);
+    for (const key of state.cids) byCid.delete(key);
+    all.delete(state);
+    dirty.delete(state);
+    const local = state.conn.localError();
+    const peer = state.conn.peerError();
+    const err = peer ?? local;
+    handlers.onClosed?.(state, {
+      local,
+      peer,
+      timedOut: state.conn.isTimedOut(),
+      reason: err ? textDecoder.decode(err.reason) : "",
+    });
+  }
+
+  function makeState(conn: Connection, remote: Address): ConnState {
+    const state: ConnState = {
+      id: nextId++,
+      remote,
+      createdAt: Date.now(),
+      get established() {
+        return state.wasEstablished;
+      },
+      closed: false,
+      context: undefined,
+      raw: conn,
+      conn,
+      cids: [],
+      timer: null,
+      timerAt: 0,
+      wasEstablished: false,
+      pending: new Map(),
+      lastActivity: Date.now(),
+      recvInfo: { from: remote, to: local },
+      sendDatagram(data) {
+        if (state.closed) return false;
+        let ok: boolean;
+        try {
+          ok = conn.dgramSend(data) !== null;
+        } catch {
+          ok = false; // larger than the peer accepts, or not yet negotiated
+        }
+        if (ok) markDirty(state);
+        return ok;
+      },
+      writeStream(streamId, data, fin = false) {
+        if (state.closed) return;
+        let queue = state.pending.get(streamId);
+        if (queue === undefined) {
+          let written: number | null = 0;
+          try {
+            written = conn.streamSend(streamId, data, fin);
+          } catch {
+            return; // the stream was reset or stopped by the peer
+          }
+          written ??= 0;
+          markDirty(state);
+          if (written === data.length) return;
+          queue = { chunks: [], bytes: 0, fin };
+          state.pending.set(streamId, queue);
+          const rest = data.slice(written);
+          queue.chunks.push(rest);
+          queue.bytes += rest.length;
+          return;
+        }
+        // Keep order: once something is queued, everything after it queues too.
+        queue.chunks.push(data.slice());
+        queue.bytes += data.length;
+        queue.fin = fin;
+      },
+      pendingStreamBytes(streamId) {
+        return state.pending.get(streamId)?.bytes ?? 0;
+      },
+      shutdownStream(streamId, error) {
+        state.pending.delete(streamId);
+        try {
+          conn.streamShutdown(streamId, quiche.Shutdown.Write, error);
+          conn.streamShutdown(streamId, quiche.Shutdown.Read, error);
+        } catch {
+          // already finished
+        }
+        markDirty(state);
+      },
+      close(code, reason) {
+        if (state.closed) return;
+        try {
+          conn.close(true, code, textEncoder.encode(reason));
+        } catch {
+          // already closing
+        }
+        markDirty(state);
+      },
+      peerCertificate() {
+        const chain = conn.peerCertChain();
+        return chain && chain.length > 0 ? chain[0]! : null;
+      },
+      rttSeconds() {
+        const paths = conn.pathStats();
+        return paths.length > 0 ? paths[0]!.rtt / 1e9 : 0;
+      },
+      maxDatagramSize() {
+        return conn.dgramMaxWritableLen() ?? 0;
+      },
+    };
+    return state;
+  }
+
+  socket = await openUdp({
+    host: options.bind.host,
+    port: options.bind.port,
+    onPacket,
+    onError: (error) => options.onSocketError?.(error),
+  });
+  local = socket.address;
+
+  let keepalive: ReturnType<typeof setInterval> | null = null;
+  if (options.keepaliveMs && options.keepaliveMs > 0) {
+    const every = options.keepaliveMs;
+    keepalive = setInterval(() => {
+      const now = Date.now();
+      for (const state of all) {
+        if (state.wasEstablished && now - state.lastActivity >= every) {
+          state.conn.sendAckEliciting();
+          markDirty(state);
+        }
+      }
+    }, Math.max(50, Math.floor(every / 2)));
+  }
+
+  return {
+    address: local,
+    connect(remote, serverName) {
+      const scid = randomCid();
+      const conn = quiche.Connection.connect(serverName, scid, local, remote, options.config);
+      const state = track(conn, scid, remote);
+      markDirty(state);
+      return state;
+    },
+    connections() {
+      return all;
+    },
+    async close(code = 0, reason = "endpoint closing") {
+      closing = true;
+      for (const state of all) state.close(code, reason);
+      // Sends the CONNECTION_CLOSE frames now (sendMany is synchronous), so the
+      // connections can be forgotten without waiting out their draining period.
+      flushAll();
+      for (const state of [...all]) finish(state);
+      if (keepalive) clearInterval(keepalive);
+      socket.close();
+    },
+  };
+}

@@ -1,0 +1,26 @@
+/**
+ * Graceful shutdown on SIGTERM/SIGINT: the first signal starts `shutdown` and
+ * exits 0 when it finishes; a second signal exits at once.
+ */
+import type { Logger } from "../log.ts";
+
+export function onShutdownSignals(shutdown: (signal: string) => Promise<void>, log: Logger): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn("forced_exit", { signal });
+      process.exit(130);
+    }
+    stopping = true;
+    log.info("shutdown_requested", { signal });
+    shutdown(signal).then(
+      () => process.exit(0),
+      (error) => {
+        log.error("shutdown_failed", { error });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", handle);
+  process.on("SIGINT", handle);
+}

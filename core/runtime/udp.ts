@@ -1,0 +1,116 @@
+/**
+ * The one adapter between the QUIC engine and the runtime's UDP sockets.
+ * Bun gets `Bun.udpSocket` (with `sendMany` batching); anything else falls back
+ * to `node:dgram`, which Deno also provides.
+ */
+import type { Address } from "../frame/control.ts";
+
+export interface UdpPacketHandler {
+  /** `data` is only valid during the call: copy what must outlive it. */
+  (data: Uint8Array, port: number, host: string): void;
+}
+
+export interface UdpSocket {
+  readonly address: Address;
+  /** Sends one datagram; returns false when the kernel would block (packet dropped). */
+  send(data: Uint8Array, port: number, host: string): boolean;
+  /**
+   * Sends `count` datagrams from the flat list [data, port, host, data, port, host, ...].
+   * Returns how many were handed to the kernel.
+   */
+  sendMany(flat: (Uint8Array | number | string)[], count: number): number;
+  close(): void;
+}
+
+export interface UdpOptions {
+  host: string;
+  port: number;
+  onPacket: UdpPacketHandler;
+  /** ICMP errors (ECONNREFUSED etc.) arrive here instead of killing the process. */
+  onError: (error: Error) => void;
+}
+
+declare const Bun: any;
+
+export function openUdp(options: UdpOptions): Promise<UdpSocket> {
+  return typeof Bun !== "undefined" && typeof Bun.udpSocket === "function"
+    ? openBunUdp(options)
+    : openNodeUdp(options);
+}
+
+async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
+  const socket = await Bun.udpSocket({
+    hostname: options.host,
+    port: options.port,
+    binaryType: "uint8array",
+    socket: {
+      data(_s: unknown, data: Uint8Array, port: number, host: string) {
+        options.onPacket(data, port, host);
+      },
+      error(_s: unknown, error: Error) {
+        options.onError(error);
+      },
+    },
+  });
+  const address = { host: socket.address?.address ?? options.host, port: socket.port as number };
+  return {
+    address,
+    send(data, port, host) {
+      try {
+        return socket.send(data, port, host);
+      } catch (error) {
+        options.onError(error as Error);
+        return false;
+      }
+    },
+    sendMany(flat, count) {
+      if (count === 0) return 0;
+      try {
+        if (flat.length !== count * 3) flat = flat.slice(0, count * 3);
+        return socket.sendMany(flat);
+      } catch (error) {
+        options.onError(error as Error);
+        return 0;
+      }
+    },
+    close() {
+      socket.close();
+    },
+  };
+}
+
+async function openNodeUdp(options: UdpOptions): Promise<UdpSocket> {
+  const dgram = await import("node:dgram");
+  const type = options.host.includes(":") ? "udp6" : "udp4";
+  const socket = dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  socket.on("message", (msg: Uint8Array, rinfo: { port: number; address: string }) =>
+    options.onPacket(msg, rinfo.port, rinfo.address),
+  );
+  socket.on("error", (error: Error) => options.onError(error));
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind(options.port, options.host, () => {
+      socket.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = socket.address();
+  // node:dgram sends asynchronously, so each packet must own its bytes.
+  const send = (data: Uint8Array, port: number, host: string) => {
+    socket.send(data.slice(), port, host);
+    return true;
+  };
+  return {
+    address: { host: bound.address, port: bound.port },
+    send,
+    sendMany(flat, count) {
+      for (let i = 0; i < count; i++) {
+        send(flat[i * 3] as Uint8Array, flat[i * 3 + 1] as number, flat[i * 3 + 2] as string);
+      }
+      return count;
+    },
+    close() {
+      socket.close();
+    },
+  };
+}

@@ -1,0 +1,364 @@
+/**
+ * The Intermediate Server: accepts agents and connectors over QUIC, registers
+ * connectors per service, tells each peer its observed address, and relays
+ * DATAGRAMs per flow between them.
+ */
+import { CloseCode } from "../core/frame/close.ts";
+import {
+  type Address,
+  type ControlMessage,
+  type NackCode,
+  PROTOCOL_VERSION,
+  createControlReader,
+  encodeControl,
+  validateServiceName,
+} from "../core/frame/control.ts";
+import { type DatagramHeader, parseDatagram, writeDatagramHeader } from "../core/frame/datagram.ts";
+import type { Logger } from "../core/log.ts";
+import { createEndpoint, type Endpoint, type QuicConnection } from "../core/quic/endpoint.ts";
+import { serverQuicConfig } from "../core/quic/config.ts";
+import {
+  type Binding,
+  type Peer,
+  createPeer,
+  createRelay,
+  drainConnector,
+  expireFlows,
+  findBinding,
+  openService,
+  registerConnector,
+  removeConnector,
+  removePeer,
+  routeFromAgent,
+  routeFromConnector,
+} from "./relay.ts";
+import type { ServerMetrics } from "./metrics.ts";
+
+export interface ServerSettings {
+  listen: Address;
+  certPem: Uint8Array;
+  keyPem: Uint8Array;
+  /** Client CA for mTLS; without it the server runs open. */
+  clientCaPem?: Uint8Array;
+  /** Authorises a peer's requests from its certificate; undefined allows all. */
+  authorise?: (cert: Uint8Array | null, role: "agent" | "connector", service: string) => boolean;
+  graceMs: number;
+  idleTimeoutMs: number;
+  keepaliveMs: number;
+  flowIdleMs: number;
+  retryKey?: Uint8Array;
+  limits?: Partial<ServerLimits>;
+}
+
+export interface ServerLimits {
+  flowsPerAgent: number;
+  registrationsPerConnection: number;
+  helloTimeoutMs: number;
+}
+
+const DEFAULT_LIMITS: ServerLimits = {
+  flowsPerAgent: 4096,
+  registrationsPerConnection: 64,
+  helloTimeoutMs: 5_000,
+};
+
+export interface Server {
+  readonly address: Address;
+  readonly draining: boolean;
+  readonly ready: () => { ready: boolean; reason?: string };
+  /** Graceful: GOAWAY to everyone, relay existing flows for the grace period, then close. */
+  drain(alternate?: string): Promise<void>;
+  /** Immediate close of every connection and the socket. */
+  close(): Promise<void>;
+  /** Flows currently relayed, for tests and the drain loop. */
+  flowCount(): number;
+}
+
+interface Session {
+  conn: QuicConnection;
+  peer: Peer<QuicConnection> | null;
+  reader: ReturnType<typeof createControlReader>;
+  helloTimer: ReturnType<typeof setTimeout> | null;
+  registrations: number;
+  startedAt: number;
+}
+
+export async function startServer(
+  settings: ServerSettings,
+  metrics: ServerMetrics,
+  log: Logger,
+): Promise<Server> {
+  const limits = { ...DEFAULT_LIMITS, ...settings.limits };
+  const relay = createRelay<QuicConnection>();
+  const peers = new Set<Peer<QuicConnection>>();
+  const header: DatagramHeader = { channel: 0, flow: 0, payloadLength: 0 };
+  let draining = false;
+  let nextPeerId = 1;
+
+  const relayedA2C = metrics.datagramsRelayed.child({ direction: "agent_to_connector" });
+  const relayedC2A = metrics.datagramsRelayed.child({ direction: "connector_to_agent" });
+  const bytesA2C = metrics.bytesRelayed.child({ direction: "agent_to_connector" });
+  const bytesC2A = metrics.bytesRelayed.child({ direction: "connector_to_agent" });
+  const flowsOpened = metrics.flowsOpened;
+  const dropCells = new Map<string, { inc(n?: number): void }>();
+  const dropped = (reason: string) => {
+    let cell = dropCells.get(reason);
+    if (!cell) dropCells.set(reason, (cell = metrics.drops.child({ reason })));
+    cell.inc();
+  };
+  const updateGauges = () => {
+    metrics.flowsActive.set(relay.flowCount);
+    let up = 0;
+    for (const s of relay.services.values()) if (s.connectors.some((b) => !b.draining)) up++;
+    metrics.servicesRegistered.set(up);
+  };
+
+  const send = (conn: QuicConnection, msg: ControlMessage) => conn.writeStream(0, encodeControl(msg));
+
+  const notifyAgents = (service: string, up: boolean) => {
+    const entry = relay.services.get(service);
+    if (!entry) return;
+    log.info(up ? "service_up" : "service_down", { service, agents: entry.agents.size });
+    for (const binding of entry.agents) send(binding.peer.conn, { type: "service_status", service, up });
+  };
+
+  const protocolError = (session: Session, what: string) => {
+    metrics.protocolErrors.child({ kind: what }).inc();
+    log.warn("protocol_error", { peer: remoteText(session.conn), error: what });
+    session.conn.close(CloseCode.PROTOCOL_ERROR, what);
+  };
+
+  const nack = (session: Session, req: number, code: NackCode, reason: string, kind: "registrations" | "opens") => {
+    metrics[kind].child({ result: "nack", reason: code }).inc();
+    log.info(kind === "registrations" ? "register_refused" : "open_refused", {
+      peer: remoteText(session.conn),
+      code,
+      reason,
+    });
+    send(session.conn, { type: "nack", req, code, reason });
+  };
+
+  function onControl(session: Session, msg: ControlMessage) {
+    const conn = session.conn;
+    if (session.peer === null) {
+      if (msg.type !== "hello") return protocolError(session, `expected hello, got ${msg.type}`);
+      if (msg.version !== PROTOCOL_VERSION) {
+        return protocolError(session, `unsupported protocol version ${msg.version}`);
+      }
+      if (session.helloTimer) clearTimeout(session.helloTimer);
+      session.helloTimer = null;
+      const peer = createPeer(nextPeerId++, msg.role, conn);
+      session.peer = peer;
+      peers.add(peer);
+      metrics.connectionsActive.child({ role: msg.role }).inc();
+      metrics.connectionsTotal.child({ role: msg.role }).inc();
+      log.info("peer_hello", { peer: remoteText(conn), role: msg.role, name: msg.name });
+      send(conn, { type: "welcome", version: PROTOCOL_VERSION, observed: conn.remote });
+      if (draining) send(conn, { type: "goaway", reason: "server draining", alternate: "" });
+      return;
+    }
+    const peer = session.peer;
+    switch (msg.type) {
+      case "register": {
+        if (peer.role !== "connector") return nack(session, msg.req, "invalid_request", "only connectors register", "registrations");
+        const bad = validateServiceName(msg.service);
+        if (bad) return nack(session, msg.req, "invalid_request", bad, "registrations");
+        if (draining) return nack(session, msg.req, "draining", "server is draining", "registrations");
+        if (settings.authorise && !settings.authorise(conn.peerCertificate(), "connector", msg.service)) {
+          return nack(session, msg.req, "not_authorised", `certificate does not name connector for ${msg.service}`, "registrations");
+        }
+        const existing = findBinding(peer, msg.service);
+        if (existing && !existing.draining) return nack(session, msg.req, "duplicate", `${msg.service} already registered on this connection`, "registrations");
+        if (session.registrations >= limits.registrationsPerConnection) {
+          return nack(session, msg.req, "limit_exceeded", `at most ${limits.registrationsPerConnection} registrations per connection`, "registrations");
+        }
+        if (existing) removeConnector(relay, existing, Date.now());
+        const result = registerConnector(relay, peer, msg.service);
+        if (!result) return nack(session, msg.req, "limit_exceeded", "no free channel", "registrations");
+        session.registrations++;
+        metrics.registrations.child({ result: "ack", reason: "ok" }).inc();
+        log.info("registered", { peer: remoteText(conn), service: msg.service, channel: result.binding.channel });
+        send(conn, { type: "ack", req: msg.req, channel: result.binding.channel });
+        if (result.cameUp) notifyAgents(msg.service, true);
+        updateGauges();
+        return;
+      }
+      case "deregister": {
+        const binding = peer.role === "connector" ? findBinding(peer, msg.service) : undefined;
+        if (!binding) return nack(session, msg.req, "invalid_request", `${msg.service} is not registered here`, "registrations");
+        const wentDown = drainConnector(relay, binding, Date.now());
+        metrics.deregistrations.inc();
+        log.info("deregistered", { peer: remoteText(conn), service: msg.service });
+        send(conn, { type: "ack", req: msg.req, channel: 0 });
+        if (wentDown) notifyAgents(msg.service, false);
+        updateGauges();
+        return;
+      }
+      case "open": {
+        if (peer.role !== "agent") return nack(session, msg.req, "invalid_request", "only agents open services", "opens");
+        const bad = validateServiceName(msg.service);
+        if (bad) return nack(session, msg.req, "invalid_request", bad, "opens");
+        if (settings.authorise && !settings.authorise(conn.peerCertificate(), "agent", msg.service)) {
+          return nack(session, msg.req, "not_authorised", `certificate does not allow ${msg.service}`, "opens");
+        }
+        if (findBinding(peer, msg.service)) return nack(session, msg.req, "duplicate", `${msg.service} already open`, "opens");
+        const result = openService(relay, peer, msg.service);
+        if (!result) return nack(session, msg.req, "unknown_service", `no connector has registered ${msg.service}`, "opens");
+        metrics.opens.child({ result: "ack", reason: "ok" }).inc();
+        log.info("opened", { peer: remoteText(conn), service: msg.service, channel: result.binding.channel, up: result.up });
+        send(conn, { type: "ack", req: msg.req, channel: result.binding.channel });
+        if (!result.up) send(conn, { type: "service_status", service: msg.service, up: false });
+        return;
+      }
+      default:
+        return protocolError(session, `unexpected ${msg.type} from ${peer.role}`);
+    }
+  }
+
+  function onDatagram(conn: QuicConnection, buf: Uint8Array) {
+    const len = buf.length;
+    const session = conn.context as Session;
+    const peer = session.peer;
+    if (peer === null) return dropped("before_hello");
+    const error = parseDatagram(buf, len, header);
+    if (error !== null) return dropped(error.kind === "oversized" ? "oversized" : "malformed");
+    const now = Date.now();
+    if (peer.role === "agent") {
+      const flowsBefore = relay.flowCount;
+      const flow = routeFromAgent(relay, peer, header.channel, header.flow, now, !draining, limits.flowsPerAgent);
+      if (typeof flow === "string") return dropped(flow);
+      if (relay.flowCount !== flowsBefore) {
+        flowsOpened.inc();
+        metrics.flowsActive.set(relay.flowCount);
+      }
+      writeDatagramHeader(buf, flow.connector.channel, flow.connectorFlow);
+      if (!flow.connector.peer.conn.sendDatagram(buf)) return dropped("queue_full");
+      relayedA2C.inc();
+      bytesA2C.inc(header.payloadLength);
+    } else {
+      const flow = routeFromConnector(peer, header.channel, header.flow, now);
+      if (flow === undefined) return dropped("unknown_flow");
+      writeDatagramHeader(buf, flow.agent.channel, flow.agentFlow);
+      if (!flow.agent.peer.conn.sendDatagram(buf)) return dropped("queue_full");
+      relayedC2A.inc();
+      bytesC2A.inc(header.payloadLength);
+    }
+  }
+
+  const endpoint: Endpoint = await createEndpoint({
+    bind: settings.listen,
+    server: true,
+    retry: true,
+    retryKey: settings.retryKey,
+    keepaliveMs: settings.keepaliveMs,
+    config: serverQuicConfig({
+      certPem: settings.certPem,
+      keyPem: settings.keyPem,
+      clientCaPem: settings.clientCaPem,
+      idleTimeoutMs: settings.idleTimeoutMs,
+    }),
+    onDrop: (reason) => dropped(`packet_${reason}`),
+    onSocketError: (error) => log.debug("socket_error", { error: error.message }),
+    handlers: {
+      onEstablished(conn) {
+        const session: Session = {
+          conn,
+          peer: null,
+          reader: createControlReader(),
+          helloTimer: null,
+          registrations: 0,
+          startedAt: Date.now(),
+        };
+        conn.context = session;
+        session.helloTimer = setTimeout(() => {
+          session.helloTimer = null;
+          if (session.peer === null) protocolError(session, "no hello in time");
+        }, limits.helloTimeoutMs);
+        metrics.handshakeDuration.observe((Date.now() - conn.createdAt) / 1000);
+      },
+      onStreamData(conn, streamId, data) {
+        const session = conn.context as Session | undefined;
+        if (!session) return;
+        if (streamId !== 0) {
+          conn.shutdownStream(streamId, CloseCode.PROTOCOL_ERROR);
+          return dropped("unexpected_stream");
+        }
+        for (const decoded of session.reader.push(data)) {
+          if (!decoded.ok) return protocolError(session, decoded.error.kind);
+          onControl(session, decoded.value);
+          if (conn.closed) return;
+        }
+      },
+      onDatagram,
+      onClosed(conn, info) {
+        const session = conn.context as Session | undefined;
+        if (!session) return;
+        if (session.helloTimer) clearTimeout(session.helloTimer);
+        const peer = session.peer;
+        if (!peer) return;
+        peers.delete(peer);
+        metrics.connectionsActive.child({ role: peer.role }).dec();
+        const wentDown = removePeer(relay, peer, Date.now());
+        for (const service of wentDown) notifyAgents(service, false);
+        log.info("peer_closed", { peer: remoteText(conn), role: peer.role, reason: info.reason, timed_out: info.timedOut });
+        updateGauges();
+      },
+    },
+  });
+
+  const sweeper = setInterval(() => {
+    const expired = expireFlows(relay, peers, Date.now() - settings.flowIdleMs);
+    if (expired > 0) log.debug("flows_expired", { count: expired });
+    updateGauges();
+  }, Math.max(250, Math.min(5_000, settings.flowIdleMs / 4)));
+
+  log.info("listening", { addr: `${endpoint.address.host}:${endpoint.address.port}` });
+
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(sweeper);
+    await endpoint.close(CloseCode.SHUTDOWN, "server shutting down");
+  };
+
+  return {
+    address: endpoint.address,
+    get draining() {
+      return draining;
+    },
+    ready: () =>
+      closed
+        ? { ready: false, reason: "closed" }
+        : draining
+          ? { ready: false, reason: "draining" }
+          : { ready: true },
+    async drain(alternate = "") {
+      if (draining || closed) return;
+      draining = true;
+      metrics.draining.set(1);
+      log.info("draining", { grace_ms: settings.graceMs, flows: relay.flowCount, peers: peers.size });
+      for (const peer of peers) send(peer.conn, { type: "goaway", reason: "server draining", alternate });
+      const deadline = Date.now() + settings.graceMs;
+      while (Date.now() < deadline && relay.flowCount > 0 && hasAgents(peers)) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      log.info("drained", { flows_left: relay.flowCount });
+      await close();
+    },
+    close,
+    flowCount: () => relay.flowCount,
+  };
+}
+
+function hasAgents(peers: Set<Peer<QuicConnection>>): boolean {
+  for (const p of peers) if (p.role === "agent") return true;
+  return false;
+}
+
+function remoteText(conn: QuicConnection): string {
+  const { host, port } = conn.remote;
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export type { Binding };
