@@ -1,0 +1,108 @@
+import { describe, expect, onTestFinished, test } from 'bun:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, envName, flagName, HelpRequested, usage } from '../core/config.ts';
+import { parseServerOptions, serverSpec } from './options.ts';
+
+const noFiles = (path: string): string => {
+  throw new Error(`ENOENT: ${path}`);
+};
+const parse = (argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}, stdoutIsTty = false) =>
+  parseServerOptions(argv, env, {
+    stdoutIsTty,
+    readFile: (p) => files[p] ?? noFiles(p),
+  });
+
+function fieldOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.field;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('server options', () => {
+  test('defaults', () => {
+    expect(parse([])).toEqual({
+      config: undefined,
+      listen: { host: '0.0.0.0', port: 4433 },
+      ops: { host: '127.0.0.1', port: 9090 },
+      stateDir: '.ztna',
+      cert: undefined,
+      key: undefined,
+      ca: undefined,
+      grace: 10_000,
+      idleTimeout: 30_000,
+      keepalive: 1_000,
+      flowIdle: 120_000,
+      logFormat: 'json',
+      logLevel: 'info',
+    });
+  });
+
+  test('log format defaults to text on a terminal', () => {
+    expect(parse([], {}, {}, true).logFormat).toBe('text');
+    expect(parse(['--log-format', 'json'], {}, {}, true).logFormat).toBe('json');
+  });
+
+  test('precedence flags > env > file > defaults', () => {
+    const files = { 's.json': JSON.stringify({ listen: '127.0.0.1:1', grace: 1, logLevel: 'warn', ops: 'off', stateDir: '/f' }) };
+    const env = { ZTNA_CONFIG: 's.json', ZTNA_LISTEN: '127.0.0.1:2', ZTNA_GRACE: '2s' };
+    const v = parse(['--listen', '[::]:3'], env, files);
+    expect(v.listen).toEqual({ host: '::', port: 3 });
+    expect(v.grace).toBe(2000);
+    expect(v.logLevel).toBe('warn');
+    expect(v.ops).toBeNull();
+    expect(v.stateDir).toBe('/f');
+    expect(v.flowIdle).toBe(120_000);
+  });
+
+  test('cert and key: both or neither', () => {
+    expect(parse(['--cert', 'c', '--key', 'k'])).toMatchObject({ cert: 'c', key: 'k' });
+    expect(fieldOf(() => parse(['--cert', 'c']))).toBe('cert');
+    expect(fieldOf(() => parse(['--key', 'k']))).toBe('key');
+  });
+
+  test('errors name the field', () => {
+    expect(fieldOf(() => parse(['--listen', '4433']))).toBe('listen');
+    expect(fieldOf(() => parse(['--ops', 'maybe']))).toBe('ops');
+    expect(fieldOf(() => parse(['--log-level', 'trace']))).toBe('logLevel');
+    expect(fieldOf(() => parse(['--log-format', 'xml']))).toBe('logFormat');
+    expect(fieldOf(() => parse(['--idle-timeout', '0']))).toBe('idleTimeout');
+    expect(fieldOf(() => parse(['--keepalive', '30s']))).toBe('keepalive'); // not < idleTimeout
+    expect(fieldOf(() => parse(['--map', 'x=udp://a:1']))).toBe('--map');
+  });
+
+  test('help lists every option', () => {
+    const text = usage(serverSpec(false));
+    for (const name of ['listen', 'ops', 'stateDir', 'cert', 'key', 'ca', 'grace', 'idleTimeout', 'keepalive', 'flowIdle', 'logFormat', 'logLevel', 'config']) {
+      expect(text).toContain(`--${flagName(name)}`);
+      expect(text).toContain(envName(name));
+    }
+    expect(() => parse(['--help'])).toThrow(HelpRequested);
+  });
+
+  test('loadOrExit in a real process: exit 2 with one line, --help exits 0', () => {
+    const script = `import { loadOrExit } from ${JSON.stringify(new URL('../core/config.ts', import.meta.url).pathname)};
+import { serverSpec } from ${JSON.stringify(new URL('./options.ts', import.meta.url).pathname)};
+loadOrExit(serverSpec(false), process.argv.slice(2), process.env);
+console.log('ok');`;
+    const dir = mkdtempSync(join(tmpdir(), 'ztna-opts-'));
+    const file = join(dir, 'main.ts');
+    writeFileSync(file, script);
+    const run = (args: string[]) => Bun.spawnSync([process.execPath, file, ...args], { env: {} });
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const bad = run(['--listen', 'abc']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr.toString()).toBe('error: invalid config: --listen (ZTNA_LISTEN): expected HOST:PORT, got "abc"\n');
+    const help = run(['--help']);
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout.toString()).toContain('Usage: ztna-server');
+    const ok = run([]);
+    expect(ok.exitCode).toBe(0);
+    expect(ok.stdout.toString()).toBe('ok\n');
+  });
+});

@@ -1,0 +1,77 @@
+// Options of the relay server, declared as data for core/config.ts.
+import {
+  defineSpec,
+  duration,
+  hostPort,
+  hostPortOrOff,
+  load,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  oneOf,
+  opt,
+  requireBothOrNeither,
+  requireLess,
+  string,
+} from '../core/config.ts';
+import type { HostPort, LogFormat, LogLevel, ReadFile } from '../core/config.ts';
+
+export interface ServerOptions {
+  /** QUIC listen address. */
+  listen: HostPort;
+  /** Ops (health/metrics) listener, or null when `off`. */
+  ops: HostPort | null;
+  stateDir: string;
+  /** Server certificate/key PEM paths; both or neither (neither: dev certificates in stateDir). */
+  cert?: string;
+  key?: string;
+  /** CA bundle for verifying client certificates (mTLS). */
+  ca?: string;
+  /** All durations are milliseconds. */
+  grace: number;
+  idleTimeout: number;
+  keepalive: number;
+  flowIdle: number;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  config?: string;
+}
+
+/** The server spec; the log format default depends on whether stdout is a terminal. */
+export function serverSpec(stdoutIsTty: boolean) {
+  return defineSpec({
+    program: 'ztna-server',
+    summary: 'Relay server: accepts QUIC connections from connectors and agents and splices their flows.',
+    options: {
+      listen: opt(hostPort(), { help: 'QUIC (UDP) listen address; port 0 lets the OS choose', default: '0.0.0.0:4433' }),
+      ops: opt(hostPortOrOff(), { help: 'Health/metrics HTTP listener, or off', default: '127.0.0.1:9090' }),
+      stateDir: opt(string('DIR'), { help: 'State directory (dev CA and certificates)', default: '.ztna' }),
+      cert: opt(string('FILE'), { help: 'Server certificate chain PEM (with --key)' }),
+      key: opt(string('FILE'), { help: 'Server private key PEM (with --cert)' }),
+      ca: opt(string('FILE'), { help: 'CA PEM for verifying client certificates (mTLS)' }),
+      grace: opt(duration(), { help: 'Drain time on shutdown before connections are closed', default: '10s' }),
+      idleTimeout: opt(duration({ min: 1 }), { help: 'QUIC idle timeout for silent peers', default: '30s' }),
+      keepalive: opt(duration({ min: 1 }), { help: 'Keepalive ping interval', default: '1s' }),
+      flowIdle: opt(duration({ min: 1 }), { help: 'Close relayed flows idle this long', default: '120s' }),
+      logFormat: opt(oneOf(LOG_FORMATS), {
+        help: 'Log output format',
+        default: stdoutIsTty ? 'text' : 'json',
+        defaultHelp: 'text on a terminal, else json',
+      }),
+      logLevel: opt(oneOf(LOG_LEVELS), { help: 'Minimum log level', default: 'info' }),
+    },
+    finish: (v): ServerOptions => {
+      requireBothOrNeither(v, 'cert', 'key');
+      requireLess(v, 'keepalive', 'idleTimeout');
+      return v;
+    },
+  });
+}
+
+/** Parse server options (argv without the program name); throws ConfigError or HelpRequested. */
+export function parseServerOptions(
+  argv: string[],
+  env: Record<string, string | undefined>,
+  ctx: { stdoutIsTty?: boolean; readFile?: ReadFile } = {},
+): ServerOptions {
+  return load(serverSpec(ctx.stdoutIsTty ?? false), argv, env, ctx.readFile);
+}
