@@ -1,0 +1,418 @@
+// Control messages carried on QUIC stream 0: u16 BE length, u8 type, body.
+// This file is the only place that knows their byte layout.
+
+import type { Address, Reader } from './bytes.ts';
+import {
+  createReader,
+  createWriter,
+  failRead,
+  finishRead,
+  readAddress,
+  readStr,
+  readU16,
+  readU32,
+  readU8,
+  writeAddress,
+  writeStr,
+  writeU16,
+  writeU32,
+  writeU8,
+} from './bytes.ts';
+import type { Decoded } from './errors.ts';
+
+export type { Address } from './bytes.ts';
+
+export const PROTOCOL_VERSION = 1;
+export const ALPN = 'ztna/1';
+/** Upper bound of the length prefix (type byte + body). */
+export const MAX_CONTROL_MESSAGE = 4096;
+/** Size of the u16 length prefix in front of every control message. */
+export const CONTROL_LENGTH_PREFIX = 2;
+
+export type Role = 'agent' | 'connector';
+
+export type NackCode =
+  | 'invalid_request'
+  | 'not_authorised'
+  | 'unknown_service'
+  | 'limit_exceeded'
+  | 'draining'
+  | 'duplicate';
+
+export type ControlMessage =
+  | { type: 'hello'; version: number; role: Role; name: string }
+  | { type: 'welcome'; version: number; observed: Address }
+  | { type: 'observed'; observed: Address }
+  | { type: 'register'; req: number; service: string }
+  | { type: 'deregister'; req: number; service: string }
+  | { type: 'open'; req: number; service: string }
+  | { type: 'ack'; req: number; channel: number }
+  | { type: 'nack'; req: number; code: NackCode; reason: string }
+  | { type: 'service_status'; service: string; up: boolean }
+  | { type: 'goaway'; reason: string; alternate: string };
+
+export type ControlType = ControlMessage['type'];
+
+/** Wire type byte of each message. */
+export const CONTROL_TYPE_BYTES = {
+  hello: 0x01,
+  welcome: 0x02,
+  observed: 0x03,
+  register: 0x10,
+  deregister: 0x11,
+  open: 0x12,
+  ack: 0x20,
+  nack: 0x21,
+  service_status: 0x30,
+  goaway: 0x31,
+} as const satisfies Record<ControlType, number>;
+
+export const ROLE_BYTES = { agent: 1, connector: 2 } as const satisfies Record<Role, number>;
+
+export const NACK_CODE_BYTES = {
+  invalid_request: 1,
+  not_authorised: 2,
+  unknown_service: 3,
+  limit_exceeded: 4,
+  draining: 5,
+  duplicate: 6,
+} as const satisfies Record<NackCode, number>;
+
+// Reverse tables indexed by wire byte (holes are undefined).
+const NACK_BY_BYTE: (NackCode | undefined)[] = [];
+for (const [code, byte] of Object.entries(NACK_CODE_BYTES)) NACK_BY_BYTE[byte] = code as NackCode;
+
+const MAX_SERVICE_NAME = 63;
+const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** Returns why `name` is not a valid service name, or undefined when it is. */
+export function validateServiceName(name: string): string | undefined {
+  // Valid names are ASCII, so UTF-16 length equals byte length for them, and
+  // any string longer than 63 code units is longer than 63 bytes too.
+  if (name.length < 1 || name.length > MAX_SERVICE_NAME) {
+    return `must be 1 to ${MAX_SERVICE_NAME} bytes long (got ${name.length})`;
+  }
+  if (!SERVICE_NAME.test(name)) {
+    return "must start with a letter or digit and contain only letters, digits, '.', '_' and '-'";
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- encoding
+
+// One scratch buffer for all encodes: encoding is synchronous, so it is never
+// shared, and each call copies out exactly the bytes it wrote.
+const scratch = createWriter(CONTROL_LENGTH_PREFIX + MAX_CONTROL_MESSAGE);
+
+function writeService(w: typeof scratch, name: string, what: string): void {
+  const reason = validateServiceName(name);
+  if (reason !== undefined) throw new Error(`${what} service ${JSON.stringify(name)} ${reason}`);
+  writeStr(w, name, `${what} service`);
+}
+
+/**
+ * Encodes a message with its length prefix. Throws a plain Error only for
+ * programmer errors (values out of range, strings over 255 bytes, invalid
+ * service names or hosts); callers validate untrusted input first.
+ */
+export function encodeControl(msg: ControlMessage): Uint8Array {
+  const w = scratch;
+  w.pos = CONTROL_LENGTH_PREFIX; // prefix is patched in once the size is known
+  switch (msg.type) {
+    case 'hello': {
+      const role = ROLE_BYTES[msg.role];
+      if (role === undefined) throw new Error(`HELLO role must be 'agent' or 'connector', got ${String(msg.role)}`);
+      writeU8(w, CONTROL_TYPE_BYTES.hello, 'type');
+      writeU8(w, msg.version, 'HELLO version');
+      writeU8(w, role, 'HELLO role');
+      writeStr(w, msg.name, 'HELLO name');
+      break;
+    }
+    case 'welcome':
+      writeU8(w, CONTROL_TYPE_BYTES.welcome, 'type');
+      writeU8(w, msg.version, 'WELCOME version');
+      writeAddress(w, msg.observed, 'WELCOME observed');
+      break;
+    case 'observed':
+      writeU8(w, CONTROL_TYPE_BYTES.observed, 'type');
+      writeAddress(w, msg.observed, 'OBSERVED observed');
+      break;
+    case 'register':
+    case 'deregister':
+    case 'open': {
+      const what = msg.type.toUpperCase();
+      writeU8(w, CONTROL_TYPE_BYTES[msg.type], 'type');
+      writeU32(w, msg.req, `${what} req`);
+      writeService(w, msg.service, what);
+      break;
+    }
+    case 'ack':
+      writeU8(w, CONTROL_TYPE_BYTES.ack, 'type');
+      writeU32(w, msg.req, 'ACK req');
+      writeU16(w, msg.channel, 'ACK channel');
+      break;
+    case 'nack': {
+      const code = NACK_CODE_BYTES[msg.code];
+      if (code === undefined) throw new Error(`NACK code ${String(msg.code)} is not a known NackCode`);
+      writeU8(w, CONTROL_TYPE_BYTES.nack, 'type');
+      writeU32(w, msg.req, 'NACK req');
+      writeU8(w, code, 'NACK code');
+      writeStr(w, msg.reason, 'NACK reason');
+      break;
+    }
+    case 'service_status':
+      if (typeof msg.up !== 'boolean') throw new Error(`SERVICE_STATUS up must be a boolean, got ${String(msg.up)}`);
+      writeU8(w, CONTROL_TYPE_BYTES.service_status, 'type');
+      writeService(w, msg.service, 'SERVICE_STATUS');
+      writeU8(w, msg.up ? 1 : 0, 'SERVICE_STATUS up');
+      break;
+    case 'goaway':
+      writeU8(w, CONTROL_TYPE_BYTES.goaway, 'type');
+      writeStr(w, msg.reason, 'GOAWAY reason');
+      writeStr(w, msg.alternate, 'GOAWAY alternate');
+      break;
+    default:
+      throw new Error(`unknown control message type ${JSON.stringify((msg as { type: unknown }).type)}`);
+  }
+  // The scratch buffer holds at most 2 + MAX_CONTROL_MESSAGE bytes, so the
+  // writer has already refused anything over the limit.
+  w.view.setUint16(0, w.pos - CONTROL_LENGTH_PREFIX);
+  return w.buf.slice(0, w.pos);
+}
+
+// ---------------------------------------------------------------- decoding
+
+function readService(r: Reader): string {
+  const name = readStr(r, 'service');
+  if (r.error !== undefined) return '';
+  const reason = validateServiceName(name);
+  if (reason !== undefined) failRead(r, 'bad_value', `${r.context} service ${JSON.stringify(name)} ${reason}`);
+  return name;
+}
+
+function readRole(r: Reader): Role {
+  const at = r.pos;
+  const b = readU8(r, 'role');
+  if (b === ROLE_BYTES.agent) return 'agent';
+  if (b !== ROLE_BYTES.connector) {
+    failRead(r, 'bad_value', `${r.context} role ${b} at offset ${at} is not 1 (agent) or 2 (connector)`);
+  }
+  return 'connector';
+}
+
+function readNackCode(r: Reader): NackCode {
+  const at = r.pos;
+  const b = readU8(r, 'code');
+  const code = NACK_BY_BYTE[b];
+  if (code !== undefined) return code;
+  failRead(r, 'bad_value', `${r.context} code ${b} at offset ${at} is not a NACK code (1..6)`);
+  return 'invalid_request';
+}
+
+function readUp(r: Reader): boolean {
+  const at = r.pos;
+  const b = readU8(r, 'up');
+  if (b > 1) failRead(r, 'bad_value', `${r.context} up ${b} at offset ${at} is not 0 or 1`);
+  return b === 1;
+}
+
+// Reads one message body after the type byte; undefined for an unknown type.
+// Field reads are sticky on error, so the object built here is simply
+// discarded by the caller when r.error is set.
+function readBody(r: Reader, type: number): ControlMessage | undefined {
+  switch (type) {
+    case CONTROL_TYPE_BYTES.hello: {
+      r.context = 'HELLO';
+      const version = readU8(r, 'version');
+      const role = readRole(r);
+      return { type: 'hello', version, role, name: readStr(r, 'name') };
+    }
+    case CONTROL_TYPE_BYTES.welcome: {
+      r.context = 'WELCOME';
+      const version = readU8(r, 'version');
+      return { type: 'welcome', version, observed: readAddress(r, 'observed') };
+    }
+    case CONTROL_TYPE_BYTES.observed:
+      r.context = 'OBSERVED';
+      return { type: 'observed', observed: readAddress(r, 'observed') };
+    case CONTROL_TYPE_BYTES.register: {
+      r.context = 'REGISTER';
+      const req = readU32(r, 'req');
+      return { type: 'register', req, service: readService(r) };
+    }
+    case CONTROL_TYPE_BYTES.deregister: {
+      r.context = 'DEREGISTER';
+      const req = readU32(r, 'req');
+      return { type: 'deregister', req, service: readService(r) };
+    }
+    case CONTROL_TYPE_BYTES.open: {
+      r.context = 'OPEN';
+      const req = readU32(r, 'req');
+      return { type: 'open', req, service: readService(r) };
+    }
+    case CONTROL_TYPE_BYTES.ack: {
+      r.context = 'ACK';
+      const req = readU32(r, 'req');
+      return { type: 'ack', req, channel: readU16(r, 'channel') };
+    }
+    case CONTROL_TYPE_BYTES.nack: {
+      r.context = 'NACK';
+      const req = readU32(r, 'req');
+      const code = readNackCode(r);
+      return { type: 'nack', req, code, reason: readStr(r, 'reason') };
+    }
+    case CONTROL_TYPE_BYTES.service_status: {
+      r.context = 'SERVICE_STATUS';
+      const service = readService(r);
+      return { type: 'service_status', service, up: readUp(r) };
+    }
+    case CONTROL_TYPE_BYTES.goaway: {
+      r.context = 'GOAWAY';
+      const reason = readStr(r, 'reason');
+      return { type: 'goaway', reason, alternate: readStr(r, 'alternate') };
+    }
+    default:
+      return undefined;
+  }
+}
+
+function hex2(b: number): string {
+  return `0x${b.toString(16).padStart(2, '0')}`;
+}
+
+/**
+ * Decodes one control message body (type byte + fields, no length prefix).
+ * Never throws; every failure is reported as a FrameError.
+ */
+export function decodeControl(body: Uint8Array): Decoded<ControlMessage> {
+  if (body.length > MAX_CONTROL_MESSAGE) {
+    return {
+      ok: false,
+      error: {
+        kind: 'oversized',
+        message: `control message of ${body.length} bytes exceeds MAX_CONTROL_MESSAGE (${MAX_CONTROL_MESSAGE})`,
+      },
+    };
+  }
+  const r = createReader(body, 'control message');
+  const type = readU8(r, 'type');
+  if (r.error !== undefined) return { ok: false, error: r.error };
+  const value = readBody(r, type);
+  if (value === undefined) {
+    return { ok: false, error: { kind: 'unknown_type', message: `unknown control message type ${hex2(type)}` } };
+  }
+  finishRead(r);
+  if (r.error !== undefined) return { ok: false, error: r.error };
+  return { ok: true, value };
+}
+
+// ---------------------------------------------------------------- stream reader
+
+export interface ControlReader {
+  /**
+   * Feeds the next chunk of stream 0 and returns every message (or error)
+   * it completes, in order. Partial messages are kept for the next push.
+   */
+  push(chunk: Uint8Array): Decoded<ControlMessage>[];
+  /** Bytes of an incomplete message held back; non-zero at end of stream means it was cut short. */
+  pending(): number;
+}
+
+/**
+ * Reassembles length-prefixed control messages from arbitrary stream chunks.
+ * An oversized length prefix poisons the reader: the stream can no longer be
+ * framed, so every later push returns that same error.
+ */
+export function createControlReader(maxMessage: number = MAX_CONTROL_MESSAGE): ControlReader {
+  // The limit can be lowered per stream but never raised past the protocol's.
+  if (!Number.isInteger(maxMessage) || maxMessage < 1 || maxMessage > MAX_CONTROL_MESSAGE) {
+    throw new Error(`maxMessage must be an integer in 1..${MAX_CONTROL_MESSAGE}, got ${String(maxMessage)}`);
+  }
+  // Holds at most one incomplete message (prefix included); allocated on the
+  // first split message since most chunks carry whole messages.
+  let partial: Uint8Array | undefined;
+  let partialLen = 0;
+  let poisoned: Decoded<ControlMessage> | undefined;
+
+  const oversized = (len: number): Decoded<ControlMessage> => ({
+    ok: false,
+    error: {
+      kind: 'oversized',
+      message: `control message length ${len} exceeds the maximum of ${maxMessage} bytes; the stream cannot be framed`,
+    },
+  });
+  const zeroLength = (): Decoded<ControlMessage> => ({
+    ok: false,
+    error: {
+      kind: 'truncated',
+      message: 'control message truncated: length prefix is 0, but a message needs at least its type byte',
+    },
+  });
+  function push(chunk: Uint8Array): Decoded<ControlMessage>[] {
+    if (poisoned !== undefined) return [poisoned];
+    const out: Decoded<ControlMessage>[] = [];
+    let off = 0;
+
+    // 1. Finish a message left over from earlier chunks.
+    if (partialLen > 0) {
+      const buf = partial!;
+      if (partialLen < CONTROL_LENGTH_PREFIX) {
+        const n = Math.min(CONTROL_LENGTH_PREFIX - partialLen, chunk.length);
+        buf.set(chunk.subarray(0, n), partialLen);
+        partialLen += n;
+        off = n;
+        if (partialLen < CONTROL_LENGTH_PREFIX) return out;
+      }
+      const len = (buf[0]! << 8) | buf[1]!;
+      if (len > maxMessage) {
+        poisoned = oversized(len);
+        out.push(poisoned);
+        return out;
+      }
+      if (len === 0) {
+        out.push(zeroLength());
+        partialLen = 0;
+      } else {
+        const total = CONTROL_LENGTH_PREFIX + len;
+        const n = Math.min(total - partialLen, chunk.length - off);
+        buf.set(chunk.subarray(off, off + n), partialLen);
+        partialLen += n;
+        off += n;
+        if (partialLen < total) return out;
+        out.push(decodeControl(buf.subarray(CONTROL_LENGTH_PREFIX, total)));
+        partialLen = 0;
+      }
+    }
+
+    // 2. Decode whole messages straight out of the chunk, without copying.
+    while (chunk.length - off >= CONTROL_LENGTH_PREFIX) {
+      const len = (chunk[off]! << 8) | chunk[off + 1]!;
+      if (len > maxMessage) {
+        poisoned = oversized(len);
+        out.push(poisoned);
+        return out;
+      }
+      if (len === 0) {
+        out.push(zeroLength());
+        off += CONTROL_LENGTH_PREFIX;
+        continue;
+      }
+      const end = off + CONTROL_LENGTH_PREFIX + len;
+      if (end > chunk.length) break;
+      out.push(decodeControl(chunk.subarray(off + CONTROL_LENGTH_PREFIX, end)));
+      off = end;
+    }
+
+    // 3. Keep the incomplete tail; its prefix (if present) was checked above,
+    //    so it fits in 2 + maxMessage bytes.
+    if (off < chunk.length) {
+      partial ??= new Uint8Array(CONTROL_LENGTH_PREFIX + maxMessage);
+      partial.set(chunk.subarray(off), 0);
+      partialLen = chunk.length - off;
+    }
+    return out;
+  }
+
+  return { push, pending: () => partialLen };
+}
+

@@ -1,0 +1,29 @@
+// Public surface of the framing layer: every byte on the wire goes through here.
+
+export type { Decoded, FrameError, FrameErrorKind } from './errors.ts';
+export { FRAME_ERROR_KINDS } from './errors.ts';
+
+export type { Address, ControlMessage, ControlReader, ControlType, NackCode, Role } from './control.ts';
+export {
+  ALPN,
+  CONTROL_LENGTH_PREFIX,
+  CONTROL_TYPE_BYTES,
+  MAX_CONTROL_MESSAGE,
+  NACK_CODE_BYTES,
+  PROTOCOL_VERSION,
+  ROLE_BYTES,
+  createControlReader,
+  decodeControl,
+  encodeControl,
+  validateServiceName,
+} from './control.ts';
+
+export type { DatagramHeader } from './datagram.ts';
+export {
+  DATAGRAM_HEADER_LEN,
+  MAX_DATAGRAM_LEN,
+  MAX_UDP_PAYLOAD,
+  encodeDatagram,
+  parseDatagram,
+  writeDatagramHeader,
+} from './datagram.ts';
