@@ -18,8 +18,8 @@ const fresh = (): DatagramHeader => ({ channel: -1, flow: -1, payloadLength: -1 
 describe('datagram constants', () => {
   test('values', () => {
     expect(DATAGRAM_HEADER_LEN).toBe(6);
-    expect(MAX_UDP_PAYLOAD).toBe(1200);
-    expect(MAX_DATAGRAM_LEN).toBe(1206);
+    expect(MAX_UDP_PAYLOAD).toBe(1300);
+    expect(MAX_DATAGRAM_LEN).toBe(1306);
   });
 });
 
@@ -87,7 +87,7 @@ describe('malformed datagrams', () => {
     const h = fresh();
     const err = parseDatagram(wire, wire.length, h);
     expect(err?.kind).toBe('oversized');
-    expect(err?.message).toContain('1200');
+    expect(err?.message).toContain("1300");
     expect(h).toEqual(fresh());
     expect(parseDatagram(new Uint8Array(65536), 65536, h)?.kind).toBe('oversized');
   });

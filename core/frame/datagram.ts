@@ -6,7 +6,7 @@
 import type { FrameError } from './errors.ts';
 
 export const DATAGRAM_HEADER_LEN = 6;
-export const MAX_UDP_PAYLOAD = 1200;
+export const MAX_UDP_PAYLOAD = 1300;
 /** Largest datagram this protocol sends or accepts (header + payload). */
 export const MAX_DATAGRAM_LEN = DATAGRAM_HEADER_LEN + MAX_UDP_PAYLOAD;
 
