@@ -1,0 +1,43 @@
+/**
+ * `ztna`: one entry point for every program, and what `npm run build` compiles
+ * into a self-contained binary: `ztna server|connector|agent|version`.
+ */
+import { versionLine } from "./core/version.ts";
+
+const USAGE = `usage: ztna <command> [flags]
+
+commands:
+  server      run the Intermediate Server (relay)
+  connector   run an App Connector beside a private service
+  agent       run an Agent: local listeners mapped to remote services
+  version     print the version and commit
+
+'ztna <command> --help' lists a command's flags.`;
+
+export async function runCli(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "server":
+      return (await import("./server/main.ts")).main(rest);
+    case "connector":
+      return (await import("./connector/main.ts")).main(rest);
+    case "agent":
+      return (await import("./agent/main.ts")).main(rest);
+    case "version":
+    case "--version":
+    case "-v":
+      console.log(versionLine());
+      return;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return;
+    default:
+      console.error(`ztna: unknown command "${command}"\n\n${USAGE}`);
+      process.exit(2);
+  }
+}
+
+if (import.meta.main) await runCli(process.argv.slice(2));

@@ -1,0 +1,31 @@
+/**
+ * ztna public API: start the three programs from code, and the typed framing
+ * layer for tools that speak the protocol.
+ *
+ * ```ts
+ * import { runServer, parseServerOptions } from "ztna/mod.ts";
+ * const program = await runServer(parseServerOptions(["--listen", "127.0.0.1:0"], {}));
+ * ```
+ */
+
+// Programs: parse options like the CLI does, then run.
+export { runServer, type ServerProgram } from "./server/main.ts";
+export { runConnector, type ConnectorProgram } from "./connector/main.ts";
+export { runAgent, type AgentProgram } from "./agent/main.ts";
+export { parseServerOptions, type ServerOptions } from "./server/options.ts";
+export { parseConnectorOptions, type ConnectorOptions } from "./connector/options.ts";
+export { parseAgentOptions, type AgentOptions } from "./agent/options.ts";
+
+// Lower-level building blocks, for embedding.
+export { startServer, type Server, type ServerSettings } from "./server/server.ts";
+export { startConnector, type Connector, type ConnectorSettings } from "./connector/connector.ts";
+export { startAgent, type Agent, type AgentSettings } from "./agent/agent.ts";
+
+// The wire protocol.
+export * from "./core/frame/mod.ts";
+export { CloseCode } from "./core/frame/close.ts";
+
+// Certificates and configuration errors.
+export { createCa, issueCertificate, readIdentity, ensureDevCertificates } from "./core/certs.ts";
+export { ConfigError } from "./core/config.ts";
+export { VERSION, COMMIT, versionLine } from "./core/version.ts";
