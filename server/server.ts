@@ -72,6 +72,8 @@ export interface Server {
   close(): Promise<void>;
   /** Flows currently relayed, for tests and the drain loop. */
   flowCount(): number;
+  /** New certificate, key and client CA for connections accepted from now on; existing ones are kept. */
+  reloadTls(tls: { certPem: Uint8Array; keyPem: Uint8Array; clientCaPem?: Uint8Array }): void;
 }
 
 interface Session {
@@ -348,6 +350,10 @@ export async function startServer(
     },
     close,
     flowCount: () => relay.flowCount,
+    reloadTls(tls) {
+      endpoint.reconfigure(serverQuicConfig({ ...tls, idleTimeoutMs: settings.idleTimeoutMs }));
+      log.info("tls_reloaded", { mtls: tls.clientCaPem !== undefined });
+    },
   };
 }
 

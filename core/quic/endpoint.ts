@@ -89,6 +89,8 @@ export interface Endpoint {
   readonly address: Address;
   connect(remote: Address, serverName: string): QuicConnection;
   connections(): Iterable<QuicConnection>;
+  /** Uses a new configuration (e.g. reloaded certificates) for connections made from now on. */
+  reconfigure(config: Config): void;
   /** Closes every connection, waits briefly for the close frames to leave, then the socket. */
   close(code?: number, reason?: string): Promise<void>;
 }
@@ -129,6 +131,7 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
   const drop = options.onDrop ?? (() => {});
   const handlers = options.handlers;
   let nextId = 1;
+  let currentConfig = options.config;
   let flushScheduled = false;
   let closing = false;
 
@@ -203,7 +206,7 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
     if (scid.length !== CID_LEN) return drop("bad_cid"), undefined;
     let conn: Connection;
     try {
-      conn = quiche.Connection.accept(scid, odcid, local, { host, port }, options.config);
+      conn = quiche.Connection.accept(scid, odcid, local, { host, port }, currentConfig);
     } catch {
       return drop("accept_failed"), undefined;
     }
@@ -489,13 +492,16 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
     address: local,
     connect(remote, serverName) {
       const scid = randomCid();
-      const conn = quiche.Connection.connect(serverName, scid, local, remote, options.config);
+      const conn = quiche.Connection.connect(serverName, scid, local, remote, currentConfig);
       const state = track(conn, scid, remote);
       markDirty(state);
       return state;
     },
     connections() {
       return all;
+    },
+    reconfigure(config) {
+      currentConfig = config;
     },
     async close(code = 0, reason = "endpoint closing") {
       closing = true;
