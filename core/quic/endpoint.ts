@@ -242,13 +242,15 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       handlers.onEstablished?.(state);
     }
     if (state.wasEstablished) {
-      if (conn.isReadable()) readStreams(state);
       if (handlers.onDatagram) {
         let n: number | null;
         while (!state.closed && (n = conn.dgramRecv(dgramIn.buffer)) !== null) {
           handlers.onDatagram(state, dgramIn.view(n));
         }
       }
+      // quiche's is_readable() is also true while DATAGRAMs wait, so ask only
+      // after draining them: iterating streams on every packet is costly.
+      if (!state.closed && conn.isReadable()) readStreams(state);
       if (state.pending.size > 0) drainPending(state);
     }
     markDirty(state);

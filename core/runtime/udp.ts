@@ -28,7 +28,15 @@ export interface UdpOptions {
   onPacket: UdpPacketHandler;
   /** ICMP errors (ECONNREFUSED etc.) arrive here instead of killing the process. */
   onError: (error: Error) => void;
+  /**
+   * Kernel send/receive buffer size to ask for (capped by net.core.[rw]mem_max).
+   * The default ~208 KiB holds only ~150 full packets: a burst overflows it and
+   * QUIC reads the drops as congestion.
+   */
+  bufferBytes?: number;
 }
+
+export const DEFAULT_UDP_BUFFER = 4 << 20;
 
 declare const Bun: any;
 
@@ -53,6 +61,7 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
     },
   });
   const address = { host: socket.address?.address ?? options.host, port: socket.port as number };
+  setBunSocketBuffers(socket.fd, options.bufferBytes ?? DEFAULT_UDP_BUFFER);
   return {
     address,
     send(data, port, host) {
@@ -82,7 +91,8 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
 async function openNodeUdp(options: UdpOptions): Promise<UdpSocket> {
   const dgram = await import("node:dgram");
   const type = options.host.includes(":") ? "udp6" : "udp4";
-  const socket = dgram.createSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  const size = options.bufferBytes ?? DEFAULT_UDP_BUFFER;
+  const socket = dgram.createSocket({ type, recvBufferSize: size, sendBufferSize: size });
   socket.on("message", (msg: Uint8Array, rinfo: { port: number; address: string }) =>
     options.onPacket(msg, rinfo.port, rinfo.address),
   );
@@ -113,4 +123,31 @@ async function openNodeUdp(options: UdpOptions): Promise<UdpSocket> {
       socket.close();
     },
   };
+}
+
+let setsockopt: ((fd: number, level: number, name: number, value: unknown, len: number) => number) | null | undefined;
+
+/**
+ * Bun's UDP sockets have no buffer-size option, but they expose their fd:
+ * set SO_RCVBUF/SO_SNDBUF through libc. Best effort: on failure the kernel
+ * defaults stay (and drops show up in the QUIC loss counters).
+ */
+function setBunSocketBuffers(fd: unknown, bytes: number) {
+  if (typeof fd !== "number" || process.platform !== "linux") return;
+  try {
+    if (setsockopt === undefined) {
+      const ffi = require("bun:ffi");
+      const libc = ffi.dlopen("libc.so.6", {
+        setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+      });
+      setsockopt = (f, level, name, value, len) => libc.symbols.setsockopt(f, level, name, ffi.ptr(value), len);
+    }
+    if (setsockopt === null) return;
+    const value = new Int32Array([bytes]);
+    const SOL_SOCKET = 1, SO_SNDBUF = 7, SO_RCVBUF = 8;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, value, 4);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, value, 4);
+  } catch {
+    setsockopt = null;
+  }
 }
