@@ -1,6 +1,6 @@
 /**
  * `ztna`: one entry point for every program, and what `npm run build` compiles
- * into a self-contained binary: `ztna server|connector|agent|version`.
+ * into a self-contained binary: `ztna server|connector|agent|certs|version`.
  */
 import { versionLine } from "./core/version.ts";
 
@@ -10,12 +10,23 @@ commands:
   server      run the Intermediate Server (relay)
   connector   run an App Connector beside a private service
   agent       run an Agent: local listeners mapped to remote services
-  version     print the version and commit
+  certs       create a CA and issue server, connector and agent certificates
+  version     print the version and commit (also: --version after any command)
 
 'ztna <command> --help' lists a command's flags.`;
 
+/** `--version` anywhere before a `--` wins over the command, so every program answers it alike. */
+function wantsVersion(argv: string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end < 0 ? argv : argv.slice(0, end)).includes("--version");
+}
+
 export async function runCli(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  if (wantsVersion(argv)) {
+    console.log(versionLine());
+    return;
+  }
   switch (command) {
     case "server":
       return (await import("./server/main.ts")).main(rest);
@@ -23,8 +34,9 @@ export async function runCli(argv: string[]): Promise<void> {
       return (await import("./connector/main.ts")).main(rest);
     case "agent":
       return (await import("./agent/main.ts")).main(rest);
+    case "certs":
+      return (await import("./scripts/certs.ts")).main(rest);
     case "version":
-    case "--version":
     case "-v":
       console.log(versionLine());
       return;
