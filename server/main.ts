@@ -103,6 +103,7 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
       keepaliveMs: options.keepalive,
       flowIdleMs: options.flowIdle,
       retryKey: loadOrCreateSecret(options.stateDir, "retry.key"),
+      resetKey: loadOrCreateSecret(options.stateDir, "reset.key"),
     },
     metrics,
     log,

@@ -47,6 +47,8 @@ export interface ServerSettings {
   keepaliveMs: number;
   flowIdleMs: number;
   retryKey?: Uint8Array;
+  /** Key for stateless reset tokens; keep it across restarts so old peers are reset at once. */
+  resetKey?: Uint8Array;
   limits?: Partial<ServerLimits>;
 }
 
@@ -253,12 +255,15 @@ export async function startServer(
     retry: true,
     retryKey: settings.retryKey,
     keepaliveMs: settings.keepaliveMs,
-    config: serverQuicConfig({
-      certPem: settings.certPem,
-      keyPem: settings.keyPem,
-      clientCaPem: settings.clientCaPem,
-      idleTimeoutMs: settings.idleTimeoutMs,
-    }),
+    // One configuration per connection: each carries its own stateless reset token.
+    config: () =>
+      serverQuicConfig({
+        certPem: settings.certPem,
+        keyPem: settings.keyPem,
+        clientCaPem: settings.clientCaPem,
+        idleTimeoutMs: settings.idleTimeoutMs,
+      }),
+    statelessResetKey: settings.resetKey,
     onDrop: (reason) => dropped(`packet_${reason}`),
     onSocketError: (error) => log.debug("socket_error", { error: error.message }),
     handlers: {
@@ -351,7 +356,7 @@ export async function startServer(
     close,
     flowCount: () => relay.flowCount,
     reloadTls(tls) {
-      endpoint.reconfigure(serverQuicConfig({ ...tls, idleTimeoutMs: settings.idleTimeoutMs }));
+      endpoint.reconfigure(() => serverQuicConfig({ ...tls, idleTimeoutMs: settings.idleTimeoutMs }));
       log.info("tls_reloaded", { mtls: tls.clientCaPem !== undefined });
     },
   };

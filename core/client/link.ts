@@ -104,7 +104,16 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     server: false,
     config: settings.quicConfig,
     keepaliveMs: settings.keepaliveMs,
-    onSocketError: (error) => log.debug("socket_error", { server: label, error: error.message }),
+    onSocketError: (error) => {
+      log.debug("socket_error", { server: label, error: error.message });
+      // ICMP unreachable while dialing: nobody listens there, so back off now
+      // rather than waiting out the connect timeout. (Once connected, a stray
+      // ICMP is not trusted to end a working connection.)
+      if (state === "connecting" && conn !== null && onConnClosed) {
+        conn.close(CloseCode.NO_ERROR, "unreachable");
+        onConnClosed("connect_failed");
+      }
+    },
     handlers: {
       onEstablished(c) {
         c.writeStream(0, encodeControl({ type: "hello", version: PROTOCOL_VERSION, role: settings.role, name: settings.name }));

@@ -11,12 +11,14 @@ import type { Address } from "../frame/control.ts";
 import { openUdp, type UdpSocket } from "../runtime/udp.ts";
 import { createBufferViews } from "../runtime/views.ts";
 import { quiche, type Config, type Connection, type ConnectionError } from "./native.ts";
+import { buildReset, resetToken, resetTokenValue } from "./reset.ts";
 import { createRetryTokens, type RetryTokenCodec } from "./tokens.ts";
 
 /** Our connection IDs are always this long, so short-header packets can be routed. */
 export const CID_LEN = 16;
 const MAX_PACKET = 1500;
 const SEND_BATCH = 64;
+const MAX_RESETS_PER_SECOND = 100;
 
 export interface CloseInfo {
   local: ConnectionError | null;
@@ -68,7 +70,13 @@ export interface QuicConnection {
 
 export interface EndpointOptions {
   bind: Address;
-  config: Config;
+  /**
+   * The transport configuration; a function is called once per connection, so
+   * each can carry its own stateless reset token (servers).
+   */
+  config: Config | (() => Config);
+  /** Servers: key for per-connection stateless reset tokens; enables sending resets. */
+  statelessResetKey?: Uint8Array;
   handlers: ConnectionHandlers;
   /** Servers accept incoming connections; clients only dial. */
   server: boolean;
@@ -90,7 +98,7 @@ export interface Endpoint {
   connect(remote: Address, serverName: string): QuicConnection;
   connections(): Iterable<QuicConnection>;
   /** Uses a new configuration (e.g. reloaded certificates) for connections made from now on. */
-  reconfigure(config: Config): void;
+  reconfigure(config: Config | (() => Config)): void;
   /** Closes every connection, waits briefly for the close frames to leave, then the socket. */
   close(code?: number, reason?: string): Promise<void>;
 }
@@ -132,6 +140,9 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
   const handlers = options.handlers;
   let nextId = 1;
   let currentConfig = options.config;
+  const resetKey = options.statelessResetKey;
+  let resetWindow = 0;
+  let resetsInWindow = 0;
   let flushScheduled = false;
   let closing = false;
 
@@ -151,7 +162,23 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       // Short header: the destination CID is ours and has a fixed length.
       if (data.length < 1 + CID_LEN) return drop("short_packet");
       state = byCid.get(cidKey(data, 1, CID_LEN));
-      if (state === undefined) return drop("unknown_connection");
+      if (state === undefined) {
+        if (options.server) {
+          sendReset(data, port, host);
+          return drop("unknown_connection");
+        }
+        // A stateless reset carries random bytes where the CID would be:
+        // let the connection(s) to that peer check its token.
+        let matched = false;
+        for (const s of all) {
+          if (s.remote.port === port && s.remote.host === host) {
+            matched = true;
+            receive(s, data, port, host);
+          }
+        }
+        if (!matched) drop("unknown_connection");
+        return;
+      }
     } else {
       let header;
       try {
@@ -206,11 +233,32 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
     if (scid.length !== CID_LEN) return drop("bad_cid"), undefined;
     let conn: Connection;
     try {
-      conn = quiche.Connection.accept(scid, odcid, local, { host, port }, currentConfig);
+      conn = quiche.Connection.accept(scid, odcid, local, { host, port }, configFor(scid));
     } catch {
       return drop("accept_failed"), undefined;
     }
     return track(conn, scid, { host, port });
+  }
+
+  function configFor(scid: Uint8Array): Config {
+    if (typeof currentConfig !== "function") return currentConfig;
+    const config = currentConfig();
+    if (resetKey) config.setStatelessResetToken(resetTokenValue(resetToken(resetKey, scid)));
+    return config;
+  }
+
+  /** Answers a packet for a connection we do not know (we restarted) with a stateless reset. */
+  function sendReset(data: Uint8Array, port: number, host: string) {
+    if (!resetKey || !options.server) return;
+    const now = Date.now();
+    if (now - resetWindow >= 1_000) {
+      resetWindow = now;
+      resetsInWindow = 0;
+    }
+    // Bounded, so a flood of junk cannot turn the server into a reflector.
+    if (++resetsInWindow > MAX_RESETS_PER_SECOND) return;
+    const packet = buildReset(resetToken(resetKey, data.subarray(1, 1 + CID_LEN)), data.length);
+    if (packet) socket.send(packet, port, host);
   }
 
   function track(conn: Connection, scid: Uint8Array, remote: Address): ConnState {
@@ -494,7 +542,7 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
     address: local,
     connect(remote, serverName) {
       const scid = randomCid();
-      const conn = quiche.Connection.connect(serverName, scid, local, remote, currentConfig);
+      const conn = quiche.Connection.connect(serverName, scid, local, remote, configFor(scid));
       const state = track(conn, scid, remote);
       markDirty(state);
       return state;

@@ -55,8 +55,9 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
       data(_s: unknown, data: Uint8Array, port: number, host: string) {
         options.onPacket(data, port, host);
       },
-      error(_s: unknown, error: Error) {
-        options.onError(error);
+      // Typed as (socket, error), but the error is not always the second argument.
+      error(a: unknown, b: unknown) {
+        options.onError(b instanceof Error ? b : a instanceof Error ? a : new Error(`udp socket error: ${String(b ?? a)}`));
       },
     },
   });
