@@ -53,19 +53,13 @@ export interface Agent {
   /** The server currently in use, if connected. */
   currentServer(): string | null;
   serviceUp(service: string): boolean;
+  /** Graceful: refuse new datagrams, deliver replies still on their way (up to `graceMs`), close. */
+  drain(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
-interface ServiceState {
-  name: string;
-  /** Channel granted on the active link; 0 when not open. */
-  channel: number;
-  up: boolean;
-  refused: string | null;
-}
-
 interface Listener {
-  service: ServiceState;
+  service: string;
   socket: UdpSocket;
   clients: Map<string, Map<number, AgentFlow>>;
 }
@@ -78,27 +72,45 @@ interface AgentFlow {
   lastSeen: number;
 }
 
+/** A service as opened on one link. */
+interface OpenService {
+  channel: number;
+  up: boolean;
+}
+
+/** One server link and what it has opened. */
 interface LinkSlot {
+  index: number;
   link: Link;
-  /** channel -> service on this link */
-  channels: Map<number, ServiceState>;
+  open: Map<string, OpenService>;
+  /** channel -> service name on this link */
+  channels: Map<number, string>;
   /** SERVICE_STATUS that arrived before the OPEN's ACK was processed. */
   earlyStatus: Map<string, boolean>;
+  /** Set when this slot is no longer used for new datagrams. */
+  retired: boolean;
 }
 
 export async function startAgent(settings: AgentSettings, metrics: AgentMetrics, log: Logger): Promise<Agent> {
-  const services = new Map<string, ServiceState>();
+  const names = [...new Set(settings.maps.map((m) => m.service))];
   const listeners: Listener[] = [];
   const flowsById = new Map<number, AgentFlow>();
   const header: DatagramHeader = { channel: 0, flow: 0, payloadLength: 0 };
   const out = createBufferViews(64 * 1024);
   const lingerMs = settings.lingerMs ?? 2_000;
   const reopenMs = settings.reopenMs ?? 1_000;
+  const multi = settings.servers.length > 1;
   let nextFlow = 1;
+  /** The link new datagrams go to. */
   let active: LinkSlot | null = null;
-  let serverIndex = 0;
-  let closed = false;
+  /** A link being brought up to replace the active one (make before break). */
+  let candidate: LinkSlot | null = null;
   const lingering = new Set<LinkSlot>();
+  const published = new Map<string, boolean>();
+  const refused = new Map<string, string>();
+  let closed = false;
+  let draining = false;
+  let lastReply = 0;
 
   const toServer = metrics.datagrams.child({ direction: "to_server" });
   const fromServer = metrics.datagrams.child({ direction: "from_server" });
@@ -111,12 +123,25 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     unknown_flow: metrics.drops.child({ reason: "unknown_flow" }),
     malformed: metrics.drops.child({ reason: "malformed" }),
     queue_full: metrics.drops.child({ reason: "queue_full" }),
+    draining: metrics.drops.child({ reason: "draining" }),
   };
   let lastOversizeLog = 0;
 
-  for (const map of settings.maps) {
-    if (!services.has(map.service)) services.set(map.service, { name: map.service, channel: 0, up: false, refused: null });
-    metrics.serviceUp.child({ service: map.service }).set(0);
+  for (const name of names) {
+    published.set(name, false);
+    metrics.serviceUp.child({ service: name }).set(0);
+  }
+
+  /** Publishes each service's state as the active link sees it: gauge, counter, log. */
+  function publish() {
+    for (const name of names) {
+      const up = active?.open.get(name)?.up ?? false;
+      if (published.get(name) === up) continue;
+      published.set(name, up);
+      metrics.serviceUp.child({ service: name }).set(up ? 1 : 0);
+      metrics.serviceChanges.child({ service: name, state: up ? "up" : "down" }).inc();
+      log.info(up ? "service_up" : "service_down", { service: name, server: active?.link.label ?? null });
+    }
   }
 
   function newFlow(listener: Listener, host: string, port: number): AgentFlow {
@@ -134,29 +159,31 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
   }
 
   function onLocal(listener: Listener, data: Uint8Array, port: number, host: string) {
-    const service = listener.service;
     if (data.length > MAX_UDP_PAYLOAD) {
       drop.oversized.inc();
       const now = Date.now();
       if (now - lastOversizeLog > 5_000) {
         lastOversizeLog = now;
-        log.warn("datagram_too_large", { service: service.name, bytes: data.length, max: MAX_UDP_PAYLOAD, client: `${host}:${port}` });
+        log.warn("datagram_too_large", { service: listener.service, bytes: data.length, max: MAX_UDP_PAYLOAD, client: `${host}:${port}` });
       }
       return;
     }
+    if (draining) return drop.draining.inc();
     const slot = active;
-    if (slot === null || slot.link.state !== "ready" || service.channel === 0) return drop.not_connected.inc();
-    if (!service.up) return drop.service_down.inc();
+    const open = slot?.open.get(listener.service);
+    if (slot === null || open === undefined || slot.link.state !== "ready") return drop.not_connected.inc();
+    if (!open.up) return drop.service_down.inc();
     const flow = listener.clients.get(host)?.get(port) ?? newFlow(listener, host, port);
     flow.lastSeen = Date.now();
     const buf = out.buffer;
     buf.set(data, DATAGRAM_HEADER_LEN);
-    writeDatagramHeader(buf, service.channel, flow.id);
+    writeDatagramHeader(buf, open.channel, flow.id);
     if (!slot.link.sendDatagram(out.view(DATAGRAM_HEADER_LEN + data.length))) return drop.queue_full.inc();
     toServer.inc();
     bytesTo.inc(data.length);
   }
 
+  /** Replies: accepted from any link this agent still holds (a retired one may carry late replies). */
   function onTunnel(slot: LinkSlot, data: Uint8Array) {
     const error = parseDatagram(data, data.length, header);
     if (error !== null) return drop.malformed.inc();
@@ -165,67 +192,84 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     if (service === undefined || flow === undefined || flow.listener.service !== service) {
       return drop.unknown_flow.inc();
     }
-    flow.lastSeen = Date.now();
+    flow.lastSeen = lastReply = Date.now();
     flow.listener.socket.send(data.subarray(DATAGRAM_HEADER_LEN), flow.port, flow.host);
     fromServer.inc();
     bytesFrom.inc(header.payloadLength);
   }
 
-  function setServiceUp(service: ServiceState, up: boolean) {
-    if (service.up === up) return;
-    service.up = up;
-    metrics.serviceUp.child({ service: service.name }).set(up ? 1 : 0);
-    metrics.serviceChanges.child({ service: service.name, state: up ? "up" : "down" }).inc();
-    log.info(up ? "service_up" : "service_down", { service: service.name });
-  }
-
   async function openAll(slot: LinkSlot) {
     const started = Date.now();
-    await Promise.all([...services.values()].map((s) => openOne(slot, s)));
+    await Promise.all(names.map((name) => openOne(slot, name)));
+    if (slot.retired || slot.link.state !== "ready") return;
+    if (slot === candidate) promote(slot, "switch");
     if (slot === active) metrics.reopen.observe((Date.now() - started) / 1000);
   }
 
-  async function openOne(slot: LinkSlot, service: ServiceState): Promise<void> {
-    while (!closed && slot === active && slot.link.state === "ready") {
-      const result = await slot.link.request({ type: "open", service: service.name });
-      if (slot !== active) return;
+  async function openOne(slot: LinkSlot, name: string): Promise<void> {
+    while (!closed && !slot.retired && slot.link.state === "ready") {
+      const result = await slot.link.request({ type: "open", service: name });
+      if (slot.retired) return;
       if (result.ok) {
-        slot.channels.set(result.channel, service);
-        service.channel = result.channel;
-        service.refused = null;
-        metrics.opens.child({ result: "ack", reason: "ok" }).inc();
+        slot.channels.set(result.channel, name);
         // Up unless the server said otherwise together with the ACK.
-        setServiceUp(service, slot.earlyStatus.get(service.name) ?? true);
-        slot.earlyStatus.delete(service.name);
-        log.info("service_opened", { service: service.name, channel: result.channel, server: slot.link.label });
+        slot.open.set(name, { channel: result.channel, up: slot.earlyStatus.get(name) ?? true });
+        slot.earlyStatus.delete(name);
+        refused.delete(name);
+        metrics.opens.child({ result: "ack", reason: "ok" }).inc();
+        log.info("service_opened", { service: name, channel: result.channel, server: slot.link.label });
+        if (slot === active) publish();
         return;
       }
       if (result.code === "link_down") return;
       metrics.opens.child({ result: "nack", reason: result.code }).inc();
-      if (service.refused !== result.code) {
-        log.error("open_refused", { service: service.name, code: result.code, reason: result.reason, server: slot.link.label });
+      if (refused.get(name) !== result.code) {
+        log.error("open_refused", { service: name, code: result.code, reason: result.reason, server: slot.link.label });
       }
-      service.refused = result.code;
-      setServiceUp(service, false);
-      // A service nobody registered yet may appear (connector restarting); ask again later.
+      refused.set(name, result.code);
+      // A service nobody registered yet may appear (a connector restarting); ask again later.
       await new Promise((r) => setTimeout(r, reopenMs));
     }
   }
 
-  function resetChannels() {
-    for (const s of services.values()) {
-      s.channel = 0;
-      setServiceUp(s, false);
+  /** Makes `slot` the active link; the previous one lingers for replies already under way. */
+  function promote(slot: LinkSlot, reason: string) {
+    const old = active;
+    active = slot;
+    if (candidate === slot) candidate = null;
+    if (old && old !== slot) {
+      retire(old);
+      metrics.reconnections.child({ reason }).inc();
+      log.info("switched_server", { from: old.link.label, to: slot.link.label, reason });
     }
+    publish();
   }
 
-  async function useServer(index: number) {
-    serverIndex = index % settings.servers.length;
-    const address = settings.servers[serverIndex]!;
+  function retire(slot: LinkSlot) {
+    slot.retired = true;
+    lingering.add(slot);
+    setTimeout(() => {
+      lingering.delete(slot);
+      void slot.link.close(CloseCode.NO_ERROR, "agent moved to another server");
+    }, lingerMs);
+  }
+
+  /** Brings up a link to the next server while the active one (if any) keeps serving. */
+  function startCandidate(after: number, reason: string) {
+    if (closed || candidate !== null) return;
+    const index = (after + 1) % settings.servers.length;
+    log.info("trying_server", { server: formatAddress(settings.servers[index]!), reason });
+    void startSlot(index).then((slot) => {
+      if (closed) void slot.link.close();
+    });
+  }
+
+  async function startSlot(index: number): Promise<LinkSlot> {
+    const address = settings.servers[index]!;
     const label = formatAddress(address);
-    const multi = settings.servers.length > 1;
-    const slot: LinkSlot = { link: null as unknown as Link, channels: new Map(), earlyStatus: new Map() };
-    active = slot;
+    const slot: LinkSlot = { index, link: null as unknown as Link, open: new Map(), channels: new Map(), earlyStatus: new Map(), retired: false };
+    if (active === null) active = slot;
+    else candidate = slot;
     metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.connecting);
     slot.link = await startLink(
       {
@@ -243,31 +287,43 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
       {
         onReady() {
           metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.ready);
+          slot.open.clear();
           slot.channels.clear();
           void openAll(slot);
         },
         onDown(_link, reason) {
           metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.backoff);
-          if (slot !== active) return;
-          resetChannels();
+          slot.open.clear();
+          slot.channels.clear();
+          if (slot !== active || slot.retired) return;
           log.warn("server_lost", { server: label, reason });
-          if (multi && !closed) moveOn(slot, reason);
+          publish();
+          if (!multi || closed) return;
+          // Break before make is all that is left: use the candidate if it is up already.
+          if (candidate && candidate.link.state === "ready") promote(candidate, reason);
+          else startCandidate(slot.index, reason);
         },
         onReconnected(_link, reason) {
           metrics.reconnections.child({ reason }).inc();
         },
         onGaveUp() {
-          if (slot === active && multi && !closed) moveOn(slot, "gave_up");
+          if (slot === candidate) {
+            candidate = null;
+            void slot.link.close();
+            startCandidate(slot.index, "gave_up");
+          } else if (slot === active && multi) {
+            startCandidate(slot.index, "gave_up");
+          }
         },
         onControl(_link, msg: ControlMessage) {
           if (msg.type === "service_status") {
-            const service = services.get(msg.service);
-            if (!service || slot !== active) return;
-            if (service.channel === 0) slot.earlyStatus.set(msg.service, msg.up);
-            else setServiceUp(service, msg.up);
+            const open = slot.open.get(msg.service);
+            if (open === undefined) slot.earlyStatus.set(msg.service, msg.up);
+            else open.up = msg.up;
+            if (slot === active) publish();
           } else if (msg.type === "goaway") {
             log.info("server_goaway", { server: label, reason: msg.reason, alternate: msg.alternate });
-            if (slot === active && multi && !closed) moveOn(slot, "goaway");
+            if (slot === active && multi) startCandidate(slot.index, "goaway");
           }
         },
         onDatagram(_link, data) {
@@ -275,25 +331,12 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
         },
       },
     );
-  }
-
-  function moveOn(old: LinkSlot, reason: string) {
-    log.info("switching_server", { from: old.link.label, reason });
-    // Keep the old link briefly: replies to requests it carried may still arrive on it.
-    lingering.add(old);
-    setTimeout(() => {
-      lingering.delete(old);
-      void old.link.close(CloseCode.NO_ERROR, "agent moved to another server");
-    }, lingerMs);
-    metrics.reconnections.child({ reason }).inc();
-    resetChannels();
-    void useServer(serverIndex + 1);
+    return slot;
   }
 
   for (const map of settings.maps) {
     if (map.protocol !== "udp") throw new Error(`${map.service}: ${map.protocol} mappings are not supported yet`);
-    const service = services.get(map.service)!;
-    const listener: Listener = { service, socket: null as unknown as UdpSocket, clients: new Map() };
+    const listener: Listener = { service: map.service, socket: null as unknown as UdpSocket, clients: new Map() };
     listener.socket = await openUdp({
       host: map.listen.host,
       port: map.listen.port,
@@ -315,26 +358,39 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     if (active) metrics.serverRtt.child({ server: active.link.label }).set(active.link.rttSeconds());
   }, Math.max(100, Math.min(5_000, settings.flowIdleMs / 4)));
 
-  await useServer(0);
+  await startSlot(0);
+
+  async function close() {
+    if (closed) return;
+    closed = true;
+    clearInterval(sweeper);
+    const slots = [...lingering, ...(active ? [active] : []), ...(candidate ? [candidate] : [])];
+    active = candidate = null;
+    await Promise.all(slots.map((s) => s.link.close(CloseCode.NO_ERROR, "agent shutting down")));
+    for (const l of listeners) l.socket.close();
+  }
 
   return {
-    listeners: listeners.map((l) => ({ service: l.service.name, address: l.socket.address })),
+    listeners: listeners.map((l) => ({ service: l.service, address: l.socket.address })),
     ready() {
       if (closed) return { ready: false, reason: "closed" };
+      if (draining) return { ready: false, reason: "draining" };
       if (!active || active.link.state !== "ready") return { ready: false, reason: "not connected to a server" };
-      const down = [...services.values()].filter((s) => !s.up).map((s) => s.name);
+      const down = names.filter((n) => !published.get(n));
       return down.length === 0 ? { ready: true } : { ready: false, reason: `services down: ${down.join(",")}` };
     },
     currentServer: () => (active && active.link.state === "ready" ? active.link.label : null),
-    serviceUp: (name) => services.get(name)?.up ?? false,
-    async close() {
-      if (closed) return;
-      closed = true;
-      clearInterval(sweeper);
-      const slots = [...lingering, ...(active ? [active] : [])];
-      active = null;
-      await Promise.all(slots.map((s) => s.link.close(CloseCode.NO_ERROR, "agent shutting down")));
-      for (const l of listeners) l.socket.close();
+    serviceUp: (name) => published.get(name) ?? false,
+    async drain(graceMs) {
+      if (draining || closed) return close();
+      draining = true;
+      log.info("draining", { grace_ms: graceMs });
+      // New datagrams are refused from now on; wait for replies to the ones already sent.
+      const deadline = Date.now() + graceMs;
+      const quietMs = Math.min(500, graceMs / 4);
+      while (Date.now() < deadline && Date.now() - lastReply < quietMs) await new Promise((r) => setTimeout(r, 20));
+      await close();
     },
+    close,
   };
 }

@@ -41,7 +41,7 @@ export async function runAgent(options: AgentOptions, log?: Logger): Promise<Age
     ops,
     log,
     async shutdown() {
-      await agent.close();
+      await agent.drain(options.grace);
       await ops?.stop();
     },
   };

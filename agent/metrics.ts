@@ -15,6 +15,7 @@ export const AGENT_DROP_REASONS = [
   'unknown_flow', // datagram from the server for a flow we do not know
   'malformed', // unparsable datagram from the server
   'queue_full', // local send queue full
+  'draining', // arrived after shutdown began: refused rather than sent into a closing tunnel
 ] as const;
 export type AgentDropReason = (typeof AGENT_DROP_REASONS)[number];
 

@@ -126,10 +126,11 @@ export async function startServer(
     for (const binding of entry.agents) send(binding.peer.conn, { type: "service_status", service, up });
   };
 
-  const protocolError = (session: Session, what: string) => {
-    metrics.protocolErrors.child({ kind: what }).inc();
-    log.warn("protocol_error", { peer: remoteText(session.conn), error: what });
-    session.conn.close(CloseCode.PROTOCOL_ERROR, what);
+  /** `kind` is a small fixed set (a metric label); `detail` is for the log and the peer. */
+  const protocolError = (session: Session, kind: string, detail = kind) => {
+    metrics.protocolErrors.child({ kind }).inc();
+    log.warn("protocol_error", { peer: remoteText(session.conn), kind, error: detail });
+    session.conn.close(CloseCode.PROTOCOL_ERROR, detail);
   };
 
   const nack = (session: Session, req: number, code: NackCode, reason: string, kind: "registrations" | "opens") => {
@@ -145,9 +146,9 @@ export async function startServer(
   function onControl(session: Session, msg: ControlMessage) {
     const conn = session.conn;
     if (session.peer === null) {
-      if (msg.type !== "hello") return protocolError(session, `expected hello, got ${msg.type}`);
+      if (msg.type !== "hello") return protocolError(session, "expected_hello", `expected hello, got ${msg.type}`);
       if (msg.version !== PROTOCOL_VERSION) {
-        return protocolError(session, `unsupported protocol version ${msg.version}`);
+        return protocolError(session, "unsupported_version", `unsupported protocol version ${msg.version}`);
       }
       if (session.helloTimer) clearTimeout(session.helloTimer);
       session.helloTimer = null;
@@ -215,7 +216,7 @@ export async function startServer(
         return;
       }
       default:
-        return protocolError(session, `unexpected ${msg.type} from ${peer.role}`);
+        return protocolError(session, "unexpected_message", `unexpected ${msg.type} from ${peer.role}`);
     }
   }
 
@@ -279,7 +280,7 @@ export async function startServer(
         conn.context = session;
         session.helloTimer = setTimeout(() => {
           session.helloTimer = null;
-          if (session.peer === null) protocolError(session, "no hello in time");
+          if (session.peer === null) protocolError(session, "hello_timeout", "no hello in time");
         }, limits.helloTimeoutMs);
         metrics.handshakeDuration.observe((Date.now() - conn.createdAt) / 1000);
       },
@@ -291,7 +292,7 @@ export async function startServer(
           return dropped("unexpected_stream");
         }
         for (const decoded of session.reader.push(data)) {
-          if (!decoded.ok) return protocolError(session, decoded.error.kind);
+          if (!decoded.ok) return protocolError(session, decoded.error.kind, decoded.error.message);
           onControl(session, decoded.value);
           if (conn.closed) return;
         }

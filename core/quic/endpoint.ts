@@ -507,7 +507,8 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       },
       rttSeconds() {
         const paths = conn.pathStats();
-        return paths.length > 0 ? paths[0]!.rtt / 1e9 : 0;
+        // The binding reports whole milliseconds.
+        return paths.length > 0 ? paths[0]!.rtt / 1e3 : 0;
       },
       maxDatagramSize() {
         return conn.dgramMaxWritableLen() ?? 0;
