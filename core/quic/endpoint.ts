@@ -35,6 +35,11 @@ export interface ConnectionHandlers {
   /** A stream that had queued writes has drained them all. */
   onStreamDrained?(conn: QuicConnection, streamId: number): void;
   /**
+   * The peer abandoned a stream: `reset` (RESET_STREAM: no more data will come)
+   * or `stopped` (STOP_SENDING: it will not read what we write).
+   */
+  onStreamReset?(conn: QuicConnection, streamId: number, code: number, how: "reset" | "stopped"): void;
+  /**
    * One DATAGRAM. `data` is a view of a reused buffer, valid only during the
    * call; the handler may rewrite it in place and pass it to `sendDatagram`.
    */
@@ -58,6 +63,13 @@ export interface QuicConnection {
   /** Bytes queued on a stream that quiche has not accepted yet (for backpressure). */
   pendingStreamBytes(streamId: number): number;
   shutdownStream(streamId: number, error: number): void;
+  /** Allocates the next bidirectional stream id this side may open. */
+  openStream(): number;
+  /**
+   * Stops (true) or resumes (false) reading a stream. While paused, unread data
+   * stays in quiche and flow control holds the peer back: backpressure.
+   */
+  pauseStream(streamId: number, paused: boolean): void;
   /** Closes with an application error code and a reason the peer can read. */
   close(code: number, reason: string): void;
   peerCertificate(): Uint8Array | null;
@@ -105,6 +117,8 @@ export interface Endpoint {
 
 interface ConnState extends QuicConnection {
   conn: Connection;
+  nextStream: number;
+  paused: Set<number>;
   cids: string[];
   timer: ReturnType<typeof setTimeout> | null;
   timerAt: number;
@@ -122,6 +136,12 @@ function cidKey(bytes: Uint8Array, offset: number, len: number): string {
   let s = "";
   for (let i = offset; i < offset + len; i++) s += String.fromCharCode(bytes[i]!);
   return s;
+}
+
+/** The application error code in quiche's "StreamReset(N)" / "StreamStopped(N)" errors. */
+function errorCode(error: unknown): number {
+  const m = /\((\d+)\)/.exec((error as Error)?.message ?? "");
+  return m ? Number(m[1]) : 0;
 }
 
 function randomCid(): Uint8Array {
@@ -306,19 +326,31 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
 
   function readStreams(state: ConnState) {
     for (const streamId of state.conn.readable()) {
-      for (;;) {
-        let result: [number, boolean] | null;
-        try {
-          result = state.conn.streamRecv(streamId, streamBuf);
-        } catch {
-          break; // reset by the peer: nothing more to read
-        }
-        if (result === null) break;
-        const [n, fin] = result;
-        handlers.onStreamData?.(state, streamId, streamBuf.subarray(0, n), fin);
-        if (fin) break;
-      }
+      if (!state.paused.has(streamId)) readStream(state, streamId);
     }
+  }
+
+  function readStream(state: ConnState, streamId: number) {
+    while (!state.closed && !state.paused.has(streamId)) {
+      let result: [number, boolean] | null;
+      try {
+        result = state.conn.streamRecv(streamId, streamBuf);
+      } catch (error) {
+        // RESET_STREAM from the peer: nothing more will come.
+        handlers.onStreamReset?.(state, streamId, errorCode(error), "reset");
+        return;
+      }
+      if (result === null) return;
+      const [n, fin] = result;
+      handlers.onStreamData?.(state, streamId, streamBuf.subarray(0, n), fin);
+      if (fin) return;
+    }
+  }
+
+  function writeFailed(state: ConnState, streamId: number, error: unknown) {
+    state.pending.delete(streamId);
+    const message = (error as Error)?.message ?? "";
+    if (message.startsWith("StreamStopped")) handlers.onStreamReset?.(state, streamId, errorCode(error), "stopped");
   }
 
   function drainPending(state: ConnState) {
@@ -329,8 +361,9 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
         let written: number | null;
         try {
           written = state.conn.streamSend(streamId, chunk, last && queue.fin);
-        } catch {
-          queue.chunks.length = 0; // stream gone: the peer reset or stopped it
+        } catch (error) {
+          queue.chunks.length = 0; // stream gone: the peer stopped it
+          writeFailed(state, streamId, error);
           break;
         }
         if (written === null) break;
@@ -341,7 +374,7 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
         }
         queue.chunks.shift();
       }
-      if (queue.chunks.length === 0) {
+      if (queue.chunks.length === 0 && state.pending.get(streamId) === queue) {
         state.pending.delete(streamId);
         handlers.onStreamDrained?.(state, streamId);
       }
@@ -437,6 +470,9 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       raw: conn,
       conn,
       cids: [],
+      // Client-initiated bidi ids are 0 mod 4 (0 is the control stream), server's 1 mod 4.
+      nextStream: options.server ? 1 : 4,
+      paused: new Set(),
       timer: null,
       timerAt: 0,
       wasEstablished: false,
@@ -461,8 +497,9 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
           let written: number | null = 0;
           try {
             written = conn.streamSend(streamId, data, fin);
-          } catch {
-            return; // the stream was reset or stopped by the peer
+          } catch (error) {
+            writeFailed(state, streamId, error);
+            return;
           }
           written ??= 0;
           markDirty(state);
@@ -482,8 +519,27 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       pendingStreamBytes(streamId) {
         return state.pending.get(streamId)?.bytes ?? 0;
       },
+      openStream() {
+        const id = state.nextStream;
+        state.nextStream += 4;
+        return id;
+      },
+      pauseStream(streamId, paused) {
+        if (paused) {
+          state.paused.add(streamId);
+          return;
+        }
+        if (!state.paused.delete(streamId)) return;
+        // Data may have arrived while paused: read it now that there is room.
+        queueMicrotask(() => {
+          if (state.closed) return;
+          readStream(state, streamId);
+          markDirty(state);
+        });
+      },
       shutdownStream(streamId, error) {
         state.pending.delete(streamId);
+        state.paused.delete(streamId);
         try {
           conn.streamShutdown(streamId, quiche.Shutdown.Write, error);
           conn.streamShutdown(streamId, quiche.Shutdown.Read, error);
