@@ -38,6 +38,12 @@ describe('server options', () => {
       idleTimeout: 30_000,
       keepalive: 1_000,
       flowIdle: 120_000,
+      maxConnectionsPerAddress: 256,
+      maxHandshakes: 1024,
+      maxFlowsPerAgent: 4096,
+      maxRegistrationsPerConnection: 64,
+      maxControlMessage: 4096,
+      maxDatagramRate: 200_000,
       logFormat: 'json',
       logLevel: 'info',
     });

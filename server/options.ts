@@ -4,6 +4,7 @@ import {
   duration,
   hostPort,
   hostPortOrOff,
+  integer,
   load,
   LOG_FORMATS,
   LOG_LEVELS,
@@ -31,6 +32,13 @@ export interface ServerOptions {
   idleTimeout: number;
   keepalive: number;
   flowIdle: number;
+  /** Abuse limits; each is counted when hit. */
+  maxConnectionsPerAddress: number;
+  maxHandshakes: number;
+  maxFlowsPerAgent: number;
+  maxRegistrationsPerConnection: number;
+  maxControlMessage: number;
+  maxDatagramRate: number;
   logFormat: LogFormat;
   logLevel: LogLevel;
   config?: string;
@@ -52,6 +60,12 @@ export function serverSpec(stdoutIsTty: boolean) {
       idleTimeout: opt(duration({ min: 1 }), { help: 'QUIC idle timeout for silent peers', default: '30s' }),
       keepalive: opt(duration({ min: 1 }), { help: 'Keepalive ping interval', default: '1s' }),
       flowIdle: opt(duration({ min: 1 }), { help: 'Close relayed flows idle this long', default: '120s' }),
+      maxConnectionsPerAddress: opt(integer({ min: 1 }), { help: 'Connections one source address may hold', default: '256' }),
+      maxHandshakes: opt(integer({ min: 1 }), { help: 'Handshakes in progress at once', default: '1024' }),
+      maxFlowsPerAgent: opt(integer({ min: 1 }), { help: 'Flows one agent connection may open', default: '4096' }),
+      maxRegistrationsPerConnection: opt(integer({ min: 1 }), { help: 'Services one connector connection may register', default: '64' }),
+      maxControlMessage: opt(integer({ min: 64, max: 4096 }), { help: 'Largest control message accepted, bytes', default: '4096' }),
+      maxDatagramRate: opt(integer({ min: 1 }), { help: 'DATAGRAMs per second one connection may send', default: '200000' }),
       logFormat: opt(oneOf(LOG_FORMATS), {
         help: 'Log output format',
         default: stdoutIsTty ? 'text' : 'json',

@@ -56,12 +56,20 @@ export interface ServerLimits {
   flowsPerAgent: number;
   registrationsPerConnection: number;
   helloTimeoutMs: number;
+  connectionsPerAddress: number;
+  handshakes: number;
+  controlMessage: number;
+  datagramsPerSecond: number;
 }
 
 const DEFAULT_LIMITS: ServerLimits = {
   flowsPerAgent: 4096,
   registrationsPerConnection: 64,
   helloTimeoutMs: 5_000,
+  connectionsPerAddress: 256,
+  handshakes: 1024,
+  controlMessage: 4096,
+  datagramsPerSecond: 200_000,
 };
 
 export interface Server {
@@ -256,6 +264,9 @@ export async function startServer(
     retry: true,
     retryKey: settings.retryKey,
     keepaliveMs: settings.keepaliveMs,
+    maxConnectionsPerAddress: limits.connectionsPerAddress,
+    maxHandshakes: limits.handshakes,
+    maxDatagramsPerSecond: limits.datagramsPerSecond,
     // One configuration per connection: each carries its own stateless reset token.
     config: () =>
       serverQuicConfig({
@@ -265,14 +276,15 @@ export async function startServer(
         idleTimeoutMs: settings.idleTimeoutMs,
       }),
     statelessResetKey: settings.resetKey,
-    onDrop: (reason) => dropped(`packet_${reason}`),
+    // Limits hit keep their own names; the rest are stray packets.
+    onDrop: (reason) => dropped(LIMIT_DROPS.has(reason) ? reason : `packet_${reason}`),
     onSocketError: (error) => log.debug("socket_error", { error: error.message }),
     handlers: {
       onEstablished(conn) {
         const session: Session = {
           conn,
           peer: null,
-          reader: createControlReader(),
+          reader: createControlReader(limits.controlMessage),
           helloTimer: null,
           registrations: 0,
           startedAt: Date.now(),
@@ -362,6 +374,8 @@ export async function startServer(
     },
   };
 }
+
+const LIMIT_DROPS = new Set(["rate_limited", "address_limit", "handshake_limit"]);
 
 function hasAgents(peers: Set<Peer<QuicConnection>>): boolean {
   for (const p of peers) if (p.role === "agent") return true;

@@ -14,6 +14,7 @@ import { createEndpoint, type CloseInfo } from "../core/quic/endpoint.ts";
 import type { Config } from "../core/quic/native.ts";
 import { createAuthoriser } from "../server/authorise.ts";
 import { runServer } from "../server/main.ts";
+import { parseServerOptions } from "../server/options.ts";
 import { spawnProgram } from "../scripts/programs.ts";
 import {
   bytes,
@@ -306,6 +307,8 @@ describe("server program wiring", () => {
     const log = captureLogger("server");
     const program = await runServer(
       {
+        // Defaults for everything not named here, as the CLI would give them.
+        ...parseServerOptions([], {}),
         listen: { host: "127.0.0.1", port: 0 },
         ops: null,
         stateDir: join(dir, "state"),

@@ -99,6 +99,10 @@ export interface EndpointOptions {
   keepaliveMs?: number;
   /** Upper bound on handshakes in progress (servers); new Initials beyond it are ignored. */
   maxHandshakes?: number;
+  /** Servers: most connections one source address may hold; more are ignored (counted). */
+  maxConnectionsPerAddress?: number;
+  /** Most DATAGRAMs per second a connection may deliver; the excess is dropped (counted). */
+  maxDatagramsPerSecond?: number;
   /** Called for socket-level errors (ICMP unreachable and friends): never fatal. */
   onSocketError?(error: Error): void;
   /** Called for packets that are dropped before reaching a connection. */
@@ -119,6 +123,8 @@ interface ConnState extends QuicConnection {
   conn: Connection;
   nextStream: number;
   paused: Set<number>;
+  dgramTokens: number;
+  dgramRefill: number;
   cids: string[];
   timer: ReturnType<typeof setTimeout> | null;
   timerAt: number;
@@ -156,6 +162,9 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
     ? createRetryTokens(options.retryKey ?? crypto.getRandomValues(new Uint8Array(32)))
     : null;
   const maxHandshakes = options.maxHandshakes ?? 1024;
+  const maxPerAddress = options.maxConnectionsPerAddress ?? Infinity;
+  const perAddress = new Map<string, number>();
+  const dgramRate = options.maxDatagramsPerSecond ?? Infinity;
   const drop = options.onDrop ?? (() => {});
   const handlers = options.handlers;
   let nextId = 1;
@@ -234,6 +243,7 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
     let handshaking = 0;
     for (const s of all) if (!s.wasEstablished) handshaking++;
     if (handshaking >= maxHandshakes) return drop("handshake_limit"), undefined;
+    if ((perAddress.get(host) ?? 0) >= maxPerAddress) return drop("address_limit"), undefined;
 
     let odcid: Uint8Array | null = null;
     if (tokens) {
@@ -283,6 +293,7 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
 
   function track(conn: Connection, scid: Uint8Array, remote: Address): ConnState {
     const state = makeState(conn, remote);
+    perAddress.set(remote.host, (perAddress.get(remote.host) ?? 0) + 1);
     const key = cidKey(scid, 0, scid.length);
     state.cids.push(key);
     byCid.set(key, state);
@@ -313,6 +324,10 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       if (handlers.onDatagram) {
         let n: number | null;
         while (!state.closed && (n = conn.dgramRecv(dgramIn.buffer)) !== null) {
+          if (dgramRate !== Infinity && !takeDatagramToken(state)) {
+            drop("rate_limited");
+            continue;
+          }
           handlers.onDatagram(state, dgramIn.view(n));
         }
       }
@@ -322,6 +337,16 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       if (state.pending.size > 0) drainPending(state);
     }
     markDirty(state);
+  }
+
+  /** Token bucket per connection: `dgramRate` per second, bursts up to one second's worth. */
+  function takeDatagramToken(state: ConnState): boolean {
+    const now = performance.now();
+    state.dgramTokens = Math.min(dgramRate, state.dgramTokens + ((now - state.dgramRefill) * dgramRate) / 1000);
+    state.dgramRefill = now;
+    if (state.dgramTokens < 1) return false;
+    state.dgramTokens -= 1;
+    return true;
   }
 
   function readStreams(state: ConnState) {
@@ -445,6 +470,9 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
     if (state.timer !== null) clearTimeout(state.timer);
     for (const key of state.cids) byCid.delete(key);
     all.delete(state);
+    const held = (perAddress.get(state.remote.host) ?? 1) - 1;
+    if (held > 0) perAddress.set(state.remote.host, held);
+    else perAddress.delete(state.remote.host);
     dirty.delete(state);
     const local = state.conn.localError();
     const peer = state.conn.peerError();
@@ -472,6 +500,8 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       cids: [],
       // Client-initiated bidi ids are 0 mod 4 (0 is the control stream), server's 1 mod 4.
       nextStream: options.server ? 1 : 4,
+      dgramTokens: Number.isFinite(dgramRate) ? dgramRate : 0,
+      dgramRefill: performance.now(),
       paused: new Set(),
       timer: null,
       timerAt: 0,
