@@ -6,47 +6,14 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { encodeControl, PROTOCOL_VERSION, type ControlMessage } from "../core/frame/control.ts";
+import { encodeControl, PROTOCOL_VERSION } from "../core/frame/control.ts";
 import { encodeDatagram } from "../core/frame/datagram.ts";
 import { FRAME_ERROR_KINDS } from "../core/frame/errors.ts";
-import { clientQuicConfig } from "../core/quic/config.ts";
-import { createEndpoint, type CloseInfo, type QuicConnection } from "../core/quic/endpoint.ts";
-import type { Address } from "../core/frame/control.ts";
-import { bytes, cleanup, devCerts, startEcho, startTestAgent, startTestConnector, startTestServer, udpClient, waitFor } from "./harness.ts";
+import { rawPeer } from "./raw-peer.ts";
+import { bytes, cleanup, startEcho, startTestAgent, startTestConnector, startTestServer, udpClient, waitFor } from "./harness.ts";
 
 const teardown = cleanup();
 afterEach(() => teardown.run());
-
-interface RawPeer {
-  conn: QuicConnection;
-  control: Uint8Array[];
-  datagrams: Uint8Array[];
-  closed: CloseInfo | null;
-  send(msg: ControlMessage): void;
-}
-
-/** A bare QUIC client that speaks the protocol by hand (or not at all). */
-async function rawPeer(server: Address): Promise<RawPeer> {
-  const c = await devCerts();
-  const peer = { control: [] as Uint8Array[], datagrams: [] as Uint8Array[], closed: null as CloseInfo | null } as RawPeer;
-  let established = false;
-  const endpoint = await createEndpoint({
-    bind: { host: "127.0.0.1", port: 0 },
-    server: false,
-    config: clientQuicConfig({ caPem: c.caPem, insecure: false, idleTimeoutMs: 5_000 }),
-    handlers: {
-      onEstablished: () => void (established = true),
-      onStreamData: (_c, _id, data) => void peer.control.push(data.slice()),
-      onDatagram: (_c, data) => void peer.datagrams.push(data.slice()),
-      onClosed: (_c, info) => void (peer.closed = info),
-    },
-  });
-  teardown.add(endpoint, (e) => e.close());
-  peer.conn = endpoint.connect(server, "localhost");
-  peer.send = (msg) => peer.conn.writeStream(0, encodeControl(msg));
-  await waitFor(() => established || peer.closed !== null, 3_000, "raw peer handshake");
-  return peer;
-}
 
 async function honestTopology() {
   // A short HELLO deadline, so fuzz cases that stall mid-frame end quickly.
@@ -89,7 +56,7 @@ describe("hostile input against a live server", () => {
     const samples = fc.sample(streams, { seed: 42, numRuns: 150 });
     const outcomes: string[] = [];
     const one = async (sample: Uint8Array) => {
-      const peer = await rawPeer(s.server.address);
+      const peer = teardown.add(await rawPeer(s.server.address), (p) => p.close());
       peer.conn.writeStream(0, sample);
       // Either the server answers (the bytes happened to be valid), or closes with a reason.
       await waitFor(() => peer.closed !== null || peer.control.length > 0, 3_000, "server reaction");
@@ -110,7 +77,7 @@ describe("hostile input against a live server", () => {
 
   test("junk datagrams before and after HELLO are dropped and counted", async () => {
     const { s, a } = await honestTopology();
-    const peer = await rawPeer(s.server.address);
+    const peer = teardown.add(await rawPeer(s.server.address), (p) => p.close());
     peer.conn.sendDatagram(new Uint8Array([1, 2, 3]));
     await waitFor(() => s.metrics.drops.child({ reason: "before_hello" }).value === 1, 2_000, "before_hello drop");
     peer.send({ type: "hello", version: PROTOCOL_VERSION, role: "agent", name: "junk" });
@@ -126,7 +93,7 @@ describe("hostile input against a live server", () => {
     const honest = teardown.add(await udpClient(), (x) => x.close());
     honest.send(bytes(8), a.listen("echo"));
     await honest.next();
-    const intruder = await rawPeer(s.server.address);
+    const intruder = teardown.add(await rawPeer(s.server.address), (p) => p.close());
     intruder.send({ type: "hello", version: PROTOCOL_VERSION, role: "agent", name: "intruder" });
     await waitFor(() => intruder.control.length > 0, 2_000, "welcome");
     // Channel 1 was never granted to this connection: dropped, counted, nothing relayed.
@@ -149,7 +116,7 @@ describe("hostile input against a live server", () => {
     const honest = teardown.add(await udpClient(), (x) => x.close());
     honest.send(bytes(8), a.listen("echo"));
     await honest.next();
-    const rogue = await rawPeer(s.server.address);
+    const rogue = teardown.add(await rawPeer(s.server.address), (p) => p.close());
     rogue.send({ type: "hello", version: PROTOCOL_VERSION, role: "connector", name: "rogue" });
     rogue.send({ type: "register", req: 1, service: "echo" });
     await waitFor(() => rogue.control.length > 0, 2_000, "register answer");
