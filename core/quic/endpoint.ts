@@ -408,10 +408,12 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
 
   function markDirty(state: ConnState) {
     dirty.add(state);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      queueMicrotask(flushAll);
-    }
+    if (flushScheduled) return;
+    flushScheduled = true;
+    // Bun drains microtasks after every received packet, so this flushes per
+    // packet: lowest latency. (setImmediate would batch, but a timer-less
+    // loop woken only by UDP does not always run it: handshakes stalled.)
+    queueMicrotask(flushAll);
   }
 
   function flushAll() {
