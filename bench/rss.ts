@@ -1,0 +1,59 @@
+/** Memory and CPU of child processes, from /proc (Linux only; null elsewhere). */
+import { readFileSync } from "node:fs";
+
+export interface MemorySample {
+  /** Resident set now, bytes. */
+  rss: number;
+  /** Peak resident set ("high water mark") since start, bytes. */
+  hwm: number;
+}
+
+export function readMemory(pid: number): MemorySample | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN) * 1024;
+    return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
+  } catch {
+    return null;
+  }
+}
+
+const TICKS_PER_SECOND = 100; // USER_HZ on every Linux ABI we run on
+
+/** User + system CPU seconds consumed so far. */
+export function readCpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the parenthesised command name (which may contain spaces).
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return null;
+  }
+}
+
+/** Polls VmRSS every `intervalMs` and keeps the maximum per pid. */
+export function startRssSampler(pids: Record<string, number>, intervalMs = 250) {
+  const peak: Record<string, number> = {};
+  const sample = () => {
+    for (const [name, pid] of Object.entries(pids)) {
+      const m = readMemory(pid);
+      if (m) peak[name] = Math.max(peak[name] ?? 0, m.rss);
+    }
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  return {
+    /** Stops sampling; returns peak sampled VmRSS and the kernel's VmHWM per name, bytes. */
+    stop(): Record<string, { peakRss: number | null; hwm: number | null; rss: number | null }> {
+      clearInterval(timer);
+      sample();
+      const out: Record<string, { peakRss: number | null; hwm: number | null; rss: number | null }> = {};
+      for (const [name, pid] of Object.entries(pids)) {
+        const m = readMemory(pid);
+        out[name] = { peakRss: peak[name] ?? null, hwm: m?.hwm ?? null, rss: m?.rss ?? null };
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,21 @@
+import { expect, test } from "bun:test";
+import { delta, hops, parsePrometheus } from "./scrape.ts";
+
+test("prometheus text to per-row hop counts", () => {
+  const before = parsePrometheus(
+    '# HELP x\nztna_agent_datagrams_total{direction="to_server"} 10\nprocess_cpu 3\nztna_agent_drops_total{reason="queue_full"} 0\n',
+  );
+  const after = parsePrometheus(
+    'ztna_agent_datagrams_total{direction="to_server"} 110\nztna_agent_drops_total{reason="queue_full"} 4\n' +
+      'ztna_server_datagrams_relayed_total{direction="agent_to_connector"} 95\n',
+  );
+  expect(before.has("process_cpu")).toBe(false);
+  const h = hops(delta(before, after));
+  expect(h).toEqual({
+    agentToServer: 100,
+    relayed: 95,
+    connectorToService: 0,
+    drops: { 'ztna_agent_drops_total{reason="queue_full"}': 4 },
+  });
+  expect(hops({}).agentToServer).toBeNull();
+});
