@@ -28,7 +28,9 @@ export interface ClientTlsOptions extends TransportOptions {
 }
 
 function applyTransport(config: Config, options: TransportOptions): Config {
-  const queue = options.datagramQueue ?? 4096;
+  // Deep enough to ride out a burst, short enough not to turn overload into
+  // seconds of queueing delay: for UDP, a quick drop beats a late packet.
+  const queue = options.datagramQueue ?? 1024;
   config.setApplicationProtos([ALPN]);
   config.setMaxIdleTimeout(options.idleTimeoutMs);
   config.setMaxRecvUdpPayloadSize(QUIC_UDP_PAYLOAD);

@@ -19,6 +19,9 @@ export const CID_LEN = 16;
 const MAX_PACKET = 1500;
 const SEND_BATCH = 64;
 const MAX_RESETS_PER_SECOND = 100;
+/** Delayed ACKs: flush ACK-only work after this many packets or this long. */
+const ACK_EVERY = 8;
+const ACK_DELAY_MS = 1;
 
 export interface CloseInfo {
   local: ConnectionError | null;
@@ -125,6 +128,8 @@ interface ConnState extends QuicConnection {
   paused: Set<number>;
   dgramTokens: number;
   dgramRefill: number;
+  unflushedInputs: number;
+  ackTimer: ReturnType<typeof setTimeout> | null;
   cids: string[];
   timer: ReturnType<typeof setTimeout> | null;
   timerAt: number;
@@ -178,6 +183,7 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
   const sendBufs = Array.from({ length: SEND_BATCH }, () => new Uint8Array(MAX_PACKET));
   const sendList: (Uint8Array | number | string)[] = [];
   const streamBuf = new Uint8Array(65536);
+  const NO_BYTES = new Uint8Array(0);
   const dgramIn = createBufferViews(65536);
   const controlOut = new Uint8Array(MAX_PACKET);
 
@@ -311,10 +317,21 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       drop("recv_error");
     }
     state.lastActivity = Date.now();
-    afterInput(state);
+    afterPacket(state);
   }
 
-  function afterInput(state: ConnState) {
+  /**
+   * After packets arrive, what is left to send on that connection is often just
+   * an ACK. Flushing it per packet doubles the packets (and syscalls) of a
+   * one-way stream, so once established, ACK-only work waits for ACK_EVERY
+   * packets or ACK_DELAY_MS, whichever comes first. Anything the application
+   * queues (datagrams, stream bytes, closes) still flushes at once.
+   */
+  function afterPacket(state: ConnState) {
+    afterInput(state, false);
+  }
+
+  function afterInput(state: ConnState, urgent = true) {
     const conn = state.conn;
     if (!state.wasEstablished && conn.isEstablished()) {
       state.wasEstablished = true;
@@ -336,7 +353,13 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       if (!state.closed && conn.isReadable()) readStreams(state);
       if (state.pending.size > 0) drainPending(state);
     }
-    markDirty(state);
+    if (urgent || !state.wasEstablished || ++state.unflushedInputs >= ACK_EVERY) return markDirty(state);
+    if (state.ackTimer === null && !dirty.has(state)) {
+      state.ackTimer = setTimeout(() => {
+        state.ackTimer = null;
+        if (!state.closed) markDirty(state);
+      }, ACK_DELAY_MS);
+    }
   }
 
   /** Token bucket per connection: `dgramRate` per second, bursts up to one second's worth. */
@@ -352,7 +375,25 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
   function readStreams(state: ConnState) {
     for (const streamId of state.conn.readable()) {
       if (!state.paused.has(streamId)) readStream(state, streamId);
+      else probeStream(state, streamId);
     }
+  }
+
+  /**
+   * A paused stream is not read, but a reset by the peer must still be seen,
+   * or a stalled transfer the peer gave up on is never cleaned up. A
+   * zero-length read reports a reset (or a bare FIN) without consuming data.
+   */
+  function probeStream(state: ConnState, streamId: number) {
+    let result: [number, boolean] | null;
+    try {
+      result = state.conn.streamRecv(streamId, NO_BYTES);
+    } catch (error) {
+      state.paused.delete(streamId);
+      handlers.onStreamReset?.(state, streamId, errorCode(error), "reset");
+      return;
+    }
+    if (result !== null && result[1]) handlers.onStreamData?.(state, streamId, NO_BYTES, true);
   }
 
   function readStream(state: ConnState, streamId: number) {
@@ -424,6 +465,11 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
 
   function flush(state: ConnState) {
     const conn = state.conn;
+    state.unflushedInputs = 0;
+    if (state.ackTimer !== null) {
+      clearTimeout(state.ackTimer);
+      state.ackTimer = null;
+    }
     let count = 0;
     for (;;) {
       const buf = sendBufs[count]!;
@@ -470,6 +516,7 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
     if (state.closed) return;
     (state as { closed: boolean }).closed = true;
     if (state.timer !== null) clearTimeout(state.timer);
+    if (state.ackTimer !== null) clearTimeout(state.ackTimer);
     for (const key of state.cids) byCid.delete(key);
     all.delete(state);
     const held = (perAddress.get(state.remote.host) ?? 1) - 1;
@@ -504,6 +551,8 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       nextStream: options.server ? 1 : 4,
       dgramTokens: Number.isFinite(dgramRate) ? dgramRate : 0,
       dgramRefill: performance.now(),
+      unflushedInputs: 0,
+      ackTimer: null,
       paused: new Set(),
       timer: null,
       timerAt: 0,
