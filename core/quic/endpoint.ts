@@ -22,6 +22,8 @@ const MAX_RESETS_PER_SECOND = 100;
 /** Delayed ACKs: flush ACK-only work after this many packets or this long. */
 const ACK_EVERY = 8;
 const ACK_DELAY_MS = 1;
+/** Flushes closer together than this (smoothed) mean the process is busy: batch. */
+const BUSY_GAP_MS = 0.1;
 
 export interface CloseInfo {
   local: ConnectionError | null;
@@ -178,6 +180,9 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
   let resetWindow = 0;
   let resetsInWindow = 0;
   let flushScheduled = false;
+  // Smoothed gap between flushes: the load signal for batching.
+  let lastFlush = 0;
+  let flushGapMs = 10;
   let closing = false;
 
   const sendBufs = Array.from({ length: SEND_BATCH }, () => new Uint8Array(MAX_PACKET));
@@ -451,14 +456,20 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
     dirty.add(state);
     if (flushScheduled) return;
     flushScheduled = true;
-    // Bun drains microtasks after every received packet, so this flushes per
-    // packet: lowest latency. (setImmediate would batch, but a timer-less
-    // loop woken only by UDP does not always run it: handshakes stalled.)
-    queueMicrotask(flushAll);
+    // Bun drains microtasks after every received packet, so a microtask
+    // flushes per packet: lowest latency when idle. When flushes come back to
+    // back the process is busy: a zero timer lets the socket's whole batch in
+    // first, so one sendmmsg carries many packets. (setImmediate would be
+    // quicker, but a loop woken only by UDP does not always run it.)
+    if (flushGapMs < BUSY_GAP_MS) setTimeout(flushAll, 0);
+    else queueMicrotask(flushAll);
   }
 
   function flushAll() {
     flushScheduled = false;
+    const now = performance.now();
+    flushGapMs = flushGapMs * 0.9 + Math.min(now - lastFlush, 10) * 0.1;
+    lastFlush = now;
     for (const state of dirty) flush(state);
     dirty.clear();
   }
