@@ -1,6 +1,6 @@
 /** `ztna agent`: local listeners mapped to remote services through the relay. */
 import { loadOrExit } from "../core/config.ts";
-import { clientTls } from "../core/client/tls.ts";
+import { linkBasics } from "../core/client/options.ts";
 import { createLogger, type Logger } from "../core/log.ts";
 import { createRegistry } from "../core/metrics/registry.ts";
 import { startOps } from "../core/ops/serve.ts";
@@ -23,14 +23,9 @@ export async function runAgent(options: AgentOptions, log?: Logger): Promise<Age
   const metrics = createAgentMetrics(registry);
   const agent = await startAgent(
     {
-      servers: options.server,
-      serverName: options.serverName,
+      ...linkBasics(options, log),
       maps: options.map,
-      quicConfig: clientTls(options, log),
       flowIdleMs: options.flowIdle,
-      keepaliveMs: options.keepalive,
-      connectTimeoutMs: Math.max(options.idleTimeout, 1_000),
-      backoff: { baseMs: options.reconnectBase, capMs: options.reconnectCap, maxAttempts: options.reconnectMaxAttempts },
     },
     metrics,
     log,

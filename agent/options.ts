@@ -1,28 +1,26 @@
 // Options of the agent, declared as data for core/config.ts.
 import {
-  boolean,
   custom,
   defineSpec,
   duration,
-  forbidBoth,
   formatHostPort,
-  hostPort,
   hostPortOrOff,
-  integer,
   isValidServiceName,
   list,
   load,
-  LOG_FORMATS,
-  LOG_LEVELS,
-  oneOf,
   opt,
   optionError,
   parseHostPort,
-  requireBothOrNeither,
-  requireLess,
-  string,
 } from '../core/config.ts';
-import type { HostPort, LogFormat, LogLevel, ReadFile } from '../core/config.ts';
+import type { HostPort, ReadFile } from '../core/config.ts';
+import {
+  checkClientOptions,
+  commonOptions,
+  linkTimingOptions,
+  serverOptions,
+  trustOptions,
+  type ClientOptions,
+} from '../core/client/options.ts';
 
 /** One local listener that the agent exposes for a remote service. */
 export interface AgentMapping {
@@ -31,30 +29,13 @@ export interface AgentMapping {
   listen: HostPort;
 }
 
-export interface AgentOptions {
-  /** Relay servers, tried in order. */
-  server: HostPort[];
+export interface AgentOptions extends ClientOptions {
   /** At least one mapping. */
   map: AgentMapping[];
   ops: HostPort | null;
-  ca?: string;
-  insecure: boolean;
-  cert?: string;
-  key?: string;
-  serverName?: string;
-  /** All durations are milliseconds. */
-  keepalive: number;
-  idleTimeout: number;
-  reconnectBase: number;
-  reconnectCap: number;
-  /** 0 = retry forever. */
-  reconnectMaxAttempts: number;
+  /** Milliseconds. */
   flowIdle: number;
   grace: number;
-  stateDir: string;
-  logFormat: LogFormat;
-  logLevel: LogLevel;
-  config?: string;
 }
 
 /** Parse `NAME=udp://HOST:PORT` or `NAME=tcp://HOST:PORT`. */
@@ -91,38 +72,21 @@ export function agentSpec(stdoutIsTty: boolean) {
     program: 'ztna-agent',
     summary: 'Agent: exposes remote services on local UDP/TCP ports through the relay server.',
     options: {
-      server: opt(list(hostPort({ allowPortZero: false })), { help: 'Relay server address(es)', required: true }),
+      ...serverOptions(),
       map: opt(list(custom('NAME=udp|tcp://HOST:PORT', parseMapping)), {
         help: 'Expose service NAME on a local listener',
         required: true,
       }),
       ops: opt(hostPortOrOff(), { help: 'Health/metrics HTTP listener, or off', default: '127.0.0.1:9092' }),
-      ca: opt(string('FILE'), { help: 'CA PEM for verifying the server (default: <state-dir>/ca.pem if present)' }),
-      insecure: opt(boolean(), { help: 'Do not verify the server certificate (development only)' }),
-      cert: opt(string('FILE'), { help: 'Client certificate PEM for mTLS (with --key)' }),
-      key: opt(string('FILE'), { help: 'Client private key PEM for mTLS (with --cert)' }),
-      serverName: opt(string('NAME'), { help: 'TLS server name to verify (default: the server host)' }),
-      keepalive: opt(duration({ min: 1 }), { help: 'Keepalive ping interval', default: '1s' }),
-      idleTimeout: opt(duration({ min: 1 }), { help: 'Declare a silent server dead after this long', default: '5s' }),
-      reconnectBase: opt(duration({ min: 1 }), { help: 'First reconnect backoff delay', default: '100ms' }),
-      reconnectCap: opt(duration({ min: 1 }), { help: 'Maximum reconnect backoff delay', default: '30s' }),
-      reconnectMaxAttempts: opt(integer({ min: 0 }), { help: 'Give up after this many failed reconnects (0 = never)', default: '0' }),
+      ...trustOptions(),
+      ...linkTimingOptions(),
       flowIdle: opt(duration({ min: 1 }), { help: 'Close flows idle this long', default: '60s' }),
       grace: opt(duration(), { help: 'Drain time on shutdown', default: '5s' }),
-      stateDir: opt(string('DIR'), { help: 'State directory', default: '.ztna' }),
-      logFormat: opt(oneOf(LOG_FORMATS), {
-        help: 'Log output format',
-        default: stdoutIsTty ? 'text' : 'json',
-        defaultHelp: 'text on a terminal, else json',
-      }),
-      logLevel: opt(oneOf(LOG_LEVELS), { help: 'Minimum log level', default: 'info' }),
+      ...commonOptions(stdoutIsTty),
     },
     finish: (v): AgentOptions => {
       checkDuplicateListeners(v.map);
-      forbidBoth(v, 'ca', 'insecure');
-      requireBothOrNeither(v, 'cert', 'key');
-      requireLess(v, 'keepalive', 'idleTimeout');
-      requireLess(v, 'reconnectBase', 'reconnectCap', true);
+      checkClientOptions(v);
       return v;
     },
   });

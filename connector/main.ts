@@ -1,6 +1,6 @@
 /** `ztna connector`: the App Connector program. */
 import { loadOrExit } from "../core/config.ts";
-import { clientTls } from "../core/client/tls.ts";
+import { linkBasics } from "../core/client/options.ts";
 import { createLogger, type Logger } from "../core/log.ts";
 import { createRegistry } from "../core/metrics/registry.ts";
 import { startOps } from "../core/ops/serve.ts";
@@ -24,16 +24,11 @@ export async function runConnector(options: ConnectorOptions, log?: Logger): Pro
   const metrics = createConnectorMetrics(registry);
   const connector = await startConnector(
     {
-      servers: options.server,
-      serverName: options.serverName,
+      ...linkBasics(options, log),
       service: options.service,
       forward: options.forward,
-      quicConfig: clientTls(options, log),
       flowIdleMs: options.flowIdle,
       graceMs: options.grace,
-      keepaliveMs: options.keepalive,
-      connectTimeoutMs: Math.max(options.idleTimeout, 1_000),
-      backoff: { baseMs: options.reconnectBase, capMs: options.reconnectCap, maxAttempts: options.reconnectMaxAttempts },
     },
     metrics,
     log,

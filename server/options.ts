@@ -6,15 +6,13 @@ import {
   hostPortOrOff,
   integer,
   load,
-  LOG_FORMATS,
-  LOG_LEVELS,
-  oneOf,
   opt,
   requireBothOrNeither,
   requireLess,
   string,
 } from '../core/config.ts';
 import type { HostPort, LogFormat, LogLevel, ReadFile } from '../core/config.ts';
+import { commonOptions } from '../core/client/options.ts';
 
 export interface ServerOptions {
   /** QUIC listen address. */
@@ -52,7 +50,6 @@ export function serverSpec(stdoutIsTty: boolean) {
     options: {
       listen: opt(hostPort(), { help: 'QUIC (UDP) listen address; port 0 lets the OS choose', default: '0.0.0.0:4433' }),
       ops: opt(hostPortOrOff(), { help: 'Health/metrics HTTP listener, or off', default: '127.0.0.1:9090' }),
-      stateDir: opt(string('DIR'), { help: 'State directory (dev CA and certificates)', default: '.ztna' }),
       cert: opt(string('FILE'), { help: 'Server certificate chain PEM (with --key)' }),
       key: opt(string('FILE'), { help: 'Server private key PEM (with --cert)' }),
       ca: opt(string('FILE'), { help: 'CA PEM for verifying client certificates (mTLS)' }),
@@ -66,12 +63,7 @@ export function serverSpec(stdoutIsTty: boolean) {
       maxRegistrationsPerConnection: opt(integer({ min: 1 }), { help: 'Services one connector connection may register', default: '64' }),
       maxControlMessage: opt(integer({ min: 64, max: 4096 }), { help: 'Largest control message accepted, bytes', default: '4096' }),
       maxDatagramRate: opt(integer({ min: 1 }), { help: 'DATAGRAMs per second one connection may send', default: '200000' }),
-      logFormat: opt(oneOf(LOG_FORMATS), {
-        help: 'Log output format',
-        default: stdoutIsTty ? 'text' : 'json',
-        defaultHelp: 'text on a terminal, else json',
-      }),
-      logLevel: opt(oneOf(LOG_LEVELS), { help: 'Minimum log level', default: 'info' }),
+      ...commonOptions(stdoutIsTty),
     },
     finish: (v): ServerOptions => {
       requireBothOrNeither(v, 'cert', 'key');

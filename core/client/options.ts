@@ -1,0 +1,120 @@
+// Options every client program (connector, agent) shares: which servers, how to
+// trust them, keepalive and reconnect timing, logging. Declared once here so
+// the two programs cannot drift apart.
+import {
+  boolean,
+  duration,
+  forbidBoth,
+  hostPort,
+  integer,
+  list,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  oneOf,
+  opt,
+  requireBothOrNeither,
+  requireLess,
+  string,
+} from '../config.ts';
+import type { HostPort, LogFormat, LogLevel } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { BackoffSettings } from './backoff.ts';
+import { clientTls } from './tls.ts';
+import type { Config } from '../quic/native.ts';
+
+export interface ClientOptions {
+  /** Relay servers, tried in order. */
+  server: HostPort[];
+  /** CA PEM for the server certificate; neither this nor insecure: `<stateDir>/ca.pem` if present. */
+  ca?: string;
+  /** Skip server certificate verification (development only). */
+  insecure: boolean;
+  /** Client certificate/key PEM paths (mTLS); both or neither. */
+  cert?: string;
+  key?: string;
+  /** TLS server name override (defaults to the server host). */
+  serverName?: string;
+  /** All durations are milliseconds. */
+  keepalive: number;
+  idleTimeout: number;
+  reconnectBase: number;
+  reconnectCap: number;
+  /** 0 = retry forever. */
+  reconnectMaxAttempts: number;
+  stateDir: string;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  config?: string;
+}
+
+/** The server list and trust options, first in every client's help. */
+export function serverOptions() {
+  return {
+    server: opt(list(hostPort({ allowPortZero: false })), { help: 'Relay server address(es)', required: true }),
+  };
+}
+
+export function trustOptions() {
+  return {
+    ca: opt(string('FILE'), { help: 'CA PEM for verifying the server (default: <state-dir>/ca.pem if present)' }),
+    insecure: opt(boolean(), { help: 'Do not verify the server certificate (development only)' }),
+    cert: opt(string('FILE'), { help: 'Client certificate PEM for mTLS (with --key)' }),
+    key: opt(string('FILE'), { help: 'Client private key PEM for mTLS (with --cert)' }),
+    serverName: opt(string('NAME'), { help: 'TLS server name to verify (default: the server host)' }),
+  };
+}
+
+export function linkTimingOptions() {
+  return {
+    keepalive: opt(duration({ min: 1 }), { help: 'Keepalive ping interval', default: '1s' }),
+    idleTimeout: opt(duration({ min: 1 }), { help: 'Declare a silent server dead after this long', default: '5s' }),
+    reconnectBase: opt(duration({ min: 1 }), { help: 'First reconnect backoff delay', default: '100ms' }),
+    reconnectCap: opt(duration({ min: 1 }), { help: 'Maximum reconnect backoff delay', default: '30s' }),
+    reconnectMaxAttempts: opt(integer({ min: 0 }), {
+      help: 'Give up after this many failed reconnects (0 = never)',
+      default: '0',
+    }),
+  };
+}
+
+/** State directory and logging, shared by all three programs. */
+export function commonOptions(stdoutIsTty: boolean) {
+  return {
+    stateDir: opt(string('DIR'), { help: 'State directory', default: '.ztna' }),
+    logFormat: opt(oneOf(LOG_FORMATS), {
+      help: 'Log output format',
+      default: stdoutIsTty ? 'text' : 'json',
+      defaultHelp: 'text on a terminal, else json',
+    }),
+    logLevel: opt(oneOf(LOG_LEVELS), { help: 'Minimum log level', default: 'info' }),
+  };
+}
+
+/** Cross-field rules of the client options. */
+export function checkClientOptions(v: Record<string, unknown>): void {
+  forbidBoth(v, 'ca', 'insecure');
+  requireBothOrNeither(v, 'cert', 'key');
+  requireLess(v, 'keepalive', 'idleTimeout');
+  requireLess(v, 'reconnectBase', 'reconnectCap', true);
+}
+
+export interface LinkBasics {
+  servers: HostPort[];
+  serverName?: string;
+  quicConfig: Config;
+  keepaliveMs: number;
+  connectTimeoutMs: number;
+  backoff: BackoffSettings;
+}
+
+/** The link settings a client program derives from its options. */
+export function linkBasics(options: ClientOptions, log: Logger): LinkBasics {
+  return {
+    servers: options.server,
+    serverName: options.serverName,
+    quicConfig: clientTls(options, log),
+    keepaliveMs: options.keepalive,
+    connectTimeoutMs: Math.max(options.idleTimeout, 1_000),
+    backoff: { baseMs: options.reconnectBase, capMs: options.reconnectCap, maxAttempts: options.reconnectMaxAttempts },
+  };
+}
