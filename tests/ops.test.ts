@@ -74,7 +74,7 @@ describe("ops endpoints of the programs", () => {
 
     // The server turns 503 the moment draining begins.
     const draining = server.server.drain();
-    expect(server.server.ready()).toEqual({ ready: false, reason: "draining" });
+    expect(server.server.ready().ready).toBe(false);
     // With no flow left to relay the drain may already be over: 503 either way.
     const serverReady = await get(serverOps, "/readyz");
     expect(serverReady.status).toBe(503);
