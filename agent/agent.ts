@@ -23,6 +23,7 @@ import type { Config } from "../core/quic/native.ts";
 import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
 import { createBufferViews } from "../core/runtime/views.ts";
 import type { AgentMetrics } from "./metrics.ts";
+import { startAgentTcp, type TcpRoute } from "./tcp.ts";
 
 export interface AgentMapping {
   service: string;
@@ -48,7 +49,7 @@ export interface AgentSettings {
 
 export interface Agent {
   /** Bound local listeners, in the order of the maps. */
-  readonly listeners: { service: string; address: Address }[];
+  readonly listeners: { service: string; address: Address; protocol: "udp" | "tcp" }[];
   ready(): { ready: boolean; reason?: string };
   /** The server currently in use, if connected. */
   currentServer(): string | null;
@@ -295,6 +296,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
           metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.backoff);
           slot.open.clear();
           slot.channels.clear();
+          tcp.linkDown(slot.link);
           if (slot !== active || slot.retired) return;
           log.warn("server_lost", { server: label, reason });
           publish();
@@ -329,13 +331,27 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
         onDatagram(_link, data) {
           onTunnel(slot, data);
         },
+        onStreamData: (link, conn, id, data, fin) => tcp.onStreamData(link, conn, id, data, fin),
+        onStreamDrained: (link, conn, id) => tcp.onStreamDrained(link, conn, id),
+        onStreamReset: (link, conn, id, code) => tcp.onStreamReset(link, conn, id, code),
       },
     );
     return slot;
   }
 
+  /** New TCP connections use the active link, like new datagrams. */
+  const tcpRoute = (service: string): TcpRoute => {
+    if (draining || closed) return "draining";
+    const conn = active?.link.connection() ?? null;
+    if (active === null || conn === null) return "not_connected";
+    const open = active.open.get(service);
+    if (open === undefined || !open.up) return "service_down";
+    return { link: active.link, conn, channel: open.channel };
+  };
+  const tcp = await startAgentTcp({ maps: settings.maps.filter((m) => m.protocol === "tcp"), route: tcpRoute, metrics, log });
+
   for (const map of settings.maps) {
-    if (map.protocol !== "udp") throw new Error(`${map.service}: ${map.protocol} mappings are not supported yet`);
+    if (map.protocol === "tcp") continue;
     const listener: Listener = { service: map.service, socket: null as unknown as UdpSocket, clients: new Map() };
     listener.socket = await openUdp({
       host: map.listen.host,
@@ -368,10 +384,14 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     active = candidate = null;
     await Promise.all(slots.map((s) => s.link.close(CloseCode.NO_ERROR, "agent shutting down")));
     for (const l of listeners) l.socket.close();
+    await tcp.close();
   }
 
   return {
-    listeners: listeners.map((l) => ({ service: l.service, address: l.socket.address })),
+    listeners: [
+      ...listeners.map((l) => ({ service: l.service, address: l.socket.address, protocol: "udp" as const })),
+      ...tcp.listeners.map((l) => ({ ...l, protocol: "tcp" as const })),
+    ],
     ready() {
       if (closed) return { ready: false, reason: "closed" };
       if (draining) return { ready: false, reason: "draining" };
@@ -388,7 +408,8 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
       // New datagrams are refused from now on; wait for replies to the ones already sent.
       const deadline = Date.now() + graceMs;
       const quietMs = Math.min(500, graceMs / 4);
-      while (Date.now() < deadline && Date.now() - lastReply < quietMs) await new Promise((r) => setTimeout(r, 20));
+      // Tunnelled TCP connections get the grace period to finish.
+      while (Date.now() < deadline && (Date.now() - lastReply < quietMs || tcp.active > 0)) await new Promise((r) => setTimeout(r, 20));
       await close();
     },
     close,

@@ -21,6 +21,20 @@ export type AgentDropReason = (typeof AGENT_DROP_REASONS)[number];
 
 export type ServiceState = 'up' | 'down';
 
+/** Outcome of a local TCP connection: tunnelled, or refused at once and why. */
+export const AGENT_TCP_RESULTS = [
+  'ok', // a stream to the server carries it
+  'service_down', // the service has no connector (or was refused) on the active server
+  'not_connected', // no live connection to a server
+  'draining', // the agent is shutting down
+  'limit_exceeded', // the server connection has no stream left
+] as const;
+export type AgentTcpResult = (typeof AGENT_TCP_RESULTS)[number];
+
+/** How a tunnelled TCP connection ended (see core/client/tcp-pipe.ts). */
+export const AGENT_TCP_ENDS = ['fin', 'local_reset', 'remote_reset'] as const;
+export type AgentTcpEnd = (typeof AGENT_TCP_ENDS)[number];
+
 const N = {
   datagrams: 'ztna_agent_datagrams_total',
   bytes: 'ztna_agent_bytes_total',
@@ -34,6 +48,10 @@ const N = {
   connectionState: 'ztna_agent_connection_state',
   serverRtt: 'ztna_agent_server_rtt_seconds',
   reopen: 'ztna_agent_reopen_seconds',
+  tcpConnections: 'ztna_agent_tcp_connections_total',
+  tcpActive: 'ztna_agent_tcp_connections_active',
+  tcpBytes: 'ztna_agent_tcp_bytes_total',
+  tcpClosed: 'ztna_agent_tcp_closed_total',
 } as const;
 
 /** Every metric name the agent defines (excluding default process metrics). */
@@ -93,6 +111,31 @@ export function createAgentMetrics(registry: Registry) {
       'server',
     ]),
     reopen: histogram(registry, N.reopen, 'Time from losing the server to flows reopened, in seconds'),
+    tcpConnections: preset(
+      counterFamily<{ result: AgentTcpResult }>(
+        registry,
+        N.tcpConnections,
+        'Local TCP connections accepted, by result (ok = tunnelled, else why refused)',
+        ['result'],
+      ),
+      each('result', AGENT_TCP_RESULTS),
+    ),
+    tcpActive: gauge(registry, N.tcpActive, 'Local TCP connections currently tunnelled'),
+    tcpBytes: preset(
+      counterFamily<{ direction: AgentDirection }>(registry, N.tcpBytes, 'TCP payload bytes to / from the server', [
+        'direction',
+      ]),
+      each('direction', AGENT_DIRECTIONS),
+    ),
+    tcpClosed: preset(
+      counterFamily<{ how: AgentTcpEnd }>(
+        registry,
+        N.tcpClosed,
+        'Tunnelled TCP connections ended, by how: fin (both sides closed), local_reset (local client failed), remote_reset (tunnel side reset)',
+        ['how'],
+      ),
+      each('how', AGENT_TCP_ENDS),
+    ),
   };
 }
 

@@ -21,6 +21,7 @@ import { resolveAddress } from "../core/runtime/dns.ts";
 import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
 import { createBufferViews } from "../core/runtime/views.ts";
 import type { ConnectorMetrics } from "./metrics.ts";
+import { createTcpForwarder } from "./tcp.ts";
 
 export interface ConnectorSettings {
   servers: Address[];
@@ -84,6 +85,15 @@ export async function startConnector(
   let draining = false;
   let closed = false;
   let flowCount = 0;
+  const tcp = createTcpForwarder({
+    forward,
+    channelOf: (link) => {
+      const s = servers.find((x) => x.link === link);
+      return s?.registered ? s.channel : null;
+    },
+    metrics,
+    log,
+  });
 
   const toService = metrics.datagrams.child({ direction: "to_service" });
   const fromService = metrics.datagrams.child({ direction: "from_service" });
@@ -247,6 +257,7 @@ export async function startConnector(
           log.warn("server_lost", { server: label, reason });
           // Server-side flow ids die with the connection.
           dropServerFlows(server);
+          tcp.linkDown(server.link);
         },
         onReconnected(_link, reason) {
           metrics.reconnections.child({ reason }).inc();
@@ -257,6 +268,9 @@ export async function startConnector(
         onDatagram(_link, data) {
           onDatagram(server, data);
         },
+        onStreamData: (link, conn, id, data, fin) => tcp.onStreamData(link, conn, id, data, fin),
+        onStreamDrained: (link, conn, id) => tcp.onStreamDrained(link, conn, id),
+        onStreamReset: (link, conn, id, code) => tcp.onStreamReset(link, conn, id, code),
       },
     );
   }
@@ -279,6 +293,7 @@ export async function startConnector(
     closed = true;
     clearInterval(sweeper);
     for (const server of servers) dropServerFlows(server);
+    tcp.close();
     await Promise.all(servers.map((s) => s.link.close(CloseCode.NO_ERROR, "connector shutting down")));
   }
 
@@ -322,6 +337,7 @@ export async function startConnector(
         const now = Date.now();
         let busy = false;
         for (const s of servers) for (const f of s.flows.values()) if (now - f.lastSeen < quietMs) busy = true;
+        if (tcp.active > 0) busy = true;
         if (!busy || now >= deadline) break;
         await new Promise((r) => setTimeout(r, 25));
       }

@@ -18,6 +18,19 @@ export const CONNECTOR_DROP_REASONS = [
 ] as const;
 export type ConnectorDropReason = (typeof CONNECTOR_DROP_REASONS)[number];
 
+/** Outcome of a TCP stream the server opened: dialled, or refused and why. */
+export const CONNECTOR_TCP_RESULTS = [
+  'ok', // connected to the forward address
+  'connect_failed', // the forward address refused or was unreachable
+  'not_allowed', // stream header named a channel that is not our registration
+  'protocol', // malformed or missing stream header
+] as const;
+export type ConnectorTcpResult = (typeof CONNECTOR_TCP_RESULTS)[number];
+
+/** How a TCP connection through the tunnel ended (see core/client/tcp-pipe.ts). */
+export const TCP_END_HOWS = ['fin', 'local_reset', 'remote_reset'] as const;
+export type TcpEndHow = (typeof TCP_END_HOWS)[number];
+
 const N = {
   datagrams: 'ztna_connector_datagrams_total',
   bytes: 'ztna_connector_bytes_total',
@@ -31,6 +44,10 @@ const N = {
   connectionState: 'ztna_connector_connection_state',
   reregistration: 'ztna_connector_reregistration_seconds',
   serverRtt: 'ztna_connector_server_rtt_seconds',
+  tcpConnections: 'ztna_connector_tcp_connections_total',
+  tcpActive: 'ztna_connector_tcp_connections_active',
+  tcpBytes: 'ztna_connector_tcp_bytes_total',
+  tcpClosed: 'ztna_connector_tcp_closed_total',
 } as const;
 
 /** Every metric name the connector defines (excluding default process metrics). */
@@ -89,6 +106,31 @@ export function createConnectorMetrics(registry: Registry) {
     serverRtt: gaugeFamily<{ server: string }>(registry, N.serverRtt, 'Smoothed QUIC RTT to the server, in seconds', [
       'server',
     ]),
+    tcpConnections: preset(
+      counterFamily<{ result: ConnectorTcpResult }>(
+        registry,
+        N.tcpConnections,
+        'TCP streams from the server, by result (ok = connected to the service, else why refused)',
+        ['result'],
+      ),
+      each('result', CONNECTOR_TCP_RESULTS),
+    ),
+    tcpActive: gauge(registry, N.tcpActive, 'TCP connections to the service in progress (dialing or open)'),
+    tcpBytes: preset(
+      counterFamily<{ direction: ConnectorDirection }>(registry, N.tcpBytes, 'TCP payload bytes to / from the service', [
+        'direction',
+      ]),
+      each('direction', CONNECTOR_DIRECTIONS),
+    ),
+    tcpClosed: preset(
+      counterFamily<{ how: TcpEndHow }>(
+        registry,
+        N.tcpClosed,
+        'TCP connections ended, by how: fin (both sides closed), local_reset (service side failed), remote_reset (tunnel side reset)',
+        ['how'],
+      ),
+      each('how', TCP_END_HOWS),
+    ),
   };
 }
 

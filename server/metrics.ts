@@ -4,12 +4,27 @@ import type { Registry } from 'prom-client';
 import { each, preset, computedGauge, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
 import { histogram } from '../core/metrics/histogram.ts';
 import type { ResultLabels } from '../core/metrics/labels.ts';
+import { STREAM_RESET_NAMES } from '../core/frame/stream.ts';
 
 export const SERVER_ROLES = ['connector', 'agent'] as const;
 export type ServerRole = (typeof SERVER_ROLES)[number];
 
 export const RELAY_DIRECTIONS = ['agent_to_connector', 'connector_to_agent'] as const;
 export type RelayDirection = (typeof RELAY_DIRECTIONS)[number];
+
+/** What became of a TCP stream an agent opened: spliced to a connector, or refused and why. */
+export const SERVER_STREAM_RESULTS = [
+  'opened',
+  'service_down', // no live connector
+  'not_allowed', // header named a channel not granted to that agent
+  'protocol', // malformed header, or a stream from the wrong peer or id
+  'draining', // the server is draining
+  'limit_exceeded', // the connector connection has no stream left
+] as const;
+export type ServerStreamResult = (typeof SERVER_STREAM_RESULTS)[number];
+
+export const SERVER_STREAM_ENDS = ['fin', 'reset', 'connection_lost'] as const;
+export type ServerStreamEnd = (typeof SERVER_STREAM_ENDS)[number];
 
 const N = {
   connectionsActive: 'ztna_server_connections_active',
@@ -27,6 +42,11 @@ const N = {
   uptime: 'ztna_server_uptime_seconds',
   protocolErrors: 'ztna_server_protocol_errors_total',
   servicesRegistered: 'ztna_server_services_registered',
+  streamsActive: 'ztna_server_streams_active',
+  streamsTotal: 'ztna_server_streams_total',
+  streamsClosed: 'ztna_server_streams_closed_total',
+  streamResets: 'ztna_server_stream_resets_total',
+  streamBytes: 'ztna_server_stream_bytes_total',
 } as const;
 
 /** Every metric name the server defines (excluding default process metrics). */
@@ -87,6 +107,37 @@ export function createServerMetrics(registry: Registry) {
       'kind',
     ]),
     servicesRegistered: gauge(registry, N.servicesRegistered, 'Services with at least one registered connector'),
+    streamsActive: gauge(registry, N.streamsActive, 'TCP streams currently spliced between an agent and a connector'),
+    streamsTotal: preset(
+      counterFamily<{ result: ServerStreamResult }>(
+        registry,
+        N.streamsTotal,
+        'TCP streams opened by agents, by result (opened, or the reason it was refused)',
+        ['result'],
+      ),
+      each('result', SERVER_STREAM_RESULTS),
+    ),
+    streamsClosed: preset(
+      counterFamily<{ how: ServerStreamEnd }>(
+        registry,
+        N.streamsClosed,
+        'Spliced TCP streams ended, by how: fin (both directions), reset (either side), connection_lost',
+        ['how'],
+      ),
+      each('how', SERVER_STREAM_ENDS),
+    ),
+    streamResets: preset(
+      counterFamily<{ code: string }>(registry, N.streamResets, 'Stream resets received from peers, by code name', [
+        'code',
+      ]),
+      each('code', STREAM_RESET_NAMES),
+    ),
+    streamBytes: preset(
+      counterFamily<{ direction: RelayDirection }>(registry, N.streamBytes, 'TCP payload bytes relayed by direction', [
+        'direction',
+      ]),
+      each('direction', RELAY_DIRECTIONS),
+    ),
   };
 }
 

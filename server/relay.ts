@@ -184,6 +184,12 @@ function pickConnector<C>(service: Service<C>): Binding<C> | null {
   return null;
 }
 
+/** The next live connector of a service, round-robin (TCP streams use the same rotation as flows). */
+export function pickLiveConnector<C>(relay: Relay<C>, name: string): Binding<C> | null {
+  const service = relay.services.get(name);
+  return service ? pickConnector(service) : null;
+}
+
 function allocateConnectorFlow<C>(peer: Peer<C>): number {
   // u32 ids, never 0; skip ids still in use after a wrap.
   let id = peer.nextFlow;

@@ -33,6 +33,7 @@ import {
   routeFromConnector,
 } from "./relay.ts";
 import type { ServerMetrics } from "./metrics.ts";
+import { createStreamRelay } from "./streams.ts";
 
 export interface ServerSettings {
   listen: Address;
@@ -106,6 +107,13 @@ export async function startServer(
   const header: DatagramHeader = { channel: 0, flow: 0, payloadLength: 0 };
   let draining = false;
   let nextPeerId = 1;
+  const streams = createStreamRelay({
+    relay,
+    metrics,
+    log,
+    peerOf: (conn) => (conn.context as Session | undefined)?.peer ?? null,
+    draining: () => draining,
+  });
 
   const relayedA2C = metrics.datagramsRelayed.child({ direction: "agent_to_connector" });
   const relayedC2A = metrics.datagramsRelayed.child({ direction: "connector_to_agent" });
@@ -296,21 +304,25 @@ export async function startServer(
         }, limits.helloTimeoutMs);
         metrics.handshakeDuration.observe((Date.now() - conn.createdAt) / 1000);
       },
-      onStreamData(conn, streamId, data) {
+      onStreamData(conn, streamId, data, fin) {
         const session = conn.context as Session | undefined;
         if (!session) return;
-        if (streamId !== 0) {
-          conn.shutdownStream(streamId, CloseCode.PROTOCOL_ERROR);
-          return dropped("unexpected_stream");
-        }
+        if (streamId !== 0) return streams.onData(conn, streamId, data, fin);
         for (const decoded of session.reader.push(data)) {
           if (!decoded.ok) return protocolError(session, decoded.error.kind, decoded.error.message);
           onControl(session, decoded.value);
           if (conn.closed) return;
         }
       },
+      onStreamDrained(conn, streamId) {
+        if (streamId !== 0) streams.onDrained(conn, streamId);
+      },
+      onStreamReset(conn, streamId, code, how) {
+        if (streamId !== 0) streams.onReset(conn, streamId, code, how);
+      },
       onDatagram,
       onClosed(conn, info) {
+        streams.onClosed(conn);
         const session = conn.context as Session | undefined;
         if (!session) return;
         if (session.helloTimer) clearTimeout(session.helloTimer);
@@ -360,7 +372,7 @@ export async function startServer(
       log.info("draining", { grace_ms: settings.graceMs, flows: relay.flowCount, peers: peers.size });
       for (const peer of peers) send(peer.conn, { type: "goaway", reason: "server draining", alternate });
       const deadline = Date.now() + settings.graceMs;
-      while (Date.now() < deadline && relay.flowCount > 0 && hasAgents(peers)) {
+      while (Date.now() < deadline && (relay.flowCount > 0 || streams.active > 0) && hasAgents(peers)) {
         await new Promise((r) => setTimeout(r, 50));
       }
       log.info("drained", { flows_left: relay.flowCount });

@@ -2,7 +2,9 @@
  * Test harness: real endpoints on loopback (QUIC server, connector, agent, UDP
  * echo service and clients), every wait bounded by a deadline.
  */
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
+import { connect as connectTcp, createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Registry } from "prom-client";
@@ -242,4 +244,162 @@ export function bytes(n: number, seed = 1): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = (i * 31 + seed * 17) & 0xff;
   return out;
+}
+
+// ---- TCP helpers (tests/tcp.test.ts) ----
+
+/** Deterministic pseudo-random bytes (xorshift32): the same seed gives the same stream. */
+export function* pseudoRandomChunks(total: number, seed: number, chunkSize = 64 * 1024): Generator<Uint8Array> {
+  let x = seed >>> 0 || 0x9e3779b9;
+  for (let sent = 0; sent < total; ) {
+    const n = Math.min(chunkSize, total - sent);
+    const words = new Uint32Array(Math.ceil(n / 4));
+    for (let i = 0; i < words.length; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      words[i] = x >>> 0;
+    }
+    yield new Uint8Array(words.buffer, 0, n);
+    sent += n;
+  }
+}
+
+export interface TcpServiceConn {
+  /** Bytes received after the command byte. */
+  received: number;
+  closed: boolean;
+  /** Closed by an error (reset) rather than FIN. */
+  error: string | null;
+  closedAt: number;
+}
+
+export interface TcpService {
+  readonly address: Address;
+  /** Every accepted connection, in order. */
+  readonly connections: TcpServiceConn[];
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP service for tests; the first byte of each connection picks what it does:
+ *  'E' echo everything back, FIN after the client's FIN;
+ *  'D' read until EOF, then reply "<bytes> <sha256 hex>" and FIN (half-close);
+ *  'S' then u32 length and u32 seed: send that many pseudo-random bytes, then FIN;
+ *  'K' sink: count what arrives, reply nothing, FIN after the client's FIN;
+ *  'P' stall: stop reading at once (the client's writes back up).
+ */
+export async function startTcpService(host = "127.0.0.1"): Promise<TcpService> {
+  const connections: TcpServiceConn[] = [];
+  const sockets = new Set<Socket>();
+  const server = createTcpServer({ allowHalfOpen: true }, (socket) => {
+    const conn: TcpServiceConn = { received: 0, closed: false, error: null, closedAt: 0 };
+    connections.push(conn);
+    sockets.add(socket);
+    let mode = "";
+    let head = Buffer.alloc(0);
+    const hash = createHash("sha256");
+    socket.on("error", (e: NodeJS.ErrnoException) => (conn.error = e.code ?? e.message));
+    socket.on("close", () => {
+      conn.closed = true;
+      conn.closedAt = Date.now();
+      sockets.delete(socket);
+    });
+    socket.on("end", () => {
+      if (mode === "D") socket.end(`${conn.received} ${hash.digest("hex")}`);
+      else if (mode !== "S") socket.end();
+    });
+    socket.on("data", (chunk: Buffer) => {
+      if (mode === "") {
+        mode = String.fromCharCode(chunk[0]!);
+        chunk = chunk.subarray(1);
+        if (mode === "P") return void socket.pause();
+      }
+      if (mode === "S" && head.length < 8) {
+        head = Buffer.concat([head, chunk]);
+        if (head.length < 8) return;
+        void writeAll(socket, pseudoRandomChunks(head.readUInt32BE(0), head.readUInt32BE(4)), true).catch(() => {});
+        chunk = head.subarray(8);
+      }
+      conn.received += chunk.length;
+      if (mode === "E") socket.write(chunk);
+      else if (mode === "D") hash.update(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const bound = server.address() as AddressInfo;
+  return {
+    address: { host: bound.address, port: bound.port },
+    connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Connects over TCP; rejects on error (e.g. refused). */
+export function tcpConnect(to: Address): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTcp({ host: to.host, port: to.port, allowHalfOpen: true, noDelay: true });
+    socket.once("error", reject);
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      resolve(socket);
+    });
+  });
+}
+
+/** Writes every chunk with backpressure, then FIN if `end`; resolves with the SHA-256 (hex) of what was written. */
+export async function writeAll(socket: Socket, chunks: Iterable<Uint8Array>, end = true): Promise<string> {
+  const hash = createHash("sha256");
+  for (const chunk of chunks) {
+    if (socket.destroyed) throw new Error("socket closed while writing");
+    hash.update(chunk);
+    if (!socket.write(chunk)) {
+      await new Promise<void>((resolve, reject) => {
+        const onClose = () => reject(new Error("socket closed while writing"));
+        socket.once("close", onClose);
+        socket.once("drain", () => {
+          socket.off("close", onClose);
+          resolve();
+        });
+      });
+    }
+  }
+  if (end) socket.end();
+  return hash.digest("hex");
+}
+
+export interface ReadResult {
+  bytes: number;
+  sha256: string;
+  /** The bytes themselves, when asked to keep them. */
+  data: Buffer | null;
+  /** How the read side ended: FIN, or an error code (ECONNRESET, ...). */
+  end: "fin" | string;
+}
+
+/** Reads until FIN or error; never rejects (the result says how it ended). */
+export function readAll(socket: Socket, keep = false): Promise<ReadResult> {
+  return new Promise((resolve) => {
+    const hash = createHash("sha256");
+    const kept: Buffer[] = [];
+    let bytes = 0;
+    let done = false;
+    const finish = (end: string) => {
+      if (done) return;
+      done = true;
+      resolve({ bytes, sha256: hash.digest("hex"), data: keep ? Buffer.concat(kept) : null, end });
+    };
+    socket.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+      hash.update(chunk);
+      if (keep) kept.push(chunk);
+    });
+    socket.on("end", () => finish("fin"));
+    socket.on("error", (e: NodeJS.ErrnoException) => finish(e.code ?? e.message));
+    socket.on("close", () => finish("closed"));
+  });
 }

@@ -13,6 +13,7 @@ import {
   createControlReader,
   encodeControl,
 } from "../frame/control.ts";
+import { StreamResetCode } from "../frame/stream.ts";
 import type { Logger } from "../log.ts";
 import type { Config } from "../quic/native.ts";
 import { createEndpoint, type Endpoint, type QuicConnection } from "../quic/endpoint.ts";
@@ -65,6 +66,14 @@ export interface LinkEvents {
   onReconnected?(link: Link, reason: string, downMs: number): void;
   /** Backoff attempts are used up: the link stays closed. */
   onGaveUp?(link: Link): void;
+  /**
+   * Bytes on a stream other than the control stream (TCP tunnels), on the
+   * current connection only; `data` is valid only during the call. Without
+   * this handler such streams are refused.
+   */
+  onStreamData?(link: Link, conn: QuicConnection, streamId: number, data: Uint8Array, fin: boolean): void;
+  onStreamDrained?(link: Link, conn: QuicConnection, streamId: number): void;
+  onStreamReset?(link: Link, conn: QuicConnection, streamId: number, code: number, how: "reset" | "stopped"): void;
 }
 
 export interface Link {
@@ -76,6 +85,8 @@ export interface Link {
   /** Sends a DATAGRAM if the link is ready; false otherwise (the caller counts the drop). */
   sendDatagram(data: Uint8Array): boolean;
   rttSeconds(): number;
+  /** The current QUIC connection while the link is ready (for opening streams), else null. */
+  connection(): QuicConnection | null;
   /** Closes the current connection (reconnecting later) without stopping the link. */
   bounce(reason: string): void;
   /** Stops for good: closes the connection and ends any backoff wait at once. */
@@ -118,8 +129,13 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
       onEstablished(c) {
         c.writeStream(0, encodeControl({ type: "hello", version: PROTOCOL_VERSION, role: settings.role, name: settings.name }));
       },
-      onStreamData(c, streamId, data) {
-        if (c !== conn || streamId !== 0) return;
+      onStreamData(c, streamId, data, fin) {
+        if (c !== conn) return;
+        if (streamId !== 0) {
+          if (events.onStreamData) events.onStreamData(link, c, streamId, data, fin);
+          else c.shutdownStream(streamId, StreamResetCode.PROTOCOL);
+          return;
+        }
         for (const decoded of reader.push(data)) {
           if (!decoded.ok) {
             log.warn("protocol_error", { server: label, error: decoded.error.message });
@@ -128,6 +144,12 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
           }
           onMessage(decoded.value);
         }
+      },
+      onStreamDrained(c, streamId) {
+        if (c === conn && streamId !== 0) events.onStreamDrained?.(link, c, streamId);
+      },
+      onStreamReset(c, streamId, code, how) {
+        if (c === conn && streamId !== 0) events.onStreamReset?.(link, c, streamId, code, how);
       },
       onDatagram(c, data) {
         if (c === conn && state === "ready") events.onDatagram(link, data);
@@ -270,6 +292,9 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     },
     rttSeconds() {
       return conn?.rttSeconds() ?? 0;
+    },
+    connection() {
+      return state === "ready" ? conn : null;
     },
     bounce(reason) {
       conn?.close(CloseCode.NO_ERROR, reason);

@@ -144,6 +144,25 @@ const serverRow: RowSpec = {
         { title: 'Protocol errors by kind', description: 'Connections closed for protocol violations per second (ztna_server_protocol_errors_total).', kind: 'timeseries', unit: 'ops', w: 12, targets: [t(`sum by (kind) (rate(ztna_server_protocol_errors_total{${S}}[${RATE}]))`, '{{kind}}')] },
       ],
     },
+    {
+      h: 8,
+      panels: [
+        {
+          title: 'TCP streams',
+          description: 'TCP streams spliced between agents and connectors (ztna_server_streams_active), streams opened or refused per second by result (ztna_server_streams_total), and streams ended per second by how (ztna_server_streams_closed_total).',
+          kind: 'timeseries',
+          unit: 'none',
+          w: 8,
+          targets: [
+            t(`sum(ztna_server_streams_active{${S}})`, 'active'),
+            t(`sum by (result) (rate(ztna_server_streams_total{${S}}[${RATE}]))`, '{{result}}/s'),
+            t(`sum by (how) (rate(ztna_server_streams_closed_total{${S}}[${RATE}]))`, 'ended {{how}}/s'),
+          ],
+        },
+        { title: 'TCP bytes relayed', description: 'TCP stream bytes relayed per second by direction (ztna_server_stream_bytes_total; includes the 4-byte segment prefixes).', kind: 'timeseries', unit: 'Bps', w: 8, targets: [t(`sum by (direction) (rate(ztna_server_stream_bytes_total{${S}}[${RATE}]))`, '{{direction}}')] },
+        { title: 'TCP stream resets by code', description: 'Stream resets received from agents and connectors per second, by code (ztna_server_stream_resets_total): connect_failed means a connector could not reach its service.', kind: 'timeseries', unit: 'ops', w: 8, stack: true, targets: [t(`sum by (code) (rate(ztna_server_stream_resets_total{${S}}[${RATE}]))`, '{{code}}')] },
+      ],
+    },
   ],
 };
 
@@ -225,6 +244,24 @@ const connectorRow: RowSpec = {
         },
       ],
     },
+    {
+      h: 8,
+      panels: [
+        {
+          title: 'TCP connections to the service',
+          description: 'Connections in progress (ztna_connector_tcp_connections_active) and stream outcomes per second (ztna_connector_tcp_connections_total): ok, or connect_failed when the service refuses.',
+          kind: 'timeseries',
+          unit: 'none',
+          w: 8,
+          targets: [
+            t(`sum by (instance) (ztna_connector_tcp_connections_active{${C}})`, 'active {{instance}}'),
+            t(`sum by (result) (rate(ztna_connector_tcp_connections_total{${C}}[${RATE}]))`, '{{result}}/s'),
+          ],
+        },
+        { title: 'TCP bytes', description: 'TCP payload bytes per second to / from the private service (ztna_connector_tcp_bytes_total).', kind: 'timeseries', unit: 'Bps', w: 8, targets: [t(`sum by (direction) (rate(ztna_connector_tcp_bytes_total{${C}}[${RATE}]))`, '{{direction}}')] },
+        { title: 'TCP connections ended', description: 'TCP connections ended per second by how (ztna_connector_tcp_closed_total): fin, local_reset (the service side failed), remote_reset (reset through the tunnel).', kind: 'timeseries', unit: 'ops', w: 8, stack: true, targets: [t(`sum by (how) (rate(ztna_connector_tcp_closed_total{${C}}[${RATE}]))`, '{{how}}')] },
+      ],
+    },
   ],
 };
 
@@ -287,6 +324,24 @@ const agentRow: RowSpec = {
             t(`sum by (instance) (rate(ztna_agent_flows_opened_total{${A}}[${RATE}]))`, 'opened/s {{instance}}'),
           ],
         },
+      ],
+    },
+    {
+      h: 8,
+      panels: [
+        {
+          title: 'TCP connections',
+          description: 'Local TCP connections tunnelled now (ztna_agent_tcp_connections_active) and accepted per second by result (ztna_agent_tcp_connections_total): ok, or refused at once (service_down, not_connected, draining, limit_exceeded).',
+          kind: 'timeseries',
+          unit: 'none',
+          w: 8,
+          targets: [
+            t(`sum by (instance) (ztna_agent_tcp_connections_active{${A}})`, 'active {{instance}}'),
+            t(`sum by (result) (rate(ztna_agent_tcp_connections_total{${A}}[${RATE}]))`, '{{result}}/s'),
+          ],
+        },
+        { title: 'TCP bytes', description: 'TCP payload bytes per second to / from the server (ztna_agent_tcp_bytes_total).', kind: 'timeseries', unit: 'Bps', w: 8, targets: [t(`sum by (direction) (rate(ztna_agent_tcp_bytes_total{${A}}[${RATE}]))`, '{{direction}}')] },
+        { title: 'TCP connections ended', description: 'Tunnelled TCP connections ended per second by how (ztna_agent_tcp_closed_total): fin, local_reset (the local client failed), remote_reset (reset through the tunnel).', kind: 'timeseries', unit: 'ops', w: 8, stack: true, targets: [t(`sum by (how) (rate(ztna_agent_tcp_closed_total{${A}}[${RATE}]))`, '{{how}}')] },
       ],
     },
   ],

@@ -1,0 +1,204 @@
+/**
+ * The connector's TCP side: every stream the server opens on a link carries
+ * one TCP connection. After the stream header names our registration channel
+ * we dial `forward` and splice the connection to the stream (core/client/tcp-pipe.ts).
+ * Bytes that arrive while dialing wait with the stream paused; a refused dial
+ * resets the stream with CONNECT_FAILED.
+ */
+import net from "node:net";
+import type { Address } from "../core/frame/control.ts";
+import { StreamResetCode, createStreamHeaderReader, streamResetName, type StreamHeaderReader } from "../core/frame/stream.ts";
+import type { Link } from "../core/client/link.ts";
+import { createTcpPipe, resetSocket, type PipeEnd, type TcpPipe } from "../core/client/tcp-pipe.ts";
+import type { Logger } from "../core/log.ts";
+import type { QuicConnection } from "../core/quic/endpoint.ts";
+import type { ConnectorMetrics, ConnectorTcpResult } from "./metrics.ts";
+
+export interface TcpForwarderSettings {
+  forward: Address;
+  /** The registration channel on this link, or null while not registered. */
+  channelOf(link: Link): number | null;
+  metrics: ConnectorMetrics;
+  log: Logger;
+}
+
+export interface TcpForwarder {
+  onStreamData(link: Link, conn: QuicConnection, streamId: number, data: Uint8Array, fin: boolean): void;
+  onStreamDrained(link: Link, conn: QuicConnection, streamId: number): void;
+  onStreamReset(link: Link, conn: QuicConnection, streamId: number, code: number): void;
+  /** The link lost its connection: its streams are gone, so reset their sockets. */
+  linkDown(link: Link): void;
+  /** Resets every connection (shutdown). */
+  close(): void;
+  /** TCP connections in progress (dialing or open). */
+  readonly active: number;
+}
+
+interface Entry {
+  streamId: number;
+  reader: StreamHeaderReader | null;
+  socket: net.Socket | null;
+  pipe: TcpPipe | null;
+  /** Stream bytes that arrived while the socket was connecting. */
+  backlog: Uint8Array[];
+  backlogFin: boolean;
+}
+
+interface ConnStreams {
+  link: Link;
+  streams: Map<number, Entry>;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export function createTcpForwarder(settings: TcpForwarderSettings): TcpForwarder {
+  const { forward, metrics, log } = settings;
+  const byConn = new Map<QuicConnection, ConnStreams>();
+  let active = 0;
+  const bytesTo = metrics.tcpBytes.child({ direction: "to_service" });
+  const bytesFrom = metrics.tcpBytes.child({ direction: "from_service" });
+  const count = (result: ConnectorTcpResult) => metrics.tcpConnections.child({ result }).inc();
+  const setActive = (delta: number) => metrics.tcpActive.set((active += delta));
+
+  function streamsOf(link: Link, conn: QuicConnection): Map<number, Entry> {
+    let entry = byConn.get(conn);
+    if (!entry) byConn.set(conn, (entry = { link, streams: new Map() }));
+    return entry.streams;
+  }
+
+  function forget(conn: QuicConnection, entry: Entry) {
+    const c = byConn.get(conn);
+    if (!c || c.streams.get(entry.streamId) !== entry) return;
+    c.streams.delete(entry.streamId);
+    if (c.streams.size === 0) byConn.delete(conn);
+  }
+
+  // At most one log line per result per second: a dead service and a retrying client must not flood the log.
+  const lastLog = new Map<ConnectorTcpResult, { at: number; suppressed: number }>();
+  function refuse(conn: QuicConnection, entry: Entry, code: StreamResetCode, result: ConnectorTcpResult, detail: string) {
+    conn.shutdownStream(entry.streamId, code);
+    forget(conn, entry);
+    count(result);
+    const now = Date.now();
+    const last = lastLog.get(result);
+    if (last && now - last.at < 1_000) return void last.suppressed++;
+    lastLog.set(result, { at: now, suppressed: 0 });
+    log.warn("tcp_refused", { stream: entry.streamId, code: streamResetName(code), error: detail, suppressed: last?.suppressed ?? 0 });
+  }
+
+  function onHeader(link: Link, conn: QuicConnection, entry: Entry, channel: number, rest: Uint8Array, fin: boolean) {
+    const expected = settings.channelOf(link);
+    if (channel !== expected) {
+      return refuse(conn, entry, StreamResetCode.NOT_ALLOWED, "not_allowed", `channel ${channel} is not ours (${expected ?? "not registered"})`);
+    }
+    // Hold the stream until the backend answers; what came with the header waits here.
+    conn.pauseStream(entry.streamId, true);
+    if (rest.length > 0) entry.backlog.push(rest.slice());
+    entry.backlogFin = fin;
+    const socket = net.connect({ host: forward.host, port: forward.port, allowHalfOpen: true, noDelay: true });
+    entry.socket = socket;
+    setActive(1);
+    const onConnectError = (error: Error) => {
+      setActive(-1);
+      socket.destroy();
+      refuse(conn, entry, StreamResetCode.CONNECT_FAILED, "connect_failed", (error as NodeJS.ErrnoException).code ?? error.message);
+    };
+    socket.once("error", onConnectError);
+    socket.once("connect", () => {
+      socket.off("error", onConnectError);
+      count("ok");
+      const pipe = createTcpPipe({
+        conn,
+        streamId: entry.streamId,
+        socket,
+        streamPaused: true,
+        onBytes: (direction, n) => (direction === "to_stream" ? bytesFrom : bytesTo).inc(n),
+        onEnd: (end) => ended(conn, entry, end),
+      });
+      entry.pipe = pipe;
+      for (const chunk of entry.backlog) pipe.fromStream(chunk, false);
+      if (entry.backlogFin) pipe.fromStream(EMPTY, true);
+      entry.backlog = [];
+      pipe.start();
+    });
+  }
+
+  function ended(conn: QuicConnection, entry: Entry, end: PipeEnd) {
+    forget(conn, entry);
+    setActive(-1);
+    metrics.tcpClosed.child({ how: end.how }).inc();
+    if (end.how !== "fin") {
+      log.debug("tcp_reset", { stream: entry.streamId, how: end.how, code: streamResetName(end.code), error: end.how === "local_reset" ? end.error : undefined });
+    }
+  }
+
+  /** Ends an entry whatever its phase, resetting the stream with `code`. */
+  function abort(conn: QuicConnection, entry: Entry, code: StreamResetCode) {
+    if (entry.pipe) return entry.pipe.abort(code, "tunnel closed");
+    forget(conn, entry);
+    if (entry.socket) {
+      // Still dialing: no pipe yet, so settle the bookkeeping here.
+      entry.socket.removeAllListeners();
+      entry.socket.on("error", () => {});
+      resetSocket(entry.socket);
+      setActive(-1);
+    }
+    conn.shutdownStream(entry.streamId, code);
+  }
+
+  return {
+    get active() {
+      return active;
+    },
+    onStreamData(link, conn, streamId, data, fin) {
+      const streams = streamsOf(link, conn);
+      let entry = streams.get(streamId);
+      if (entry === undefined) {
+        // Only server-initiated bidirectional streams (ids 1 mod 4) carry connections to us.
+        if ((streamId & 3) !== 1) {
+          conn.shutdownStream(streamId, StreamResetCode.PROTOCOL);
+          count("protocol");
+          return;
+        }
+        entry = { streamId, reader: createStreamHeaderReader(), socket: null, pipe: null, backlog: [], backlogFin: false };
+        streams.set(streamId, entry);
+      }
+      if (entry.pipe) return entry.pipe.fromStream(data, fin);
+      if (entry.reader) {
+        const header = entry.reader.push(data);
+        if (header === null) {
+          if (fin) refuse(conn, entry, StreamResetCode.PROTOCOL, "protocol", entry.reader.truncated().message);
+          return;
+        }
+        entry.reader = null;
+        if (!header.ok) return refuse(conn, entry, StreamResetCode.PROTOCOL, "protocol", header.error.message);
+        return onHeader(link, conn, entry, header.channel, header.rest, fin);
+      }
+      // Dialing: the stream is paused, but a chunk read in the same turn may still land here.
+      if (data.length > 0) entry.backlog.push(data.slice());
+      if (fin) entry.backlogFin = true;
+    },
+    onStreamDrained(_link, conn, streamId) {
+      byConn.get(conn)?.streams.get(streamId)?.pipe?.drained();
+    },
+    onStreamReset(_link, conn, streamId, code) {
+      const entry = byConn.get(conn)?.streams.get(streamId);
+      if (!entry) return;
+      if (entry.pipe) return entry.pipe.remoteReset(code);
+      abort(conn, entry, StreamResetCode.ABORTED);
+    },
+    linkDown(link) {
+      for (const [conn, c] of [...byConn]) {
+        if (c.link !== link) continue;
+        for (const entry of [...c.streams.values()]) abort(conn, entry, StreamResetCode.ABORTED);
+        byConn.delete(conn);
+      }
+    },
+    close() {
+      for (const [conn, c] of [...byConn]) {
+        for (const entry of [...c.streams.values()]) abort(conn, entry, StreamResetCode.ABORTED);
+      }
+      byConn.clear();
+    },
+  };
+}
