@@ -16,7 +16,9 @@
 #      rolling-upgrade.yml to a second build: refused on a checksum mismatch
 #      before anything stops, then done (stop/drain in order, verified binary,
 #      start in order, /readyz), a round trip, a second roll that restarts
-#      nothing; site.yml again with changed=0 (idempotent); every drain exit 0
+#      nothing; a rotated server certificate: site.yml reloads (SIGHUP) the
+#      server without restarting it; site.yml again with changed=0
+#      (idempotent); every drain exited 0
 #
 #   scripts/ansible-test.sh                          (KEEP=1 keeps the temp dir)
 #   ZTNA_BINARY=/path/ztna scripts/ansible-test.sh   test another build
@@ -87,7 +89,7 @@ if [[ ! -f $SHA ]]; then
   SHA=$WORK/ztna.sha256
   (cd "$(dirname "$BIN")" && sha256sum "$(basename "$BIN")") >"$SHA"
 fi
-echo "binary: $BIN (sha256 $(cut -c1-16 "$SHA")...)"
+echo "binary: $BIN: $("$BIN" version 2>&1 | head -1) (sha256 $(cut -c1-16 "$SHA")...)"
 
 # --- 1. lint and syntax ----------------------------------------------------------
 step "ansible-lint (production profile)"
@@ -224,7 +226,7 @@ TRACE=0
 if command -v strace >/dev/null 2>&1 && strace -f -qq -c -o /dev/null true >/dev/null 2>&1; then TRACE=1; fi
 declare -A PID_OF LAUNCHER_OF
 start_program() { # PROGRAM
-  local line cmd child deadline=$((SECONDS + 10))
+  local line cmd c child="" deadline=$((SECONDS + 10))
   line=$(grep -m1 '^ExecStart=' "$ROOT/etc/systemd/system/ztna-$1.service") || die "no ExecStart in ztna-$1.service"
   read -r -a cmd <<<"${line#ExecStart=}"
   if ((TRACE)); then
@@ -235,8 +237,14 @@ start_program() { # PROGRAM
   LAUNCHER_OF[$1]=$!
   PID_OF[$1]=$!
   PIDS+=($!)
-  if ((TRACE)); then # signals go to the program, not to strace
-    until child=$(pgrep -P "${LAUNCHER_OF[$1]}" | head -1) && [[ -n $child ]]; do
+  if ((TRACE)); then
+    # Signals go to the program, not to strace. strace forks short-lived
+    # probe children at start, so pick the child that runs the binary.
+    until [[ -n ${child:-} ]]; do
+      for c in $(pgrep -P "${LAUNCHER_OF[$1]}" || true); do
+        [[ $(readlink "/proc/$c/exe" 2>/dev/null) == "${cmd[0]}" ]] && child=$c
+      done
+      [[ -n ${child:-} ]] && break
       ((SECONDS < deadline)) || die "$1 did not start under strace"
       sleep 0.05
     done
@@ -265,7 +273,7 @@ python3 "$HELPERS" round-trip "$P_MAP" 15 || die "no echo through the relay"
 step "SIGTERM: every program drains and exits 0"
 for p in agent connector server; do
   pid=${PID_OF[$p]}
-  kill -TERM "$pid"
+  kill -TERM "$pid" 2>/dev/null || { cat "$WORK/$p.log"; die "$p (pid $pid) was no longer running"; }
   deadline=$((SECONDS + GRACE + 10))
   while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then cat "$WORK/$p.log"; die "$p still running $((GRACE + 10)) s after SIGTERM"; fi
@@ -333,10 +341,27 @@ step "rolling-upgrade.yml again: nothing to do, only readiness checked"
 PATH=$FAKE_PATH playbook rolling-upgrade.yml "$WORK/roll-2.log" 0 -e ztna_manage_systemd=true "${NEW_ARGS[@]}"
 if grep -qE '^(stop|start|restart) ' "$CALLS"; then die "the second roll restarted units: $(tr '\n' ' ' <"$CALLS")"; fi
 
+step "rotate the server certificate: site.yml reloads ztna-server (SIGHUP), no restart"
+(cd "$REPO" && "$BUN" ansible/test/make-certs.ts "$WORK/pki" --server server2) || die "could not issue a new server certificate"
+ROT_ARGS=(-e "ztna_server_cert_src=$WORK/pki/server2.pem" -e "ztna_server_key_src=$WORK/pki/server2-key.pem")
+server_pid=$(cat "$FAKE_SYSTEMD_STATE/ztna-server.service.pid")
+: >"$CALLS"
+PATH=$FAKE_PATH playbook site.yml "$WORK/site-rotate.log" - -e ztna_manage_systemd=true "${NEW_ARGS[@]}" "${ROT_ARGS[@]}"
+grep -qxF "reload ztna-server.service" "$CALLS" || die "ztna-server.service was not reloaded"
+if grep -qE '^(stop|start|restart) ' "$CALLS"; then die "the rotation restarted units: $(tr '\n' ' ' <"$CALLS")"; fi
+[[ $(cat "$FAKE_SYSTEMD_STATE/ztna-server.service.pid") == "$server_pid" ]] || die "ztna-server has a new pid"
+deadline=$((SECONDS + 10))
+until grep -q '"event":"tls_reloaded"' "$FAKE_SYSTEMD_STATE/ztna-server.service.log"; do
+  ((SECONDS < deadline)) || { tail -5 "$FAKE_SYSTEMD_STATE/ztna-server.service.log"; die "the server did not log tls_reloaded"; }
+  sleep 0.1
+done
+echo "server pid $server_pid kept; it logged tls_reloaded"
+python3 "$HELPERS" round-trip "$P_MAP" 15 || die "no echo through the relay after the reload"
+
 # The same inputs again and everything running: nothing may change (this
 # covers the ztna_manage_systemd=false run too, whose tasks are a subset).
 step "site.yml again: idempotent (changed=0)"
-PATH=$FAKE_PATH playbook site.yml "$WORK/site-4.log" 0 -e ztna_manage_systemd=true "${NEW_ARGS[@]}"
+PATH=$FAKE_PATH playbook site.yml "$WORK/site-4.log" 0 -e ztna_manage_systemd=true "${NEW_ARGS[@]}" "${ROT_ARGS[@]}"
 
 step "stop every unit: each drain exited 0"
 for p in agent connector server; do
