@@ -382,9 +382,10 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     clearInterval(sweeper);
     const slots = [...lingering, ...(active ? [active] : []), ...(candidate ? [candidate] : [])];
     active = candidate = null;
+    // TCP first: their stream resets must leave before the links close.
+    await tcp.close();
     await Promise.all(slots.map((s) => s.link.close(CloseCode.NO_ERROR, "agent shutting down")));
     for (const l of listeners) l.socket.close();
-    await tcp.close();
   }
 
   return {

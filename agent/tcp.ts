@@ -37,9 +37,15 @@ export interface AgentTcp {
   onStreamReset(link: Link, conn: QuicConnection, streamId: number, code: number): void;
   /** The link lost its connection: reset the local connections that used it. */
   linkDown(link: Link): void;
-  /** Resets every connection and closes the listeners. */
+  /**
+   * Resets every connection and closes the listeners; waits a moment when
+   * there were connections, so the resets leave before the QUIC connection closes.
+   */
   close(): Promise<void>;
 }
+
+/** Time for stream resets to be sent before a closing connection drops them. */
+const RESET_FLUSH_MS = 20;
 
 interface ConnPipes {
   link: Link;
@@ -151,7 +157,9 @@ export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTc
       abortAll((c) => c.link === link);
     },
     async close() {
+      const any = byConn.size > 0;
       abortAll(() => true);
+      if (any) await new Promise((r) => setTimeout(r, RESET_FLUSH_MS));
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     },
   };

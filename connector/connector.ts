@@ -293,7 +293,7 @@ export async function startConnector(
     closed = true;
     clearInterval(sweeper);
     for (const server of servers) dropServerFlows(server);
-    tcp.close();
+    await tcp.close();
     await Promise.all(servers.map((s) => s.link.close(CloseCode.NO_ERROR, "connector shutting down")));
   }
 

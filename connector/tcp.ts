@@ -28,8 +28,11 @@ export interface TcpForwarder {
   onStreamReset(link: Link, conn: QuicConnection, streamId: number, code: number): void;
   /** The link lost its connection: its streams are gone, so reset their sockets. */
   linkDown(link: Link): void;
-  /** Resets every connection (shutdown). */
-  close(): void;
+  /**
+   * Resets every connection (shutdown). Resolves a moment later when there
+   * were any, so the resets leave before the QUIC connection closes.
+   */
+  close(): Promise<void>;
   /** TCP connections in progress (dialing or open). */
   readonly active: number;
 }
@@ -50,6 +53,8 @@ interface ConnStreams {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Time for stream resets to be sent before a closing connection drops them. */
+const RESET_FLUSH_MS = 20;
 
 export function createTcpForwarder(settings: TcpForwarderSettings): TcpForwarder {
   const { forward, metrics, log } = settings;
@@ -194,11 +199,13 @@ export function createTcpForwarder(settings: TcpForwarderSettings): TcpForwarder
         byConn.delete(conn);
       }
     },
-    close() {
+    async close() {
+      const any = byConn.size > 0;
       for (const [conn, c] of [...byConn]) {
         for (const entry of [...c.streams.values()]) abort(conn, entry, StreamResetCode.ABORTED);
       }
       byConn.clear();
+      if (any) await new Promise((r) => setTimeout(r, RESET_FLUSH_MS));
     },
   };
 }
