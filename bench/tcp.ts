@@ -68,9 +68,19 @@ async function send(socket: net.Socket, total: number, block: Uint8Array): Promi
   for (let sent = 0; sent < total && !socket.destroyed; ) {
     const n = Math.min(block.length, total - sent);
     sent += n;
-    if (!socket.write(block.subarray(0, n))) await new Promise((r) => socket.once("drain", r));
+    if (!socket.write(block.subarray(0, n))) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          socket.off("drain", done);
+          socket.off("close", done);
+          resolve();
+        };
+        socket.on("drain", done);
+        socket.on("close", done);
+      });
+    }
   }
-  socket.end();
+  if (!socket.destroyed) socket.end();
 }
 
 interface Row {
@@ -164,11 +174,13 @@ async function transfer(path: Row["path"], direction: Row["direction"], to: Addr
       if (direction === "upload") reply.push(chunk);
     });
     socket.on("end", () => resolve());
-    socket.on("error", reject);
+    socket.on("error", (error) => reject(new Error(`${path} ${direction}: ${error.message} after ${received} bytes received`)));
   });
+  // A reset while still sending must surface as this row's error, not hang the send loop.
+  done.catch(() => socket.destroy());
   if (direction === "upload") {
     socket.write("U");
-    await send(socket, bytes, new Uint8Array(256 * 1024).fill(0x5a));
+    await Promise.race([send(socket, bytes, new Uint8Array(256 * 1024).fill(0x5a)), done]);
     await done;
     const counted = Number(Buffer.concat(reply).readBigUInt64BE(0));
     if (counted !== bytes) throw new Error(`${path} upload: sink counted ${counted} of ${bytes} bytes`);
