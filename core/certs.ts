@@ -55,17 +55,15 @@ const DAY_MS = 86_400_000;
 // Backdate notBefore a little so peers with slightly slow clocks accept fresh certificates.
 const CLOCK_SKEW_MS = 5 * 60_000;
 
-export type Role = 'server' | 'connector' | 'agent';
+// Identity reading lives in identity.ts (no issuing library needed to serve).
+export { readIdentity, type Identity, type Role } from './identity.ts';
+import { keyMatches, type Role } from './identity.ts';
 
 export interface PemPair {
   certPem: string;
   keyPem: string;
 }
 
-export interface Identity {
-  role: Role | undefined;
-  services: string[];
-}
 
 async function generateKeys(): Promise<CryptoKeyPair> {
   return crypto.subtle.generateKey(KEY_ALG, true, ['sign', 'verify']);
@@ -197,58 +195,7 @@ export async function issueCertificate(opts: IssueOptions): Promise<PemPair> {
  * or an algorithm other than EC/RSA).
  */
 export async function keyMatchesCertificate(certPem: string, keyPem: string): Promise<boolean | undefined> {
-  const publicKey = new x509.X509Certificate(certPem).publicKey;
-  const alg = publicKey.algorithm as { name: string; namedCurve?: string };
-  const certAlg = alg.name.startsWith('RSA') ? RSA_ALG : alg.namedCurve ? { name: 'ECDSA', namedCurve: alg.namedCurve } : undefined;
-  if (!certAlg) return undefined;
-  const priv = await importPkcs8Jwk(keyPem, certAlg);
-  if (!priv) {
-    // A readable key of another algorithm is a definite mismatch.
-    for (const other of [RSA_ALG, ...['P-256', 'P-384', 'P-521'].map((namedCurve) => ({ name: 'ECDSA', namedCurve }))]) {
-      if (await importPkcs8Jwk(keyPem, other)) return false;
-    }
-    return undefined;
-  }
-  const pub = await crypto.subtle.exportKey('jwk', await publicKey.export(certAlg, ['verify']));
-  return pub.kty === 'EC' ? priv.x === pub.x && priv.y === pub.y && priv.crv === pub.crv : priv.n === pub.n && priv.e === pub.e;
-}
-
-const RSA_ALG = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
-
-async function importPkcs8Jwk(keyPem: string, alg: Algorithm): Promise<JsonWebKey | undefined> {
-  try {
-    const key = await crypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), alg, true, ['sign']);
-    return await crypto.subtle.exportKey('jwk', key);
-  } catch {
-    return undefined;
-  }
-}
-
-const IDENTITY_URI_RE = /^ztna:\/\/(server|connector|agent)(?:\/(.*))?$/;
-
-/**
- * Role and services named by the `ztna://` SAN URIs of a DER certificate.
- * Never throws: unparsable input yields no role and no services. If URIs
- * name several roles, the first role wins and only its services count.
- */
-export function readIdentity(certDer: Uint8Array): Identity {
-  let role: Role | undefined;
-  const services: string[] = [];
-  try {
-    const cert = new x509.X509Certificate(new Uint8Array(certDer));
-    const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-    for (const name of san?.names.items ?? []) {
-      if (name.type !== 'url') continue;
-      const m = IDENTITY_URI_RE.exec(name.value);
-      if (!m) continue;
-      const r = m[1] as Role;
-      role ??= r;
-      if (r === role && m[2] !== undefined && m[2] !== '' && !services.includes(m[2])) services.push(m[2]);
-    }
-  } catch {
-    return { role: undefined, services: [] };
-  }
-  return { role, services };
+  return keyMatches(certPem, keyPem);
 }
 
 // ---------------------------------------------------------------------------

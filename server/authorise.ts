@@ -1,11 +1,11 @@
 /**
  * Authorisation from client certificates: the `ztna://<role>/<service>` SAN
- * URIs (core/certs.ts) say which services a peer may publish or reach.
+ * URIs (core/identity.ts) say which services a peer may publish or reach.
  *
  * The TLS handshake has already checked that the certificate chains to the
  * configured CA and is in date; this only decides what the holder may do.
  */
-import { readIdentity } from "../core/certs.ts";
+import { readIdentity } from "../core/identity.ts";
 
 export type PeerRole = "agent" | "connector";
 

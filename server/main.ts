@@ -1,6 +1,6 @@
 /** `ztna server`: the Intermediate Server program. */
 import { readFileSync } from "node:fs";
-import { ensureDevCertificates, keyMatchesCertificate, x509 } from "../core/certs.ts";
+import { countCertificates, keyMatches } from "../core/identity.ts";
 import { loadOrExit } from "../core/config.ts";
 import { createLogger, type Logger } from "../core/log.ts";
 import { createRegistry } from "../core/metrics/registry.ts";
@@ -41,19 +41,6 @@ interface TlsMaterial {
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
-/** The number of certificates in a PEM file, each parsed; throws on one that does not parse. */
-function countCertificates(pem: Uint8Array, path: string): number {
-  const blocks = x509.PemConverter.decodeWithHeaders(text(pem)).filter((b) => b.type === "CERTIFICATE");
-  for (const block of blocks) {
-    try {
-      new x509.X509Certificate(block.rawData);
-    } catch (error) {
-      throw new Error(`${path}: unreadable certificate (${(error as Error).message})`);
-    }
-  }
-  return blocks.length;
-}
-
 /**
  * Reads and checks the PEM files. The QUIC binding silently accepts a file
  * without certificates or a key of another certificate and only fails in
@@ -63,9 +50,9 @@ async function readTls(files: TlsFiles): Promise<TlsMaterial> {
   const certPem = readFileSync(files.cert);
   const keyPem = readFileSync(files.key);
   const clientCaPem = files.ca ? readFileSync(files.ca) : undefined;
-  if (countCertificates(certPem, files.cert) === 0) throw new Error(`${files.cert}: no PEM certificate`);
-  if (clientCaPem && countCertificates(clientCaPem, files.ca!) === 0) throw new Error(`${files.ca}: no PEM certificate`);
-  if ((await keyMatchesCertificate(text(certPem), text(keyPem))) === false) {
+  if (countCertificates(text(certPem), files.cert) === 0) throw new Error(`${files.cert}: no PEM certificate`);
+  if (clientCaPem && countCertificates(text(clientCaPem), files.ca!) === 0) throw new Error(`${files.ca}: no PEM certificate`);
+  if (keyMatches(text(certPem), text(keyPem)) === false) {
     throw new Error(`${files.key} is not the private key of ${files.cert}`);
   }
   return { certPem, keyPem, clientCaPem };
@@ -77,6 +64,8 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
   if (options.cert && options.key) {
     files = { cert: options.cert, key: options.key, ca: options.ca };
   } else {
+    // Loaded only here: the issuing library is heavy and a server with its own certificate never needs it.
+    const { ensureDevCertificates } = await import("../core/certs.ts");
     const dev = await ensureDevCertificates(options.stateDir);
     log.info(dev.created ? "dev_certificates_created" : "dev_certificates_reused", {
       ca: dev.caCertPath,
