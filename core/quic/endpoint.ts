@@ -131,6 +131,8 @@ interface ConnState extends QuicConnection {
   dgramTokens: number;
   dgramRefill: number;
   unflushedInputs: number;
+  /** Removed from the endpoint (quiche closed); `closed` may come earlier, at draining. */
+  gone: boolean;
   ackTimer: ReturnType<typeof setTimeout> | null;
   cids: string[];
   timer: ReturnType<typeof setTimeout> | null;
@@ -504,6 +506,9 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       sendList.length = 0;
     }
     if (conn.isClosed()) return finish(state);
+    // The peer's CONNECTION_CLOSE puts quiche in draining for 3 PTOs; tell the
+    // application now (the peer is gone) and forget the state when it ends.
+    if (!state.closed && conn.isDraining()) reportClosed(state);
     schedule(state);
   }
 
@@ -517,15 +522,16 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
     state.timerAt = at;
     state.timer = setTimeout(() => {
       state.timer = null;
-      if (state.closed) return;
+      if (state.gone) return;
       state.conn.onTimeout();
       afterInput(state);
     }, timeout);
   }
 
+  /** Forgets a connection quiche has closed; reports it if that was not done at draining. */
   function finish(state: ConnState) {
-    if (state.closed) return;
-    (state as { closed: boolean }).closed = true;
+    if (state.gone) return;
+    state.gone = true;
     if (state.timer !== null) clearTimeout(state.timer);
     if (state.ackTimer !== null) clearTimeout(state.ackTimer);
     for (const key of state.cids) byCid.delete(key);
@@ -534,6 +540,12 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
     if (held > 0) perAddress.set(state.remote.host, held);
     else perAddress.delete(state.remote.host);
     dirty.delete(state);
+    reportClosed(state);
+  }
+
+  function reportClosed(state: ConnState) {
+    if (state.closed) return;
+    (state as { closed: boolean }).closed = true;
     const local = state.conn.localError();
     const peer = state.conn.peerError();
     const err = peer ?? local;
@@ -563,6 +575,7 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       dgramTokens: Number.isFinite(dgramRate) ? dgramRate : 0,
       dgramRefill: performance.now(),
       unflushedInputs: 0,
+      gone: false,
       ackTimer: null,
       paused: new Set(),
       timer: null,
