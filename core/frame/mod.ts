@@ -27,3 +27,22 @@ export {
   parseDatagram,
   writeDatagramHeader,
 } from './datagram.ts';
+
+export type { SegmentReader, StreamHeaderReader, StreamHeaderResult } from './stream.ts';
+export {
+  MAX_SEGMENT,
+  SEGMENT_PREFIX_LEN,
+  STREAM_HEADER_LEN,
+  STREAM_OPEN,
+  STREAM_RESET_NAMES,
+  StreamResetCode,
+  createSegmentReader,
+  createStreamHeaderReader,
+  decodeStreamHeader,
+  encodeEndSegment,
+  encodeSegmentPrefix,
+  encodeStreamHeader,
+  normaliseResetCode,
+  streamResetName,
+  writeStreamHeader,
+} from './stream.ts';
