@@ -71,8 +71,12 @@ export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tm
 PIDS=()
 cleanup() {
   local pid f all=("${PIDS[@]}") deadline=$((SECONDS + 3))
-  # Programs the stand-in systemctl started (each in its own session) too.
+  # Programs the stand-in systemctl started (each in its own session) too,
+  # found by their executable under $WORK even if the pid files are gone.
   for f in "$WORK"/fake-systemd/*.pid; do [[ -f $f ]] && all+=("$(cat "$f")"); done
+  for f in /proc/[0-9]*/exe; do
+    [[ $(readlink "$f" 2>/dev/null) == "$WORK"/* ]] && all+=("$(basename "$(dirname "$f")")")
+  done
   for pid in "${all[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${all[@]}"; do
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
@@ -160,10 +164,21 @@ done
 
 # Runs a playbook (extra args after LOG) and checks the recap: no failures,
 # and CHANGED changes when given (- = any).
+# Playbooks run in the background and are waited for, so that a signal
+# reaches the traps at once (bash defers them while a foreground child runs).
+run_playbook() { # LOG [ansible-playbook args...]
+  local log=$1 pid rc=0
+  shift
+  (cd "$ANSIBLE_DIR" && exec ansible-playbook -i "$INV" "$@") >"$log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  wait "$pid" || rc=$?
+  return "$rc"
+}
 playbook() { # NAME LOG CHANGED [ansible-playbook args...]
   local pb=$1 log=$2 want=$3 line
   shift 3
-  (cd "$ANSIBLE_DIR" && ansible-playbook -i "$INV" "$@" "$pb") >"$log" 2>&1 || { cat "$log"; die "$pb failed"; }
+  run_playbook "$log" "$@" "$pb" || { cat "$log"; die "$pb failed"; }
   line=$(grep -E '^localhost +: ok=' "$log" | tail -1) || die "no PLAY RECAP in $log"
   echo "recap: $line"
   [[ $line =~ [[:space:]]failed=0[[:space:]] ]] || die "$pb failed: $line"
@@ -313,8 +328,8 @@ echo "new build: $("$NEW" version) (sha256 $(cut -c1-16 "$NEW.sha256")...)"
 step "rolling-upgrade.yml refuses a build that does not match its .sha256"
 printf '%064d  ztna\n' 0 >"$WORK/new/bad.sha256"
 : >"$CALLS"
-if (cd "$ANSIBLE_DIR" && PATH=$FAKE_PATH ansible-playbook -i "$INV" -e ztna_manage_systemd=true \
-  -e "ztna_binary_src=$NEW" -e "ztna_binary_sha256_src=$WORK/new/bad.sha256" rolling-upgrade.yml) >"$WORK/roll-bad.log" 2>&1; then
+if PATH=$FAKE_PATH run_playbook "$WORK/roll-bad.log" -e ztna_manage_systemd=true \
+  -e "ztna_binary_src=$NEW" -e "ztna_binary_sha256_src=$WORK/new/bad.sha256" rolling-upgrade.yml; then
   die "rolling-upgrade.yml accepted a checksum mismatch"
 fi
 grep -q 'does not match' "$WORK/roll-bad.log" || { cat "$WORK/roll-bad.log"; die "the roll failed for another reason"; }
