@@ -2,6 +2,7 @@
 // series (direction, drop reason) are pre-created cells indexed by label value.
 import type { Registry } from 'prom-client';
 import { each, preset, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
+import { forwardingMetrics } from '../core/metrics/forwarding.ts';
 import { histogram } from '../core/metrics/histogram.ts';
 import type { ResultLabels } from '../core/metrics/labels.ts';
 
@@ -59,22 +60,7 @@ export const AGENT_METRIC_NAMES: readonly string[] = Object.values(N);
 
 export function createAgentMetrics(registry: Registry) {
   return {
-    datagrams: preset(
-      counterFamily<{ direction: AgentDirection }>(registry, N.datagrams, 'Datagrams forwarded, by direction', [
-        'direction',
-      ]),
-      each('direction', AGENT_DIRECTIONS),
-    ),
-    bytes: preset(
-      counterFamily<{ direction: AgentDirection }>(registry, N.bytes, 'Payload bytes forwarded, by direction', [
-        'direction',
-      ]),
-      each('direction', AGENT_DIRECTIONS),
-    ),
-    drops: preset(
-      counterFamily<{ reason: AgentDropReason }>(registry, N.drops, 'Datagrams dropped, by reason', ['reason']),
-      each('reason', AGENT_DROP_REASONS),
-    ),
+    ...forwardingMetrics(registry, N, AGENT_DIRECTIONS, AGENT_DROP_REASONS),
     flowsActive: gauge(registry, N.flowsActive, 'Flows currently open through the server'),
     flowsOpened: counter(registry, N.flowsOpened, 'Flows opened since start'),
     opens: counterFamily<ResultLabels>(

@@ -2,6 +2,7 @@
 // series (direction, drop reason) are pre-created cells indexed by label value.
 import type { Registry } from 'prom-client';
 import { each, preset, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
+import { forwardingMetrics } from '../core/metrics/forwarding.ts';
 import { histogram } from '../core/metrics/histogram.ts';
 import type { ResultLabels } from '../core/metrics/labels.ts';
 
@@ -55,22 +56,7 @@ export const CONNECTOR_METRIC_NAMES: readonly string[] = Object.values(N);
 
 export function createConnectorMetrics(registry: Registry) {
   return {
-    datagrams: preset(
-      counterFamily<{ direction: ConnectorDirection }>(registry, N.datagrams, 'Datagrams forwarded, by direction', [
-        'direction',
-      ]),
-      each('direction', CONNECTOR_DIRECTIONS),
-    ),
-    bytes: preset(
-      counterFamily<{ direction: ConnectorDirection }>(registry, N.bytes, 'Payload bytes forwarded, by direction', [
-        'direction',
-      ]),
-      each('direction', CONNECTOR_DIRECTIONS),
-    ),
-    drops: preset(
-      counterFamily<{ reason: ConnectorDropReason }>(registry, N.drops, 'Datagrams dropped, by reason', ['reason']),
-      each('reason', CONNECTOR_DROP_REASONS),
-    ),
+    ...forwardingMetrics(registry, N, CONNECTOR_DIRECTIONS, CONNECTOR_DROP_REASONS),
     flowsActive: gauge(registry, N.flowsActive, 'Flows with a live local socket to the service'),
     flowsOpened: counter(registry, N.flowsOpened, 'Flows opened since start'),
     flowsExpired: counter(registry, N.flowsExpired, 'Flows closed after idling past their timeout'),

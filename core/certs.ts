@@ -4,7 +4,7 @@
 //
 // Everything is ECDSA P-256 / SHA-256 generated with WebCrypto through
 // @peculiar/x509; no openssl at run time.
-import { mkdir, readFile, rename, writeFile, chmod, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile, chmod } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type * as X509 from '@peculiar/x509';
@@ -58,6 +58,7 @@ const CLOCK_SKEW_MS = 5 * 60_000;
 // Identity reading lives in identity.ts (no issuing library needed to serve).
 export { readIdentity, type Identity, type Role } from './identity.ts';
 import { keyMatches, type Role } from './identity.ts';
+import { fileExists } from './runtime/fs.ts';
 
 export interface PemPair {
   certPem: string;
@@ -215,15 +216,6 @@ const DEV_DAYS = 825; // the longest validity some TLS clients accept for leaves
 const DEV_CA_DAYS = 3650;
 const IP_RE = /^(\d{1,3}(\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$/;
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Write via a temp file + rename so a crash or a concurrent reader never sees half a PEM. */
 async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
   const tmp = `${path}.${crypto.randomUUID()}.tmp`;
@@ -272,7 +264,7 @@ export async function ensureDevCertificates(stateDir: string, hostnames: string[
 
   let created = false;
   let ca: PemPair | undefined;
-  if ((await exists(caCertPath)) && (await exists(caKeyPath))) {
+  if ((await fileExists(caCertPath)) && (await fileExists(caKeyPath))) {
     ca = { certPem: await readFile(caCertPath, 'utf8'), keyPem: await readFile(caKeyPath, 'utf8') };
     let caCert: X509.X509Certificate;
     try {

@@ -10,7 +10,7 @@
  * describes the scheme. All crypto is in core/certs.ts.
  */
 import { createHash } from "node:crypto";
-import { chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -24,6 +24,7 @@ import {
   type Role,
 } from "../core/certs.ts";
 import { isValidServiceName } from "../core/config.ts";
+import { fileExists } from "../core/runtime/fs.ts";
 
 const USAGE = `usage: ztna certs <command> [flags]
 
@@ -132,19 +133,10 @@ function date(raw: string | undefined): Date | undefined {
 // ---------------------------------------------------------------------------
 // Files
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function refuseOverwrite(paths: string[], force: boolean): Promise<void> {
   if (force) return;
   for (const p of paths) {
-    if (await exists(p)) throw new Error(`${p} already exists; pass --force to replace it`);
+    if (await fileExists(p)) throw new Error(`${p} already exists; pass --force to replace it`);
   }
 }
 
@@ -248,7 +240,7 @@ function defaultBasename(req: IssueRequest): string {
 async function loadCa(caDir: string): Promise<PemPair> {
   const certPath = join(caDir, "ca.pem");
   const keyPath = join(caDir, "ca-key.pem");
-  if (!(await exists(certPath)) || !(await exists(keyPath))) {
+  if (!(await fileExists(certPath)) || !(await fileExists(keyPath))) {
     throw new Error(`no CA in ${caDir} (need ca.pem and ca-key.pem); create one with: ztna certs init --out ${caDir}`);
   }
   const ca = { certPem: await readText(certPath, "CA certificate"), keyPem: await readText(keyPath, "CA key") };
