@@ -154,7 +154,14 @@ async function directPhase(echoPort: number, sink: BenchChild, sinkPort: number)
 async function tunnelPhase(echoPort: number, sink: BenchChild, sinkPort: number) {
   const stateDir = join(work, "state");
   const common = { cwd: work, echo: verbose };
-  const server = spawnProgram("server", ["--listen", "127.0.0.1:0", "--ops", "127.0.0.1:0", "--state-dir", stateDir, "--grace", "1s"], common);
+  // Like a deployed server: its certificate given with --cert/--key (a server
+  // that makes its own development CA also carries the issuing library).
+  const dev = await ensureDevCertificates(stateDir);
+  const server = spawnProgram(
+    "server",
+    ["--listen", "127.0.0.1:0", "--ops", "127.0.0.1:0", "--state-dir", stateDir, "--grace", "1s", "--cert", dev.certPath, "--key", dev.keyPath],
+    common,
+  );
   programs.push(server);
   const serverAddr = addressOf(await server.waitForLog("listening", 20_000));
   const serverOps = portOfUrl(await server.waitForLog("ops_listening"));
