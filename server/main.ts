@@ -122,7 +122,7 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
     ops,
     log,
     async shutdown() {
-      await server.drain();
+      await server.drain(options.alternate ?? "");
       await ops?.stop();
     },
     reloadTls() {

@@ -35,6 +35,7 @@ describe('server options', () => {
       key: undefined,
       ca: undefined,
       grace: 10_000,
+      alternate: undefined,
       idleTimeout: 30_000,
       keepalive: 1_000,
       flowIdle: 120_000,

@@ -27,6 +27,8 @@ export interface ServerOptions {
   ca?: string;
   /** All durations are milliseconds. */
   grace: number;
+  /** Another server's HOST:PORT named in GOAWAY when this one drains. */
+  alternate?: string;
   idleTimeout: number;
   keepalive: number;
   flowIdle: number;
@@ -54,6 +56,7 @@ export function serverSpec(stdoutIsTty: boolean) {
       key: opt(string('FILE'), { help: 'Server private key PEM (with --cert)' }),
       ca: opt(string('FILE'), { help: 'CA PEM for verifying client certificates (mTLS)' }),
       grace: opt(duration(), { help: 'Drain time on shutdown before connections are closed', default: '10s' }),
+      alternate: opt(string('HOST:PORT'), { help: 'Another server to name in GOAWAY when draining' }),
       idleTimeout: opt(duration({ min: 1 }), { help: 'QUIC idle timeout for silent peers', default: '30s' }),
       keepalive: opt(duration({ min: 1 }), { help: 'Keepalive ping interval', default: '1s' }),
       flowIdle: opt(duration({ min: 1 }), { help: 'Close relayed flows idle this long', default: '120s' }),

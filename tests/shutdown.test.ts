@@ -15,7 +15,7 @@ const GRACE_MS = 2_000;
 async function topology() {
   const fleet = teardown.add(createFleet(), (f) => f.stopAll());
   const echo = teardown.add(await startEcho(), (e) => e.close());
-  const server = await fleet.server(0, ["--grace", `${GRACE_MS}ms`]);
+  const server = await fleet.server(0, ["--grace", `${GRACE_MS}ms`, "--alternate", "relay-b.example:4433"]);
   const args = await fleet.clientArgs([server.port]);
   const connector = fleet.start("connector", [
     ...args, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`, "--grace", `${GRACE_MS}ms`,
@@ -43,7 +43,7 @@ describe("graceful shutdown", () => {
     expect(code).toBe(0);
     expect(elapsed).toBeLessThan(GRACE_MS + 1_000);
     expect(result.lost.filter((seq) => seq < sentDuringGrace)).toEqual([]);
-    expect(agent.logs.some((e) => e.event === "server_goaway")).toBe(true);
+    expect(agent.logs.find((e) => e.event === "server_goaway")?.alternate).toBe("relay-b.example:4433");
     expect(server.program.logs.some((e) => e.event === "draining")).toBe(true);
   });
 
