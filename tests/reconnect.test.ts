@@ -34,7 +34,8 @@ describe("reconnection", () => {
     const fleet = teardown.add(createFleet(), (f) => f.stopAll());
     const echo = teardown.add(await startEcho(), (e) => e.close());
     const first = await fleet.server();
-    const args = await fleet.clientArgs([first.port]);
+    // Idle peers learn of the restart from their next packet: the keepalive.
+    const args = [...(await fleet.clientArgs([first.port])), "--keepalive", "500ms"];
     const connector = fleet.start("connector", [...args, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`]);
     const agent = fleet.start("agent", [...args, "--map", "echo=udp://127.0.0.1:0"]);
     await connector.waitForLog("registered");
