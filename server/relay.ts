@@ -60,7 +60,7 @@ export function createPeer<C>(id: number, role: "agent" | "connector", conn: C):
 }
 
 /** Live (non-draining) connectors of a service. */
-export function liveConnectors<C>(service: Service<C> | undefined): number {
+function liveConnectors<C>(service: Service<C> | undefined): number {
   if (!service) return 0;
   let n = 0;
   for (const b of service.connectors) if (!b.draining) n++;
@@ -153,7 +153,7 @@ export function removeConnector<C>(relay: Relay<C>, binding: Binding<C>, now: nu
   return wasUp && liveConnectors(service) === 0;
 }
 
-export function closeAgentBinding<C>(relay: Relay<C>, binding: Binding<C>) {
+function closeAgentBinding<C>(relay: Relay<C>, binding: Binding<C>) {
   relay.services.get(binding.service)?.agents.delete(binding);
   binding.peer.channels.delete(binding.channel);
 }
@@ -203,10 +203,6 @@ function moveFlow<C>(flow: Flow<C>, to: Binding<C>, now: number) {
   flow.connectorFlow = allocateConnectorFlow(to.peer);
   to.peer.flows.set(flow.connectorFlow, flow);
   flow.lastSeen = now;
-}
-
-export function agentFlowKey(channel: number, flow: number): number {
-  return channel * FLOW_KEY_SCALE + flow;
 }
 
 /**

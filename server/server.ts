@@ -18,7 +18,6 @@ import type { Logger } from "../core/log.ts";
 import { createEndpoint, type Endpoint, type QuicConnection } from "../core/quic/endpoint.ts";
 import { serverQuicConfig } from "../core/quic/config.ts";
 import {
-  type Binding,
   type Peer,
   createPeer,
   createRelay,
@@ -399,4 +398,3 @@ function remoteText(conn: QuicConnection): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-export type { Binding };

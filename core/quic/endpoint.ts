@@ -117,7 +117,6 @@ export interface EndpointOptions {
 export interface Endpoint {
   readonly address: Address;
   connect(remote: Address, serverName: string): QuicConnection;
-  connections(): Iterable<QuicConnection>;
   /** Uses a new configuration (e.g. reloaded certificates) for connections made from now on. */
   reconfigure(config: Config | (() => Config)): void;
   /** Closes every connection, waits briefly for the close frames to leave, then the socket. */
@@ -708,9 +707,6 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
       const state = track(conn, scid, remote);
       markDirty(state);
       return state;
-    },
-    connections() {
-      return all;
     },
     reconfigure(config) {
       currentConfig = config;
