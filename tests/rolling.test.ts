@@ -36,6 +36,9 @@ describe("zero-downtime restarts", () => {
       const before = traffic.answered;
       await waitFor(() => traffic.answered > before + 100, 5_000, "traffic after the restart");
     }
+    // Traffic keeps running on the new replicas for a while before the count.
+    const after = traffic.answered;
+    await waitFor(() => traffic.answered > after + 300, 5_000, "traffic after the roll");
     const result = await traffic.stop();
     console.log(`connector rolling restart: sent ${result.sent}, answered ${result.answered}, lost ${result.lost.length}`);
     expect(result.sent).toBeGreaterThan(600);
