@@ -39,6 +39,8 @@ export interface AgentSettings {
   flowIdleMs: number;
   keepaliveMs: number;
   connectTimeoutMs: number;
+  /** Largest QUIC packet sent (the configured max UDP payload); default 1350-byte packets. */
+  maxPacketSize?: number;
   backoff: BackoffSettings;
   /** How long an abandoned link stays open for replies already on their way. */
   lingerMs?: number;
@@ -281,6 +283,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
         quicConfig: settings.quicConfig,
         keepaliveMs: settings.keepaliveMs,
         connectTimeoutMs: settings.connectTimeoutMs,
+        maxPacketSize: settings.maxPacketSize,
         // With other servers to try, give up on this one quickly and move on.
         backoff: multi ? { ...settings.backoff, maxAttempts: 2 } : settings.backoff,
         log,

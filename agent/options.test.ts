@@ -71,6 +71,7 @@ describe('agent options', () => {
       reconnectBase: 100,
       reconnectCap: 30_000,
       reconnectMaxAttempts: 0,
+      maxUdpPayload: 1350,
       flowIdle: 60_000,
       grace: 5_000,
       stateDir: '.ztna',
@@ -112,7 +113,7 @@ describe('agent options', () => {
 
   test('help lists every option', () => {
     const text = usage(agentSpec(true));
-    const names = ['server', 'map', 'ops', 'ca', 'insecure', 'cert', 'key', 'serverName', 'keepalive', 'idleTimeout', 'reconnectBase', 'reconnectCap', 'reconnectMaxAttempts', 'flowIdle', 'grace', 'stateDir', 'logFormat', 'logLevel', 'config'];
+    const names = ['server', 'map', 'ops', 'ca', 'insecure', 'cert', 'key', 'serverName', 'keepalive', 'idleTimeout', 'reconnectBase', 'reconnectCap', 'reconnectMaxAttempts', 'maxUdpPayload', 'flowIdle', 'grace', 'stateDir', 'logFormat', 'logLevel', 'config'];
     for (const name of names) {
       expect(text).toContain(`--${flagName(name)}`);
       expect(text).toContain(envName(name));

@@ -1,7 +1,10 @@
 /**
  * TCP goodput through the tunnel against direct TCP on loopback, in one run.
  *
- *   npx bun bench/tcp.ts [--mb 256] [--target 500] [--json FILE] [--verbose]
+ *   npx bun bench/tcp.ts [--mb 256] [--target 500] [--max-udp-payload N] [--json FILE] [--verbose]
+ *
+ * --max-udp-payload sets the QUIC packet size of all three programs (default
+ * 1350, right for the internet; loopback or jumbo-frame networks allow more).
  *
  * Spawns the real programs (server, connector, agent) plus a TCP sink/source
  * process (this file with --role sink), then moves --mb MiB each way over one
@@ -113,12 +116,13 @@ async function bench(): Promise<void> {
   try {
     const sinkAddr: Address = { host: "127.0.0.1", port: (await firstJsonLine(sinkProc.stdout)).port as number };
     const common = { echo: verbose };
-    const server = spawnProgram("server", ["--listen", "127.0.0.1:0", "--ops", "off", "--state-dir", stateDir], common);
+    const packet = ["--max-udp-payload", flag("max-udp-payload", "1350")];
+    const server = spawnProgram("server", ["--listen", "127.0.0.1:0", "--ops", "off", "--state-dir", stateDir, ...packet], common);
     programs.push(server);
     const target_ = addressOf(await server.waitForLog("listening"));
     const serverArg = `${target_.host}:${target_.port}`;
     const ca = join(stateDir, "ca.pem");
-    const client = ["--server", serverArg, "--server-name", "localhost", "--ca", ca, "--ops", "off", "--state-dir", stateDir];
+    const client = ["--server", serverArg, "--server-name", "localhost", "--ca", ca, "--ops", "off", "--state-dir", stateDir, ...packet];
     const connector = spawnProgram("connector", [...client, "--service", "sink", "--forward", `${sinkAddr.host}:${sinkAddr.port}`], common);
     programs.push(connector);
     await connector.waitForLog("registered");

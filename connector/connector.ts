@@ -33,6 +33,8 @@ export interface ConnectorSettings {
   graceMs: number;
   keepaliveMs: number;
   connectTimeoutMs: number;
+  /** Largest QUIC packet sent (the configured max UDP payload); default 1350-byte packets. */
+  maxPacketSize?: number;
   backoff: BackoffSettings;
   name?: string;
 }
@@ -241,6 +243,7 @@ export async function startConnector(
         quicConfig: settings.quicConfig,
         keepaliveMs: settings.keepaliveMs,
         connectTimeoutMs: settings.connectTimeoutMs,
+        maxPacketSize: settings.maxPacketSize,
         backoff: settings.backoff,
         log,
       },

@@ -43,6 +43,7 @@ describe('connector options', () => {
       reconnectBase: 100,
       reconnectCap: 30_000,
       reconnectMaxAttempts: 0,
+      maxUdpPayload: 1350,
       stateDir: '.ztna',
       logFormat: 'json',
       logLevel: 'info',
@@ -123,7 +124,7 @@ describe('connector options', () => {
 
   test('help lists every option', () => {
     const text = usage(connectorSpec(false));
-    const names = ['server', 'service', 'forward', 'ops', 'ca', 'insecure', 'cert', 'key', 'serverName', 'flowIdle', 'grace', 'keepalive', 'idleTimeout', 'reconnectBase', 'reconnectCap', 'reconnectMaxAttempts', 'stateDir', 'logFormat', 'logLevel', 'config'];
+    const names = ['server', 'service', 'forward', 'ops', 'ca', 'insecure', 'cert', 'key', 'serverName', 'flowIdle', 'grace', 'keepalive', 'idleTimeout', 'reconnectBase', 'reconnectCap', 'reconnectMaxAttempts', 'maxUdpPayload', 'stateDir', 'logFormat', 'logLevel', 'config'];
     for (const name of names) {
       expect(text).toContain(`--${flagName(name)}`);
       expect(text).toContain(envName(name));

@@ -91,6 +91,7 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
       idleTimeoutMs: options.idleTimeout,
       keepaliveMs: options.keepalive,
       flowIdleMs: options.flowIdle,
+      maxUdpPayload: options.maxUdpPayload,
       retryKey: loadOrCreateSecret(options.stateDir, "retry.key"),
       resetKey: loadOrCreateSecret(options.stateDir, "reset.key"),
       limits: {

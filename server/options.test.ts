@@ -45,6 +45,7 @@ describe('server options', () => {
       maxRegistrationsPerConnection: 64,
       maxControlMessage: 4096,
       maxDatagramRate: 200_000,
+      maxUdpPayload: 1350,
       logFormat: 'json',
       logLevel: 'info',
     });
@@ -85,7 +86,7 @@ describe('server options', () => {
 
   test('help lists every option', () => {
     const text = usage(serverSpec(false));
-    for (const name of ['listen', 'ops', 'stateDir', 'cert', 'key', 'ca', 'grace', 'idleTimeout', 'keepalive', 'flowIdle', 'logFormat', 'logLevel', 'config']) {
+    for (const name of ['listen', 'ops', 'stateDir', 'cert', 'key', 'ca', 'grace', 'idleTimeout', 'keepalive', 'flowIdle', 'maxUdpPayload', 'logFormat', 'logLevel', 'config']) {
       expect(text).toContain(`--${flagName(name)}`);
       expect(text).toContain(envName(name));
     }

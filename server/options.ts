@@ -12,7 +12,7 @@ import {
   string,
 } from '../core/config.ts';
 import type { HostPort, LogFormat, LogLevel, ReadFile } from '../core/config.ts';
-import { commonOptions } from '../core/client/options.ts';
+import { commonOptions, quicPacketOption } from '../core/client/options.ts';
 
 export interface ServerOptions {
   /** QUIC listen address. */
@@ -32,6 +32,8 @@ export interface ServerOptions {
   idleTimeout: number;
   keepalive: number;
   flowIdle: number;
+  /** Largest UDP payload of a QUIC packet, bytes. */
+  maxUdpPayload: number;
   /** Abuse limits; each is counted when hit. */
   maxConnectionsPerAddress: number;
   maxHandshakes: number;
@@ -66,6 +68,7 @@ export function serverSpec(stdoutIsTty: boolean) {
       maxRegistrationsPerConnection: opt(integer({ min: 1 }), { help: 'Services one connector connection may register', default: '64' }),
       maxControlMessage: opt(integer({ min: 64, max: 4096 }), { help: 'Largest control message accepted, bytes', default: '4096' }),
       maxDatagramRate: opt(integer({ min: 1 }), { help: 'DATAGRAMs per second one connection may send', default: '200000' }),
+      ...quicPacketOption(),
       ...commonOptions(stdoutIsTty),
     },
     finish: (v): ServerOptions => {

@@ -44,6 +44,8 @@ export interface ServerSettings {
   authorise?: (cert: Uint8Array | null, role: "agent" | "connector", service: string) => boolean;
   graceMs: number;
   idleTimeoutMs: number;
+  /** Largest UDP payload of a QUIC packet (default 1350). */
+  maxUdpPayload?: number;
   keepaliveMs: number;
   flowIdleMs: number;
   retryKey?: Uint8Array;
@@ -271,6 +273,7 @@ export async function startServer(
     retry: true,
     retryKey: settings.retryKey,
     keepaliveMs: settings.keepaliveMs,
+    maxPacketSize: settings.maxUdpPayload,
     maxConnectionsPerAddress: limits.connectionsPerAddress,
     maxHandshakes: limits.handshakes,
     maxDatagramsPerSecond: limits.datagramsPerSecond,
@@ -281,6 +284,7 @@ export async function startServer(
         keyPem: settings.keyPem,
         clientCaPem: settings.clientCaPem,
         idleTimeoutMs: settings.idleTimeoutMs,
+        maxUdpPayload: settings.maxUdpPayload,
       }),
     statelessResetKey: settings.resetKey,
     // Limits hit keep their own names; the rest are stray packets.
@@ -380,7 +384,9 @@ export async function startServer(
     close,
     flowCount: () => relay.flowCount,
     reloadTls(tls) {
-      endpoint.reconfigure(() => serverQuicConfig({ ...tls, idleTimeoutMs: settings.idleTimeoutMs }));
+      endpoint.reconfigure(() =>
+        serverQuicConfig({ ...tls, idleTimeoutMs: settings.idleTimeoutMs, maxUdpPayload: settings.maxUdpPayload }),
+      );
       log.info("tls_reloaded", { mtls: tls.clientCaPem !== undefined });
     },
   };

@@ -169,3 +169,25 @@ describe("relay", () => {
     expect(a.metrics.bytes.child({ direction: "from_server" }).value).toBe(100 * 100);
   });
 });
+
+describe("larger QUIC packets (jumbo-frame or loopback deployments)", () => {
+  test("a fleet configured with 9000-byte QUIC packets relays byte-exact", async () => {
+    const { clientQuicConfig } = await import("../core/quic/config.ts");
+    const { devCerts } = await import("./harness.ts");
+    const c = await devCerts();
+    const jumbo = { quicConfig: clientQuicConfig({ caPem: c.caPem, insecure: false, idleTimeoutMs: 5_000, maxUdpPayload: 9000 }), maxPacketSize: 9000 };
+    const s = teardown.add(await startTestServer({ maxUdpPayload: 9000 }), (x) => x.server.close());
+    const echo = teardown.add(await startEcho(), (x) => x.close());
+    teardown.add(await startTestConnector([s.server.address], "echo", echo.address, jumbo), (x) => x.connector.close());
+    const a = teardown.add(await startTestAgent([s.server.address], ["echo"], jumbo), (x) => x.agent.close());
+    await waitFor(() => a.agent.ready().ready, 5_000, "agent ready");
+    const client = teardown.add(await udpClient(), (x) => x.close());
+    for (const size of [0, MAX_UDP_PAYLOAD]) {
+      const payload = bytes(size, 7);
+      client.send(payload, a.listen("echo"));
+      expect(Buffer.from(await client.next()).equals(Buffer.from(payload))).toBe(true);
+    }
+    // quiche sized the connections' packets up: a DATAGRAM may now be far larger than 1350 bytes allow.
+    expect(logged(a.log, "link_ready")[0]!.max_datagram).toBeGreaterThan(8_000);
+  });
+});

@@ -49,6 +49,8 @@ export interface LinkSettings {
   /** How long a dial may take before it counts as failed. */
   connectTimeoutMs: number;
   backoff: BackoffSettings;
+  /** Largest QUIC packet sent (the configured max UDP payload). */
+  maxPacketSize?: number;
   /** A connection that stayed up this long resets the backoff. */
   healthyAfterMs?: number;
   log: Logger;
@@ -114,6 +116,7 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     bind: { host: settings.server.host.includes(":") ? "::" : "0.0.0.0", port: 0 },
     server: false,
     config: settings.quicConfig,
+    maxPacketSize: settings.maxPacketSize,
     keepaliveMs: settings.keepaliveMs,
     onSocketError: (error) => {
       log.debug("socket_error", { server: label, error: error.message });

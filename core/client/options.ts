@@ -41,6 +41,8 @@ export interface ClientOptions {
   reconnectCap: number;
   /** 0 = retry forever. */
   reconnectMaxAttempts: number;
+  /** Bytes; see `quicPacketOption`. */
+  maxUdpPayload: number;
   stateDir: string;
   logFormat: LogFormat;
   logLevel: LogLevel;
@@ -74,6 +76,17 @@ export function linkTimingOptions() {
       help: 'Give up after this many failed reconnects (0 = never)',
       default: '0',
     }),
+    ...quicPacketOption(),
+  };
+}
+
+/** QUIC packet size, shared by all three programs. */
+export function quicPacketOption() {
+  return {
+    maxUdpPayload: opt(integer({ min: 1200, max: 65527 }), {
+      help: 'Largest UDP payload of a QUIC packet; raise only where the path MTU allows (jumbo frames, loopback)',
+      default: '1350',
+    }),
   };
 }
 
@@ -105,6 +118,7 @@ export interface LinkBasics {
   keepaliveMs: number;
   connectTimeoutMs: number;
   backoff: BackoffSettings;
+  maxPacketSize: number;
 }
 
 /** The link settings a client program derives from its options. */
@@ -116,5 +130,6 @@ export function linkBasics(options: ClientOptions, log: Logger): LinkBasics {
     keepaliveMs: options.keepalive,
     connectTimeoutMs: Math.max(options.idleTimeout, 1_000),
     backoff: { baseMs: options.reconnectBase, capMs: options.reconnectCap, maxAttempts: options.reconnectMaxAttempts },
+    maxPacketSize: options.maxUdpPayload,
   };
 }

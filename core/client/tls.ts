@@ -13,6 +13,7 @@ export interface ClientTlsChoice {
   key?: string;
   stateDir: string;
   idleTimeout: number;
+  maxUdpPayload?: number;
 }
 
 /**
@@ -38,5 +39,6 @@ export function clientTls(options: ClientTlsChoice, log: Logger): Config {
     certPem: options.cert ? readFileSync(options.cert) : undefined,
     keyPem: options.key ? readFileSync(options.key) : undefined,
     idleTimeoutMs: options.idleTimeout,
+    maxUdpPayload: options.maxUdpPayload,
   });
 }

@@ -10,6 +10,12 @@ export interface TransportOptions {
   idleTimeoutMs: number;
   /** DATAGRAM queue lengths (frames) in each direction inside quiche. */
   datagramQueue?: number;
+  /**
+   * Largest UDP payload of a QUIC packet, sent and accepted (default 1350, safe
+   * on any path). Raise it only where the path MTU allows (jumbo frames,
+   * loopback): fewer, larger packets carry TCP streams much faster.
+   */
+  maxUdpPayload?: number;
 }
 
 export interface ServerTlsOptions extends TransportOptions {
@@ -33,8 +39,9 @@ function applyTransport(config: Config, options: TransportOptions): Config {
   const queue = options.datagramQueue ?? 1024;
   config.setApplicationProtos([ALPN]);
   config.setMaxIdleTimeout(options.idleTimeoutMs);
-  config.setMaxRecvUdpPayloadSize(QUIC_UDP_PAYLOAD);
-  config.setMaxSendUdpPayloadSize(QUIC_UDP_PAYLOAD);
+  const payload = options.maxUdpPayload ?? QUIC_UDP_PAYLOAD;
+  config.setMaxRecvUdpPayloadSize(payload);
+  config.setMaxSendUdpPayloadSize(payload);
   config.setInitialMaxData(16 * 1024 * 1024);
   config.setInitialMaxStreamDataBidiLocal(4 * 1024 * 1024);
   config.setInitialMaxStreamDataBidiRemote(4 * 1024 * 1024);

@@ -16,7 +16,8 @@ import { createRetryTokens, type RetryTokenCodec } from "./tokens.ts";
 
 /** Our connection IDs are always this long, so short-header packets can be routed. */
 export const CID_LEN = 16;
-const MAX_PACKET = 1500;
+/** Send buffers hold a packet of the default size; larger configured payloads size them up. */
+const DEFAULT_PACKET = 1500;
 const SEND_BATCH = 64;
 const MAX_RESETS_PER_SECOND = 100;
 /** Delayed ACKs: flush ACK-only work after this many packets or this long. */
@@ -104,6 +105,8 @@ export interface EndpointOptions {
   keepaliveMs?: number;
   /** Upper bound on handshakes in progress (servers); new Initials beyond it are ignored. */
   maxHandshakes?: number;
+  /** Largest QUIC packet this endpoint sends (the transport's max UDP payload). */
+  maxPacketSize?: number;
   /** Servers: most connections one source address may hold; more are ignored (counted). */
   maxConnectionsPerAddress?: number;
   /** Most DATAGRAMs per second a connection may deliver; the excess is dropped (counted). */
@@ -186,12 +189,13 @@ export async function createEndpoint(options: EndpointOptions): Promise<Endpoint
   let flushGapMs = 10;
   let closing = false;
 
-  const sendBufs = Array.from({ length: SEND_BATCH }, () => new Uint8Array(MAX_PACKET));
+  const packetSize = Math.max(DEFAULT_PACKET, options.maxPacketSize ?? 0);
+  const sendBufs = Array.from({ length: SEND_BATCH }, () => new Uint8Array(packetSize));
   const sendList: (Uint8Array | number | string)[] = [];
   const streamBuf = new Uint8Array(65536);
   const NO_BYTES = new Uint8Array(0);
   const dgramIn = createBufferViews(65536);
-  const controlOut = new Uint8Array(MAX_PACKET);
+  const controlOut = new Uint8Array(DEFAULT_PACKET);
 
   let socket: UdpSocket;
   let local: Address;
