@@ -2,6 +2,7 @@
 // series (direction, drop reason) are pre-created cells indexed by label value.
 import type { Registry } from 'prom-client';
 import { each, preset, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
+import { PIPE_END_HOWS } from '../core/client/tcp-pipe.ts';
 import { forwardingMetrics } from '../core/metrics/forwarding.ts';
 import { histogram } from '../core/metrics/histogram.ts';
 import type { ResultLabels } from '../core/metrics/labels.ts';
@@ -32,9 +33,6 @@ export const AGENT_TCP_RESULTS = [
 ] as const;
 export type AgentTcpResult = (typeof AGENT_TCP_RESULTS)[number];
 
-/** How a tunnelled TCP connection ended (see core/client/tcp-pipe.ts). */
-export const AGENT_TCP_ENDS = ['fin', 'local_reset', 'remote_reset'] as const;
-export type AgentTcpEnd = (typeof AGENT_TCP_ENDS)[number];
 
 const N = {
   datagrams: 'ztna_agent_datagrams_total',
@@ -114,13 +112,13 @@ export function createAgentMetrics(registry: Registry) {
       each('direction', AGENT_DIRECTIONS),
     ),
     tcpClosed: preset(
-      counterFamily<{ how: AgentTcpEnd }>(
+      counterFamily<{ how: (typeof PIPE_END_HOWS)[number] }>(
         registry,
         N.tcpClosed,
         'Tunnelled TCP connections ended, by how: fin (both sides closed), local_reset (local client failed), remote_reset (tunnel side reset)',
         ['how'],
       ),
-      each('how', AGENT_TCP_ENDS),
+      each('how', PIPE_END_HOWS),
     ),
   };
 }

@@ -2,6 +2,7 @@
 // series (direction, drop reason) are pre-created cells indexed by label value.
 import type { Registry } from 'prom-client';
 import { each, preset, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
+import { PIPE_END_HOWS } from '../core/client/tcp-pipe.ts';
 import { forwardingMetrics } from '../core/metrics/forwarding.ts';
 import { histogram } from '../core/metrics/histogram.ts';
 import type { ResultLabels } from '../core/metrics/labels.ts';
@@ -28,9 +29,6 @@ export const CONNECTOR_TCP_RESULTS = [
 ] as const;
 export type ConnectorTcpResult = (typeof CONNECTOR_TCP_RESULTS)[number];
 
-/** How a TCP connection through the tunnel ended (see core/client/tcp-pipe.ts). */
-export const TCP_END_HOWS = ['fin', 'local_reset', 'remote_reset'] as const;
-export type TcpEndHow = (typeof TCP_END_HOWS)[number];
 
 const N = {
   datagrams: 'ztna_connector_datagrams_total',
@@ -109,13 +107,13 @@ export function createConnectorMetrics(registry: Registry) {
       each('direction', CONNECTOR_DIRECTIONS),
     ),
     tcpClosed: preset(
-      counterFamily<{ how: TcpEndHow }>(
+      counterFamily<{ how: (typeof PIPE_END_HOWS)[number] }>(
         registry,
         N.tcpClosed,
         'TCP connections ended, by how: fin (both sides closed), local_reset (service side failed), remote_reset (tunnel side reset)',
         ['how'],
       ),
-      each('how', TCP_END_HOWS),
+      each('how', PIPE_END_HOWS),
     ),
   };
 }

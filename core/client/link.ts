@@ -223,19 +223,24 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
       const c = endpoint.connect(remote, settings.serverName);
       conn = c;
       const timer = setTimeout(() => {
-        if (state !== "ready") c.close(CloseCode.NO_ERROR, "connect timeout");
-        if (state !== "ready") finish("connect_failed");
+        if (state === "ready") return;
+        c.close(CloseCode.NO_ERROR, "connect timeout");
+        finish("connect_failed");
       }, settings.connectTimeoutMs);
       let done = false;
+      const onAbort = () => finish("local");
       const finish = (reason: string) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        // One listener per connection: remove it, or a long-lived link that
+        // reconnects often would pile them up on the stop signal.
+        stop.signal.removeEventListener("abort", onAbort);
         onConnClosed = null;
         resolve(state === "ready" ? reason : "connect_failed");
       };
       onConnClosed = finish;
-      stop.signal.addEventListener("abort", () => finish("local"), { once: true });
+      stop.signal.addEventListener("abort", onAbort, { once: true });
     });
   }
 

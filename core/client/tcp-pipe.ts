@@ -26,6 +26,9 @@ export const TCP_HIGH_WATER = 1024 * 1024;
 const STAGE_BYTES = 64 * 1024;
 const WRITE_GAP_MS = 1;
 
+/** The ways a pipe ends, as the `how` label of the tcp_closed metrics. */
+export const PIPE_END_HOWS = ["fin", "local_reset", "remote_reset"] as const;
+
 export type PipeEnd =
   /** Both directions finished with FIN. */
   | { how: "fin" }
