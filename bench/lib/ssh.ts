@@ -6,7 +6,6 @@
  * where sshd or ssh is missing.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { userInfo } from "node:os";
 import { join } from "node:path";
 import { freeTcpPort, waitForTcp } from "./ports.ts";
 import { guarded, track } from "./processes.ts";
@@ -39,6 +38,12 @@ function spawnTracked(name: string, command: string[]) {
   return { proc, stop, stderr: () => stderr.trim() };
 }
 
+/** The login name of this process (os.userInfo() reports "unknown" under Bun here). */
+function currentUser(): string {
+  const id = Bun.spawnSync(["id", "-un"]);
+  return id.exitCode === 0 ? id.stdout.toString().trim() : (process.env.USER ?? "root");
+}
+
 async function keygen(path: string): Promise<void> {
   const p = Bun.spawn(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ztna-bench", "-f", path], { stdout: "ignore", stderr: "pipe" });
   if ((await p.exited) !== 0) throw new Error(`ssh-keygen failed: ${await new Response(p.stderr).text()}`);
@@ -69,7 +74,7 @@ export async function startSshForwards(dir: string, named: Record<string, Addres
     "-o", "PidFile=none", "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no",
     "-o", "PermitRootLogin=prohibit-password",
   ]);
-  if (!(await waitForTcp("127.0.0.1", sshdPort, 10_000))) {
+  if (!(await waitForTcp("127.0.0.1", sshdPort, 10_000, () => daemon.proc.exitCode !== null))) {
     return { skipped: `sshd did not start: ${daemon.stderr() || `exit ${daemon.proc.exitCode}`}` };
   }
 
@@ -82,10 +87,10 @@ export async function startSshForwards(dir: string, named: Record<string, Addres
       "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
       "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR",
       ...targets.flatMap((t, i) => ["-L", `127.0.0.1:${ports[i]}:${t.host}:${t.port}`]),
-      `${userInfo().username}@127.0.0.1`,
+      `${currentUser()}@127.0.0.1`,
     ]);
     let up = true;
-    for (const port of ports) up &&= await waitForTcp("127.0.0.1", port, 10_000);
+    for (const port of ports) up &&= await waitForTcp("127.0.0.1", port, 10_000, () => client.proc.exitCode !== null);
     if (up && client.proc.exitCode === null) {
       return { forwards: Object.fromEntries(names.map((n, i) => [n, { host: "127.0.0.1", port: ports[i]! }])) };
     }

@@ -8,9 +8,10 @@ export function fmt(n: N, digits = 0): string {
   return missing(n) ? "-" : n.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
-/** Microseconds, switching to ms from 10 ms up. */
+/** Microseconds, switching to ms from 10 ms and to s from 1 s up. */
 export function us(n: N): string {
   if (missing(n)) return "-";
+  if (n >= 1_000_000) return `${fmt(n / 1e6, 2)} s`;
   return n >= 10_000 ? `${fmt(n / 1000, 1)} ms` : `${fmt(n)} µs`;
 }
 

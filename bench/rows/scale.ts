@@ -25,6 +25,8 @@ export interface ScaleStep {
   latency: LatencySummary;
   serverRssMiB: number | null;
   serverCpuPercent: number | null;
+  /** The load process: if it is the one at 100 %, handshakes/s measures it, not the server. */
+  swarmCpuPercent: number | null;
   swarmRssMiB: number | null;
 }
 
@@ -39,6 +41,8 @@ export interface ScaleResult {
 }
 
 const PROBES = 100;
+
+const percentOf = (cpuSeconds: number | null | undefined, seconds: number) => (cpuSeconds == null ? null : Math.round((cpuSeconds / seconds) * 100));
 
 export async function runScale(env: Env): Promise<ScaleResult> {
   const { scaleSteps, seconds } = env.cfg;
@@ -62,7 +66,7 @@ export async function runScale(env: Env): Promise<ScaleResult> {
   const probeLowLoad = ((await ask(`probe ${PROBES}`, 60_000)) as { latency: LatencySummary }).latency;
   const steps: ScaleStep[] = [];
   for (const n of scaleSteps) {
-    const cpu = cpuMeter({ server: server.program.pid });
+    const cpu = cpuMeter({ server: server.program.pid, swarm: swarm.pid });
     const r = (await ask(`ramp ${n}`, 60_000 + n * 20)) as {
       agents: number; added: number; failed: number; reasons: Record<string, number>; seconds: number; perSecond: number; latency: LatencySummary;
     };
@@ -76,7 +80,8 @@ export async function runScale(env: Env): Promise<ScaleResult> {
       handshakesPerSecond: Math.round(r.perSecond),
       latency: r.latency,
       serverRssMiB: rss(server.program.pid),
-      serverCpuPercent: used.cpu.server === null ? null : Math.round((used.cpu.server! / used.seconds) * 100),
+      serverCpuPercent: percentOf(used.cpu.server, used.seconds),
+      swarmCpuPercent: percentOf(used.cpu.swarm, used.seconds),
       swarmRssMiB: rss(swarm.pid),
     });
     env.log(`scale: ${r.agents} agents (${Math.round(r.perSecond)} handshakes/s, ${r.failed} failed)`);
@@ -89,13 +94,12 @@ export async function runScale(env: Env): Promise<ScaleResult> {
   await Bun.sleep(idleSeconds * 1000);
   const used = cpu.read();
   const count = (await ask("count", 10_000)) as { agents: number; lost: number };
-  const percent = (s: number | null | undefined) => (s == null ? null : Math.round((s / used.seconds) * 100));
   const idle = {
     agents: count.agents,
     lost: count.lost,
     seconds: round(used.seconds, 2),
-    serverCpuPercent: percent(used.cpu.server),
-    swarmCpuPercent: percent(used.cpu.swarm),
+    serverCpuPercent: percentOf(used.cpu.server, used.seconds),
+    swarmCpuPercent: percentOf(used.cpu.swarm, used.seconds),
     serverRssMiB: rss(server.program.pid),
   };
   const probeAtTop = ((await ask(`probe ${Math.round(PROBES / 2)}`, 60_000)) as { latency: LatencySummary }).latency;
@@ -105,9 +109,12 @@ export async function runScale(env: Env): Promise<ScaleResult> {
 }
 
 export function renderScale(s: ScaleResult): string[] {
-  const rows = [["agents", "handshakes/s", "p50 / p99 during ramp", "failed", "server RSS", "server CPU (ramp)", "load process RSS"]];
+  const rows = [["agents", "handshakes/s", "p50 / p99 during ramp", "failed", "server RSS", "CPU in ramp: server / load", "load process RSS"]];
   for (const x of s.steps) {
-    rows.push([fmt(x.agents), rate(x.handshakesPerSecond), `${us(x.latency.p50)} / ${us(x.latency.p99)}`, fmt(x.failed), mib(x.serverRssMiB), pct(x.serverCpuPercent, 0), mib(x.swarmRssMiB)]);
+    rows.push([
+      fmt(x.agents), rate(x.handshakesPerSecond), `${us(x.latency.p50)} / ${us(x.latency.p99)}`, fmt(x.failed), mib(x.serverRssMiB),
+      `${pct(x.serverCpuPercent, 0)} / ${pct(x.swarmCpuPercent, 0)}`, mib(x.swarmRssMiB),
+    ]);
   }
   const out = [`Scale: agent connections to one server (handshake + HELLO/WELCOME), keepalive ${s.keepaliveMs} ms, server idle ${mib(s.serverIdleRssMiB)}`, ...table(rows, "rrrrrrr")];
   out.push(`  one dial at a time: p50 ${us(s.probeLowLoad.p50)} (p99 ${us(s.probeLowLoad.p99)}) on an empty server` +

@@ -134,17 +134,23 @@ async function dial(closeWhenRegistered = false): Promise<{ ok: true; ms: number
   });
 }
 
-/** Dials `total` connections, `concurrency` at a time. */
-async function dialMany(total: number, until: () => boolean) {
+/**
+ * Dials with `concurrency` in flight until `enough(inFlight)` says stop or
+ * `maxDials` have been made.
+ */
+async function dialMany(maxDials: number, enough: (inFlight: number) => boolean) {
   const latencies: number[] = [];
   const reasons: Record<string, number> = {};
   let dialled = 0;
   let failed = 0;
+  let inFlight = 0;
   const started = performance.now();
   const worker = async () => {
-    while (dialled < total && !until()) {
+    while (dialled < maxDials && !enough(inFlight)) {
       dialled++;
+      inFlight++;
       const r = await dial();
+      inFlight--;
       if (r.ok) latencies.push(r.ms * 1000);
       else {
         failed++;
@@ -158,8 +164,8 @@ async function dialMany(total: number, until: () => boolean) {
 
 async function ramp(n: number) {
   const from = agents;
-  // Allow some failures (counted), but never dial forever.
-  const r = await dialMany(Math.max(0, n - agents) * 2, () => agents >= n);
+  // Failures are counted and retried, but a server that refuses everything ends the ramp.
+  const r = await dialMany(Math.max(0, n - agents) * 2, (inFlight) => agents + inFlight >= n);
   report({
     agents,
     added: agents - from,
