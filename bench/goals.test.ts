@@ -32,7 +32,7 @@ const goal = (r: BenchResult, id: string): Goal => evaluateGoals(r).find((g) => 
 describe("issue 9 goals", () => {
   test("a row that did not run leaves its goals undecided, never met", () => {
     const goals = evaluateGoals(base());
-    expect(goals.map((g) => g.id)).toEqual(["1", "2", "3", "4", "5", "6", "7", "8", "9", "8.8"]);
+    expect(goals.map((g) => g.id)).toEqual(["1", "2", "3", "4", "5", "6", "7", "8", "9", "L", "8.8"]);
     for (const g of goals) {
       expect(g.met).toBeNull();
       expect(g.measured).toStartWith("not run");
@@ -128,6 +128,23 @@ describe("issue 9 goals", () => {
     expect(goal(r, "8").met).toBe(true);
     r.memory.programs.push(p("agent:b", "agent", 46, 50));
     expect(goal(r, "8").met).toBe(false);
+  });
+
+  test("L: the path must recover once the loss stops", () => {
+    const r = base();
+    const phase = (name: "clean" | "impaired" | "clean again", mbit: number, p50: number) =>
+      ({ name, downloadMbitPerSecond: mbit, echo: rtt(p50), proxy: { received: 1, dropped: 0, held: 0 } });
+    const lossy = (again: number, p50: number) => ({
+      loss: 0.02, reorder: 0.02, seconds: 5,
+      phases: [phase("clean", 200, 500), phase("impaired", 20, 900), phase("clean again", again, p50)],
+      recovery: { download: again / 200, echoP50: p50 / 500 },
+    });
+    r.rows.lossy = lossy(190, 600);
+    expect(goal(r, "L").met).toBe(true);
+    r.rows.lossy = lossy(100, 600);
+    expect(goal(r, "L").met).toBe(false);
+    r.rows.lossy = lossy(200, 4_000);
+    expect(goal(r, "L").met).toBe(false);
   });
 
   test("9 and 8.8: a smaller run can fail a bound but cannot meet the goal", () => {

@@ -4,6 +4,7 @@ import { fmt } from "./lib/table.ts";
 import type { BenchResult } from "./result.ts";
 import { renderAbuse } from "./rows/abuse.ts";
 import { renderGoodput } from "./rows/goodput.ts";
+import { renderLossy } from "./rows/lossy.ts";
 import { renderMemory } from "./rows/memory.ts";
 import { renderNaive } from "./rows/naive.ts";
 import { renderNeighbour } from "./rows/neighbour.ts";
@@ -12,7 +13,7 @@ import { renderScale } from "./rows/scale.ts";
 import { renderTcpBulk, renderTcpRr } from "./rows/tcp.ts";
 
 export function renderGoals(goals: Goal[]): string[] {
-  const out = ["Goals (issue 9; 8.8 from issue 8): this run against its own anchors"];
+  const out = ["Goals (issue 9; 8.8 from issue 8; L is the bench's own check): this run against its own anchors"];
   for (const g of goals) {
     out.push(`  ${verdict(g.met).padEnd(7)}  ${g.id.padEnd(3)} ${g.title}: ${g.measured}`);
     if (g.measured.startsWith("not run")) continue;
@@ -40,6 +41,7 @@ export function renderReport(r: BenchResult, goals: Goal[]): string {
   if (rows.neighbour) sections.push(renderNeighbour(rows.neighbour));
   if (rows["tcp-bulk"]) sections.push(renderTcpBulk(rows["tcp-bulk"]));
   if (rows["tcp-rr"]) sections.push(renderTcpRr(rows["tcp-rr"]));
+  if (rows.lossy) sections.push(renderLossy(rows.lossy));
   if (r.memory) sections.push(renderMemory(r.memory));
   if (rows.scale) sections.push(renderScale(rows.scale));
   if (rows.abuse) sections.push(renderAbuse(rows.abuse));

@@ -1,6 +1,7 @@
 /** The shape of one bench run, as printed and written to bench/results/*.json. */
 import type { AbuseResult } from "./rows/abuse.ts";
 import type { GoodputResult } from "./rows/goodput.ts";
+import type { LossyResult } from "./rows/lossy.ts";
 import type { MemoryResult } from "./rows/memory.ts";
 import type { NaiveResult } from "./rows/naive.ts";
 import type { NeighbourResult } from "./rows/neighbour.ts";
@@ -14,6 +15,7 @@ export interface Rows {
   neighbour?: NeighbourResult;
   "tcp-bulk"?: BulkResult;
   "tcp-rr"?: RrResult;
+  lossy?: LossyResult;
   scale?: ScaleResult;
   abuse?: AbuseResult;
   naive?: NaiveResult;

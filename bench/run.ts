@@ -5,7 +5,8 @@
  * `--help` lists the flags (subsets with --only/--skip, shorter with --quick).
  *
  * Order: the direct services and one tunnel (server, a connector per service,
- * agents A and B) serve rtt, goodput, neighbour, tcp-bulk and tcp-rr; they
+ * agents A and B, and C behind the impairment proxy) serve rtt, goodput,
+ * neighbour, tcp-bulk, tcp-rr and lossy; they
  * are stopped before the scale and abuse rows, which start their own servers.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -22,6 +23,7 @@ import type { BenchResult, Rows } from "./result.ts";
 import { runAbuse } from "./rows/abuse.ts";
 import { AGENT, SERVICE, type Env } from "./rows/env.ts";
 import { runGoodput } from "./rows/goodput.ts";
+import { runLossy } from "./rows/lossy.ts";
 import { watchMemory } from "./rows/memory.ts";
 import { runNaive } from "./rows/naive.ts";
 import { runNeighbour } from "./rows/neighbour.ts";
@@ -29,13 +31,14 @@ import { runRtt } from "./rows/rtt.ts";
 import { runScale } from "./rows/scale.ts";
 import { runTcpBulk, runTcpRr } from "./rows/tcp.ts";
 
-const TUNNEL_ROWS: RowName[] = ["rtt", "goodput", "neighbour", "tcp-bulk", "tcp-rr"];
+const TUNNEL_ROWS: RowName[] = ["rtt", "goodput", "neighbour", "tcp-bulk", "tcp-rr", "lossy"];
 const RUNNERS: Record<RowName, (env: Env) => Promise<Rows[RowName]>> = {
   rtt: runRtt,
   goodput: runGoodput,
   neighbour: runNeighbour,
   "tcp-bulk": runTcpBulk,
   "tcp-rr": runTcpRr,
+  lossy: runLossy,
   scale: runScale,
   abuse: runAbuse,
   naive: runNaive,
@@ -80,7 +83,7 @@ async function setUpTunnel(env: Env): Promise<void> {
   const services: ServiceSpec[] = [];
   const maps: AgentSpec["maps"] = [];
   const agents: AgentSpec[] = [{ name: AGENT.a, maps }];
-  if (wants("rtt", "neighbour")) {
+  if (wants("rtt", "neighbour", "lossy")) {
     env.echo = await startUdpEcho();
     services.push({ name: SERVICE.echo, forward: env.echo.address });
     maps.push({ service: SERVICE.echo, proto: "udp" });
@@ -92,7 +95,7 @@ async function setUpTunnel(env: Env): Promise<void> {
     if (wants("neighbour")) agents.push({ name: AGENT.b, maps: [{ service: SERVICE.sink, proto: "udp" }] });
   }
   const tcp: Record<string, { host: string; port: number }> = {};
-  if (wants("tcp-bulk")) {
+  if (wants("tcp-bulk", "lossy")) {
     env.bulk = await startTcpBulkServer();
     tcp[SERVICE.bulk] = env.bulk.address;
   }
@@ -106,7 +109,7 @@ async function setUpTunnel(env: Env): Promise<void> {
   }
   log(`starting the tunnel: server, ${services.length} connectors, ${agents.length} agent(s)`);
   env.tunnel = await startTunnel(env.work, services, agents, env.launch);
-  if (Object.keys(tcp).length > 0) {
+  if (wants("tcp-bulk", "tcp-rr")) {
     env.ssh = cfg.ssh ? await startSshForwards(join(env.work, "ssh"), tcp) : { skipped: "--no-ssh" };
     if (env.ssh.skipped) log(`ssh -L skipped: ${env.ssh.skipped}`);
   }

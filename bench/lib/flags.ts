@@ -1,14 +1,14 @@
 /** The bench's command line: which rows to run and how long each one measures. */
 
 /** Every row, in the order they run. */
-export const ROWS = ["rtt", "goodput", "neighbour", "tcp-bulk", "tcp-rr", "scale", "abuse", "naive"] as const;
+export const ROWS = ["rtt", "goodput", "neighbour", "tcp-bulk", "tcp-rr", "lossy", "scale", "abuse", "naive"] as const;
 export type RowName = (typeof ROWS)[number];
 
 /** Names that select several rows at once. */
 const GROUPS: Record<string, RowName[]> = {
   udp: ["rtt", "goodput", "neighbour"],
   tcp: ["tcp-bulk", "tcp-rr"],
-  tunnel: ["rtt", "goodput", "neighbour", "tcp-bulk", "tcp-rr"],
+  tunnel: ["rtt", "goodput", "neighbour", "tcp-bulk", "tcp-rr", "lossy"],
   neighbor: ["neighbour"],
   all: [...ROWS],
 };
@@ -34,6 +34,9 @@ export interface BenchConfig {
   rrConnections: number[];
   /** Agent connections the scale row ramps to, in steps. */
   scaleSteps: number[];
+  /** The lossy row's impairment, each direction: probabilities 0..1. */
+  loss: number;
+  reorder: number;
   /** Refused handshakes of the abuse row, and how long it watches the server's RSS afterwards. */
   abuseHandshakes: number;
   abuseWatchSeconds: number;
@@ -58,6 +61,7 @@ export const USAGE = `usage: bun bench/run.ts [flags]     (npm run bench -- [fla
   --neighbour-rate N   the noisy neighbour's steady rate (default 20000)
   --connections LIST   TCP request/response concurrency (default 1,20)
   --scale LIST         agent connections of the scale row (default 1000,5000,10000)
+  --loss P,R           the lossy row's loss and reordering probabilities, each way (default 0.02,0.02)
   --abuse N            refused handshakes of the abuse row (default 2000)
   --abuse-watch N      seconds to watch the server's RSS after them (default 30)
   --max-udp-payload N  QUIC packet size of every program (default: theirs, 1350)
@@ -84,6 +88,13 @@ function numbers(name: string, text: string, min: number): number[] {
   return list;
 }
 
+function lossFlag(text: string | undefined): { loss: number; reorder: number } {
+  if (text === undefined) return { loss: 0.02, reorder: 0.02 };
+  const [loss, reorder = 0] = numbers("loss", text, 0);
+  if (loss! > 1 || reorder > 1) throw new FlagError(`--loss wants probabilities between 0 and 1, got "${text}"`);
+  return { loss: loss!, reorder };
+}
+
 /** Parses argv (without the program); throws FlagError with a message for the user. */
 export function parseFlags(argv: string[]): BenchConfig {
   const values = new Map<string, string>();
@@ -101,7 +112,7 @@ export function parseFlags(argv: string[]): BenchConfig {
     if (value === undefined) throw new FlagError(`--${name} needs a value`);
     values.set(name, value);
   }
-  const known = ["only", "skip", "seconds", "count", "sparse", "rates", "neighbour-rate", "connections", "scale", "abuse", "abuse-watch", "max-udp-payload"];
+  const known = ["only", "skip", "seconds", "count", "sparse", "rates", "neighbour-rate", "connections", "scale", "loss", "abuse", "abuse-watch", "max-udp-payload"];
   for (const name of values.keys()) if (!known.includes(name)) throw new FlagError(`unknown flag --${name}`);
   if (switches.has("help")) throw new FlagError(USAGE);
 
@@ -133,6 +144,7 @@ export function parseFlags(argv: string[]): BenchConfig {
     neighbourRate: num("neighbour-rate", 20_000, 1),
     rrConnections: list("connections", [1, 20], 1),
     scaleSteps: list("scale", quick ? [1_000] : [1_000, 5_000, 10_000], 1).sort((a, b) => a - b),
+    ...lossFlag(values.get("loss")),
     abuseHandshakes: num("abuse", quick ? 500 : 2_000, 1),
     abuseWatchSeconds: num("abuse-watch", quick ? 10 : 30, 1),
     maxUdpPayload: values.has("max-udp-payload") ? num("max-udp-payload", 0, 1200) : null,

@@ -78,6 +78,7 @@ export interface Tunnel {
   pids: Record<string, number>;
   kinds: Record<string, Kind>;
   opsPorts: Record<string, number>;
+  addAgent(agent: AgentSpec, via?: Address): Promise<void>;
   /** The local listener of `agent` for `service`. */
   listener(agent: string, service: string): Address;
   /** SIGTERM to agents, then connectors, then the server: each exit code and how long it took. */
@@ -107,27 +108,28 @@ export async function startTunnel(work: string, services: ServiceSpec[], agents:
   await Promise.all(started);
 
   const listeners = new Map<string, Address>();
-  for (const a of agents) {
+  /** Launches an agent (towards `via` instead of the server, e.g. an impairment proxy) and waits for its listeners. */
+  const addAgent = async (a: AgentSpec, via?: Address) => {
     const label = `agent:${a.name}`;
     const maps = a.maps.map((m) => `${m.service}=${m.proto}://127.0.0.1:0`).join(",");
-    const p = launch("agent", [...client, "--map", maps], options);
+    const args = via ? client.map((arg, i) => (client[i - 1] === "--server" ? hostPort(via) : arg)) : client;
+    const p = launch("agent", [...args, "--map", maps], options);
     programs[label] = p;
     pids[label] = p.pid;
     kinds[label] = "agent";
-    started.push((async () => {
-      for (const m of a.maps) {
-        const addr = addressOf(await p.waitForLog("listening", 20_000, (e) => e.service === m.service));
-        listeners.set(`${a.name}/${m.service}`, addr);
-        // A TCP listener is ready once the service is up; a UDP one once its flow opened.
-        await p.waitForLog(m.proto === "tcp" ? "service_up" : "service_opened", 20_000, (e) => e.service === m.service);
-      }
-      opsPorts[label] = portOfUrl(await p.waitForLog("ops_listening", 20_000));
-    })());
-  }
-  await Promise.all(started);
+    for (const m of a.maps) {
+      const addr = addressOf(await p.waitForLog("listening", 20_000, (e) => e.service === m.service));
+      listeners.set(`${a.name}/${m.service}`, addr);
+      // A TCP listener is ready once the service is up; a UDP one once its flow opened.
+      await p.waitForLog(m.proto === "tcp" ? "service_up" : "service_opened", 20_000, (e) => e.service === m.service);
+    }
+    opsPorts[label] = portOfUrl(await p.waitForLog("ops_listening", 20_000));
+  };
+  await Promise.all(agents.map((a) => addAgent(a)));
 
   return {
     server,
+    addAgent,
     programs,
     pids,
     kinds,

@@ -22,15 +22,17 @@ export interface MemoryResult {
 
 const toMiB = (bytes: number | null | undefined) => (bytes == null ? null : round(bytes / MiB));
 
-/** Takes the idle figures now; `stop()` returns the whole picture. */
+/** Takes the idle figures of the programs running now; `stop()` returns the whole picture. */
 export function watchMemory(tunnel: Tunnel) {
-  const idle = Object.fromEntries(Object.entries(tunnel.pids).map(([label, pid]) => [label, readMemory(pid)?.rss ?? null]));
-  const sampler = startRssSampler(tunnel.pids);
+  // Programs added later (the lossy row's agent) have no idle figure: left out.
+  const pids = { ...tunnel.pids };
+  const idle = Object.fromEntries(Object.entries(pids).map(([label, pid]) => [label, readMemory(pid)?.rss ?? null]));
+  const sampler = startRssSampler(pids);
   return {
     stop(): MemoryResult {
       const peaks = sampler.stop();
       return {
-        programs: Object.keys(tunnel.pids).map((label) => {
+        programs: Object.keys(pids).map((label) => {
           const p = peaks[label];
           const candidates = [p?.peakRss, p?.hwm].filter((v): v is number => v != null);
           return {

@@ -16,10 +16,16 @@ export interface RttResult {
   sparseIntervalMs: number;
 }
 
-/** Round trips to the echo at `target`; sparse when `intervalMs` > 0. */
-export async function probeRtt(name: string, target: Address, count: number, warmup: number, intervalMs = 0): Promise<Rtt> {
+/**
+ * Round trips to the echo at `target`; sparse when `intervalMs` > 0. A probe
+ * unanswered after `timeoutMs` counts as lost.
+ */
+export async function probeRtt(name: string, target: Address, count: number, warmup: number, intervalMs = 0, timeoutMs = 1_000): Promise<Rtt> {
   const budgetMs = Math.max(30_000, (count + warmup) * (intervalMs + 2) * 2);
-  const args = ["--mode", "rtt", "--target", `${target.host}:${target.port}`, "--count", String(count), "--warmup", String(warmup), "--size", "64", "--interval-ms", String(intervalMs), "--budget-ms", String(budgetMs)];
+  const args = [
+    "--mode", "rtt", "--target", `${target.host}:${target.port}`, "--count", String(count), "--warmup", String(warmup), "--size", "64",
+    "--interval-ms", String(intervalMs), "--budget-ms", String(budgetMs), "--timeout-ms", String(timeoutMs),
+  ];
   return (await runOnce(name, "udp-load.ts", args, budgetMs + 15_000)) as unknown as Rtt;
 }
 

@@ -46,6 +46,13 @@ export interface BulkResult {
   sshSkipped?: string;
 }
 
+/** One bulk transfer from its own process; the clock runs until the last byte is in. */
+export async function bulkTransfer(name: string, target: Address, direction: "upload" | "download", seconds: number) {
+  return (await runOnce(name, "tcp-bulk.ts", [
+    "--target", `${target.host}:${target.port}`, "--direction", direction === "upload" ? "up" : "down", "--seconds", String(seconds),
+  ], seconds * 1000 + 60_000)) as { bytes: number; seconds: number; mbitPerSecond: number };
+}
+
 export async function runTcpBulk(env: Env): Promise<BulkResult> {
   const { seconds } = env.cfg;
   env.log(`tcp-bulk: one connection, ${seconds} s each way, ${paths(env, "bulk").map((p) => p.path).join(" / ")}`);
@@ -53,9 +60,7 @@ export async function runTcpBulk(env: Env): Promise<BulkResult> {
   for (const { path, target } of paths(env, "bulk")) {
     for (const direction of ["upload", "download"] as const) {
       const cpu = path === "tunnel" ? tunnelCpu(env, "bulk") : null;
-      const r = (await runOnce(`bulk-${path}-${direction}`, "tcp-bulk.ts", [
-        "--target", `${target.host}:${target.port}`, "--direction", direction === "upload" ? "up" : "down", "--seconds", String(seconds),
-      ], seconds * 1000 + 60_000)) as { bytes: number; seconds: number; mbitPerSecond: number };
+      const r = await bulkTransfer(`bulk-${path}-${direction}`, target, direction, seconds);
       const run: BulkRun = { path, direction, bytes: r.bytes, seconds: round(r.seconds, 3), mbitPerSecond: Math.round(r.mbitPerSecond) };
       if (cpu) {
         const used = cpu.read();
