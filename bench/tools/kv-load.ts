@@ -72,6 +72,7 @@ for (let c = 0; c < connections; c++) {
           reject(error);
         },
         connectError(_socket, error) {
+          errors++;
           reject(error);
         },
       },
