@@ -14,7 +14,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { evaluateGoals } from "./goals.ts";
 import { FlagError, parseFlags, type BenchConfig, type RowName } from "./lib/flags.ts";
-import { stopAll, withCleanup } from "./lib/processes.ts";
+import { aborted, mark, stopAll, track, withCleanup } from "./lib/processes.ts";
 import { startKvServer, startTcpBulkServer, startUdpEcho, startUdpSink } from "./lib/services.ts";
 import { startSshForwards } from "./lib/ssh.ts";
 import { startTunnel, type AgentSpec, type ServiceSpec } from "./lib/tunnel.ts";
@@ -118,6 +118,8 @@ async function setUpTunnel(env: Env): Promise<void> {
 async function main(): Promise<BenchResult> {
   const startedAt = new Date();
   const work = mkdtempSync(join(tmpdir(), "ztna-bench-"));
+  // Registered first, so it is removed last, also when Ctrl-C cuts the run short.
+  track({ name: "scratch directory", stop: async () => rmSync(work, { recursive: true, force: true }) });
   const env: Env = { cfg, work, log, launch: { cwd: work, verbose: cfg.verbose, maxUdpPayload: cfg.maxUdpPayload } };
   const rows: Rows = {};
   const errors: Record<string, string> = {};
@@ -131,37 +133,36 @@ async function main(): Promise<BenchResult> {
     timings,
   };
   const runRow = async (row: RowName) => {
+    if (aborted()) return;
     const t = performance.now();
     try {
       (rows as Record<string, unknown>)[row] = await RUNNERS[row](env);
     } catch (error) {
       errors[row] = (error as Error).message;
-      log(`${row} failed: ${(error as Error).stack ?? error}`);
+      if (!aborted()) log(`${row} failed: ${(error as Error).stack ?? error}`);
     }
     timings[row] = Math.round((performance.now() - t) / 100) / 10;
   };
-  try {
-    if (wants(...TUNNEL_ROWS)) {
-      const t = performance.now();
-      try {
-        await setUpTunnel(env);
-      } catch (error) {
-        for (const row of TUNNEL_ROWS) if (wants(row)) errors[row] = `setup failed: ${(error as Error).message}`;
-      }
-      timings.setup = Math.round((performance.now() - t) / 100) / 10;
-      if (env.tunnel) {
-        await Bun.sleep(1_000); // let start-up settle before the idle figures
-        const memory = watchMemory(env.tunnel);
-        for (const row of TUNNEL_ROWS) if (wants(row)) await runRow(row);
-        result.memory = memory.stop();
-        result.shutdown = await env.tunnel.stop();
-      }
-      await stopAll(); // services and ssh too: the later rows measure their own servers on a quiet machine
+  if (wants(...TUNNEL_ROWS)) {
+    const before = mark();
+    const t = performance.now();
+    try {
+      await setUpTunnel(env);
+    } catch (error) {
+      for (const row of TUNNEL_ROWS) if (wants(row)) errors[row] = `setup failed: ${(error as Error).message}`;
     }
-    for (const row of ["scale", "abuse", "naive"] as const) if (wants(row)) await runRow(row);
-  } finally {
-    rmSync(work, { recursive: true, force: true });
+    timings.setup = Math.round((performance.now() - t) / 100) / 10;
+    if (env.tunnel) {
+      await Bun.sleep(1_000); // let start-up settle before the idle figures
+      const memory = watchMemory(env.tunnel);
+      for (const row of TUNNEL_ROWS) if (wants(row)) await runRow(row);
+      result.memory = memory.stop();
+      result.shutdown = await env.tunnel.stop();
+    }
+    // Services and ssh too: the later rows measure their own servers on a quiet machine.
+    await stopAll(before);
   }
+  for (const row of ["scale", "abuse", "naive"] as const) if (wants(row)) await runRow(row);
   result.machine.loadAverageAtEnd = Math.round(loadavg()[0]! * 100) / 100;
   return { ...result, durationSeconds: Math.round((Date.now() - startedAt.getTime()) / 100) / 10 };
 }

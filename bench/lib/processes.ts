@@ -12,17 +12,28 @@ export interface Stoppable {
 }
 
 const live = new Set<Stoppable>();
+let aborting = false;
+
+/** True once Ctrl-C or the deadline cut the run short: start nothing new. */
+export const aborted = () => aborting;
 
 /** Registers a process; returns a function that unregisters it (after a normal stop). */
 export function track(p: Stoppable): () => void {
-  live.add(p);
+  // Started while the run is being torn down: it would outlive the teardown.
+  if (aborting) void p.stop();
+  else live.add(p);
   return () => live.delete(p);
 }
 
-/** Stops every registered process, newest first (clients before the servers they talk to). */
-export async function stopAll(): Promise<void> {
-  const all = [...live].reverse();
-  live.clear();
+/** What is registered now: `stopAll(mark)` then stops only what came later. */
+export function mark(): ReadonlySet<Stoppable> {
+  return new Set(live);
+}
+
+/** Stops every registered process (or those newer than `since`), newest first: clients before their servers. */
+export async function stopAll(since?: ReadonlySet<Stoppable>): Promise<void> {
+  const all = [...live].filter((p) => !since?.has(p)).reverse();
+  for (const p of all) live.delete(p);
   for (const p of all) {
     try {
       await p.stop();
@@ -44,10 +55,9 @@ export function guarded(command: string[]): string[] {
  * stop everything and exit non-zero. Returns main's result.
  */
 export async function withCleanup<T>(main: () => Promise<T>, deadlineMs: number): Promise<T> {
-  let exiting = false;
   const bail = async (why: string, code: number) => {
-    if (exiting) return;
-    exiting = true;
+    if (aborting) return;
+    aborting = true;
     process.stderr.write(`bench: ${why}, stopping every process\n`);
     await stopAll();
     process.exit(code);
