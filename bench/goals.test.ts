@@ -135,7 +135,7 @@ describe("issue 9 goals", () => {
     const phase = (name: "clean" | "impaired" | "clean again", mbit: number, p50: number) =>
       ({ name, downloadMbitPerSecond: mbit, echo: rtt(p50), proxy: { received: 1, dropped: 0, held: 0 } });
     const lossy = (again: number, p50: number) => ({
-      loss: 0.02, reorder: 0.02, seconds: 5,
+      loss: 0.02, reorder: 0.02, seconds: 5, echoes: 1_000,
       phases: [phase("clean", 200, 500), phase("impaired", 20, 900), phase("clean again", again, p50)],
       recovery: { download: again / 200, echoP50: p50 / 500 },
     });

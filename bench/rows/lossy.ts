@@ -25,18 +25,19 @@ export interface LossyResult {
   loss: number;
   reorder: number;
   seconds: number;
+  echoes: number;
   phases: LossyPhase[];
   /** Clean again vs clean: download share and echo p50 ratio. */
   recovery: { download: number | null; echoP50: number | null };
 }
 
 const AGENT_C = "c";
-const ECHO_COUNT = 1_000;
 /** An unanswered echo counts as lost after this long (QUIC DATAGRAMs are not retransmitted). */
 const ECHO_TIMEOUT_MS = 200;
 
 export async function runLossy(env: Env): Promise<LossyResult> {
   const { seconds, loss, reorder } = env.cfg;
+  const echoes = env.cfg.quick ? 300 : 1_000;
   const tunnel = need(env.tunnel, "the tunnel");
   env.log(`lossy: agent C through the impairment proxy, clean / ${pct(loss * 100, 1)} loss + ${pct(reorder * 100, 1)} reordering each way / clean again`);
   const proxy = await startImpairment({ target: tunnel.server.address, seed: 9 });
@@ -55,7 +56,7 @@ export async function runLossy(env: Env): Promise<LossyResult> {
     } catch (error) {
       downloadError = (error as Error).message;
     }
-    const rtt = await probeRtt(`lossy-${name}-echo`, echo, ECHO_COUNT, 50, 0, ECHO_TIMEOUT_MS);
+    const rtt = await probeRtt(`lossy-${name}-echo`, echo, echoes, 50, 0, ECHO_TIMEOUT_MS);
     const s = await proxy.stats();
     return {
       name,
@@ -72,6 +73,7 @@ export async function runLossy(env: Env): Promise<LossyResult> {
     loss,
     reorder,
     seconds,
+    echoes,
     phases,
     recovery: {
       download: clean.downloadMbitPerSecond && again.downloadMbitPerSecond !== null ? round(again.downloadMbitPerSecond / clean.downloadMbitPerSecond, 2) : null,
@@ -86,7 +88,7 @@ export function renderLossy(l: LossyResult): string[] {
     rows.push([p.name, p.downloadError ? `failed: ${p.downloadError}` : mbit(p.downloadMbitPerSecond), us(p.echo.p50), us(p.echo.p99), `${fmt(p.echo.lost)} of ${fmt(p.echo.samples + p.echo.lost)}`, `${fmt(p.proxy.dropped)} / ${fmt(p.proxy.held)}`]);
   }
   return [
-    `Lossy path: agent C through the impairment proxy, ${pct(l.loss * 100, 1)} loss and ${pct(l.reorder * 100, 1)} reordering each way in the middle phase; ${l.seconds} s download, ${ECHO_COUNT} echoes per phase`,
+    `Lossy path: agent C through the impairment proxy, ${pct(l.loss * 100, 1)} loss and ${pct(l.reorder * 100, 1)} reordering each way in the middle phase; ${l.seconds} s download, ${fmt(l.echoes)} echoes per phase`,
     ...table(rows, "lrrrrr"),
     `  clean again vs clean: download ${l.recovery.download === null ? "-" : pct(l.recovery.download * 100, 0)}, echo p50 ${l.recovery.echoP50 === null ? "-" : `${fmt(l.recovery.echoP50, 2)}×`}`,
   ];
