@@ -17,12 +17,11 @@ let aborting = false;
 /** True once Ctrl-C or the deadline cut the run short: start nothing new. */
 export const aborted = () => aborting;
 
-/** Registers a process; returns a function that unregisters it (after a normal stop). */
-export function track(p: Stoppable): () => void {
+/** Registers a process to stop with the others (stopping twice is harmless). */
+export function track(p: Stoppable): void {
   // Started while the run is being torn down: it would outlive the teardown.
   if (aborting) void p.stop();
   else live.add(p);
-  return () => live.delete(p);
 }
 
 /** What is registered now: `stopAll(mark)` then stops only what came later. */
