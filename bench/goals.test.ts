@@ -150,7 +150,7 @@ describe("issue 9 goals", () => {
   test("9 and 8.8: a smaller run can fail a bound but cannot meet the goal", () => {
     const r = base();
     const step = (agents: number, rss: number) => ({
-      agents, added: agents, failed: 0, reasons: {}, seconds: 1, handshakesPerSecond: 1_000, latency: lat(1_000), serverRssMiB: rss, serverCpuPercent: 50, swarmCpuPercent: 50, swarmRssMiB: 1,
+      target: agents, agents, added: agents, failed: 0, reasons: {}, seconds: 1, handshakesPerSecond: 1_000, latency: lat(1_000), serverRssMiB: rss, serverCpuPercent: 50, swarmCpuPercent: 50, swarmRssMiB: 1,
     });
     const scale = (top: number, rss: number, idleCpu: number) => ({
       keepaliveMs: 1_000, serverIdleRssMiB: 40, probeLowLoad: lat(1_500), probeAtTop: lat(1_800), steps: [step(1_000, 100), step(top, rss)],
@@ -162,6 +162,8 @@ describe("issue 9 goals", () => {
     expect(goal(r, "9").met).toBe(false);
     r.rows.scale = scale(2_000, 200, 5);
     expect(goal(r, "9").met).toBeNull();
+    r.rows.scale.steps[1]!.target = 10_000; // asked for 10k, got 2k in the time allowed
+    expect(goal(r, "9").met).toBe(false);
 
     const abuse = (handshakes: number, back: number | null, registered = 0) => ({
       handshakes, refused: handshakes - registered, registered, reasons: {}, perSecond: 300, idleRssMiB: 50, peakRssMiB: 90, endRssMiB: 75,

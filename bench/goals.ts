@@ -236,7 +236,7 @@ export function evaluateGoals(r: BenchResult): Goal[] {
     if (!s || !top) goals.push(notRun("9", title, target, before, "scale"));
     else {
       const reached10k = top.agents >= 10_000;
-      const asked10k = s.steps.some((x) => x.agents + x.failed >= 10_000) || (r.config.scaleSteps as number[] | undefined)?.some((n) => n >= 10_000);
+      const asked10k = s.steps.some((x) => x.target >= 10_000) || (r.config.scaleSteps as number[] | undefined)?.some((n) => n >= 10_000);
       const bounds = (top.serverRssMiB ?? Infinity) <= 1024 && s.probeLowLoad.p50 <= 2_000 && (s.idle?.serverCpuPercent ?? Infinity) <= 25;
       goals.push({
         id: "9", title, target, before,

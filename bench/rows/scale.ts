@@ -15,6 +15,8 @@ import { hostPort, startServer } from "../lib/tunnel.ts";
 import { round, type Env } from "./env.ts";
 
 export interface ScaleStep {
+  /** Agents asked for; `agents` is how many were up when the step ended (short of it when out of time). */
+  target: number;
   agents: number;
   added: number;
   failed: number;
@@ -41,6 +43,11 @@ export interface ScaleResult {
 }
 
 const PROBES = 100;
+/**
+ * All ramp steps together get this long: on a machine too busy to keep up,
+ * the row reports how far it got instead of taking many minutes.
+ */
+const RAMP_BUDGET_MS = 120_000;
 
 const percentOf = (cpuSeconds: number | null | undefined, seconds: number) => (cpuSeconds == null ? null : Math.round((cpuSeconds / seconds) * 100));
 
@@ -65,13 +72,17 @@ export async function runScale(env: Env): Promise<ScaleResult> {
 
   const probeLowLoad = ((await ask(`probe ${PROBES}`, 60_000)) as { latency: LatencySummary }).latency;
   const steps: ScaleStep[] = [];
+  const rampDeadline = performance.now() + RAMP_BUDGET_MS;
   for (const n of scaleSteps) {
+    const budget = Math.round(rampDeadline - performance.now());
+    if (budget <= 0) break;
     const cpu = cpuMeter({ server: server.program.pid, swarm: swarm.pid });
-    const r = (await ask(`ramp ${n}`, 60_000 + n * 20)) as {
-      agents: number; added: number; failed: number; reasons: Record<string, number>; seconds: number; perSecond: number; latency: LatencySummary;
+    const r = (await ask(`ramp ${n} ${budget}`, budget + 30_000)) as {
+      agents: number; outOfTime: boolean; added: number; failed: number; reasons: Record<string, number>; seconds: number; perSecond: number; latency: LatencySummary;
     };
     const used = cpu.read();
     steps.push({
+      target: n,
       agents: r.agents,
       added: r.added,
       failed: r.failed,
@@ -85,6 +96,10 @@ export async function runScale(env: Env): Promise<ScaleResult> {
       swarmRssMiB: rss(swarm.pid),
     });
     env.log(`scale: ${r.agents} agents (${Math.round(r.perSecond)} handshakes/s, ${r.failed} failed)`);
+    if (r.outOfTime) {
+      env.log(`scale: out of the ${RAMP_BUDGET_MS / 1000} s ramp budget at ${r.agents} agents`);
+      break;
+    }
   }
 
   // Idle at the top: nothing but keepalives, after a moment to settle.
@@ -117,6 +132,8 @@ export function renderScale(s: ScaleResult): string[] {
     ]);
   }
   const out = [`Scale: agent connections to one server (handshake + HELLO/WELCOME), keepalive ${s.keepaliveMs} ms, server idle ${mib(s.serverIdleRssMiB)}`, ...table(rows, "rrrrrrr")];
+  const short = s.steps.find((x) => x.agents < x.target);
+  if (short) out.push(`  ramp ran out of its ${RAMP_BUDGET_MS / 1000} s budget at ${fmt(short.agents)} of ${fmt(short.target)} agents`);
   out.push(`  one dial at a time: p50 ${us(s.probeLowLoad.p50)} (p99 ${us(s.probeLowLoad.p99)}) on an empty server` +
     (s.probeAtTop ? `, p50 ${us(s.probeAtTop.p50)} (p99 ${us(s.probeAtTop.p99)}) at the top` : ""));
   if (s.idle) {

@@ -10,7 +10,8 @@
  * Connections spread over local addresses 127.1.x.y, at most --per-address
  * each (below the server's per-address limit), as many real agents would come
  * from many addresses. Commands on stdin, one JSON report each:
- *   ramp N     dial until N agents are registered: {agents, dialled, failed, seconds, perSecond, latency}
+ *   ramp N [MS]  dial until N agents are registered, or for at most MS ms:
+ *              {agents, outOfTime, dialled, failed, seconds, perSecond, latency}
  *   probe M    M dials one after another, each closed after WELCOME: {latency, failed}
  *   refuse N   N dials without a client certificate (against an mTLS server):
  *              {refused, registered, seconds, reasons}
@@ -162,11 +163,17 @@ async function dialMany(maxDials: number, enough: (inFlight: number) => boolean)
   return { dialled, failed, reasons, latencies, seconds: (performance.now() - started) / 1000 };
 }
 
-async function ramp(n: number) {
+async function ramp(n: number, budgetMs: number) {
   const from = agents;
+  const deadline = performance.now() + budgetMs;
+  let outOfTime = false;
   // Failures are counted and retried, but a server that refuses everything ends the ramp.
-  const r = await dialMany(Math.max(0, n - agents) * 2, (inFlight) => agents + inFlight >= n);
+  const r = await dialMany(Math.max(0, n - agents) * 2, (inFlight) => {
+    outOfTime ||= performance.now() > deadline;
+    return outOfTime || agents + inFlight >= n;
+  });
   report({
+    outOfTime,
     agents,
     added: agents - from,
     dialled: r.dialled,
@@ -200,10 +207,10 @@ async function refuse(n: number) {
 // Commands run one at a time, in order.
 let queue = Promise.resolve();
 onCommands((line) => {
-  const [cmd, arg] = line.split(/\s+/);
+  const [cmd, arg, arg2] = line.split(/\s+/);
   const n = Number(arg ?? 0);
   queue = queue.then(async () => {
-    if (cmd === "ramp") await ramp(n);
+    if (cmd === "ramp") await ramp(n, Number(arg2 ?? Infinity));
     else if (cmd === "probe") await probe(n);
     else if (cmd === "refuse") await refuse(n);
     else if (cmd === "count") report({ agents, lost });
