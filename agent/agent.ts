@@ -16,7 +16,9 @@ import {
   parseDatagram,
   writeDatagramHeader,
 } from "../core/frame/datagram.ts";
+import { formatHostPort } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
+import { bindError } from "../core/startup.ts";
 import { formatAddress, LINK_STATE_VALUE, startLink, type Link } from "../core/client/link.ts";
 import type { BackoffSettings } from "../core/client/backoff.ts";
 import type { Config } from "../core/quic/native.ts";
@@ -356,12 +358,18 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
   for (const map of settings.maps) {
     if (map.protocol === "tcp") continue;
     const listener: Listener = { service: map.service, socket: null as unknown as UdpSocket, clients: new Map() };
-    listener.socket = await openUdp({
-      host: map.listen.host,
-      port: map.listen.port,
-      onPacket: (data, port, host) => onLocal(listener, data, port, host),
-      onError: (error) => log.debug("listener_error", { service: map.service, error: error.message }),
-    });
+    try {
+      listener.socket = await openUdp({
+        host: map.listen.host,
+        port: map.listen.port,
+        onPacket: (data, port, host) => onLocal(listener, data, port, host),
+        onError: (error) => log.debug("listener_error", { service: map.service, error: error.message }),
+      });
+    } catch (error) {
+      for (const l of listeners) l.socket.close();
+      await tcp.close();
+      throw bindError(error, "--map", "UDP", map.listen, `--map ${map.service}=udp://${formatHostPort(map.listen)}`);
+    }
     listeners.push(listener);
     log.info("listening", { service: map.service, addr: formatAddress(listener.socket.address) });
   }

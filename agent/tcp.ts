@@ -10,7 +10,9 @@ import type { Address } from "../core/frame/control.ts";
 import { StreamResetCode, encodeStreamHeader, streamResetName } from "../core/frame/stream.ts";
 import { formatAddress, type Link } from "../core/client/link.ts";
 import { createTcpPipe, resetSocket, type PipeEnd, type TcpPipe } from "../core/client/tcp-pipe.ts";
+import { formatHostPort } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
+import { bindError } from "../core/startup.ts";
 import type { QuicConnection } from "../core/quic/endpoint.ts";
 import type { AgentMetrics, AgentTcpResult } from "./metrics.ts";
 
@@ -111,13 +113,18 @@ export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTc
 
   for (const map of settings.maps) {
     const server = net.createServer({ allowHalfOpen: true }, (socket) => accept(map.service, socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(map.listen.port, map.listen.host, () => {
-        server.off("error", reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(map.listen.port, map.listen.host, () => {
+          server.off("error", reject);
+          resolve();
+        });
       });
-    });
+    } catch (error) {
+      for (const s of servers) s.close();
+      throw bindError(error, "--map", "TCP", map.listen, `--map ${map.service}=tcp://${formatHostPort(map.listen)}`);
+    }
     server.on("error", (error) => log.warn("listener_error", { service: map.service, error: error.message }));
     const bound = server.address() as net.AddressInfo;
     const address = { host: bound.address, port: bound.port };

@@ -341,8 +341,8 @@ describe("server program wiring", () => {
     writeFileSync(caPath, "not a certificate\n");
     expect(await program.reloadTls()).toBe(false);
     expect(logged(log, "tls_reload_failed").map((e) => e.error)).toEqual([
-      `${keyPath} is not the private key of ${join(dir, "wiring-server.pem")}`,
-      `${caPath}: no PEM certificate`,
+      `--key ${keyPath}: not the private key of --cert ${join(dir, "wiring-server.pem")}`,
+      `--ca ${caPath}: no PEM certificate (-----BEGIN CERTIFICATE-----)`,
     ]);
     const good = await connector(s, "billing", echo.address, await issue("connector", ["billing"]));
     await waitFor(() => good.connector.ready().ready, 3_000, "connector with the old CA's certificate");

@@ -19,7 +19,7 @@ import {
 import type { HostPort, LogFormat, LogLevel } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { BackoffSettings } from './backoff.ts';
-import { clientTls } from './tls.ts';
+import { clientTls, type ClientTls } from './tls.ts';
 import type { Config } from '../quic/native.ts';
 
 export interface ClientOptions {
@@ -121,12 +121,15 @@ export interface LinkBasics {
   maxPacketSize: number;
 }
 
-/** The link settings a client program derives from its options. */
-export function linkBasics(options: ClientOptions, log: Logger): LinkBasics {
+/**
+ * The link settings a client program derives from its options; `tls` is what
+ * `clientTls` loaded (it is read, and its files checked, before anything listens).
+ */
+export function linkBasics(options: ClientOptions, log: Logger, tls: ClientTls = clientTls(options, log)): LinkBasics {
   return {
     servers: options.server,
     serverName: options.serverName,
-    quicConfig: clientTls(options, log),
+    quicConfig: tls.quicConfig,
     keepaliveMs: options.keepalive,
     connectTimeoutMs: Math.max(options.idleTimeout, 1_000),
     backoff: { baseMs: options.reconnectBase, capMs: options.reconnectCap, maxAttempts: options.reconnectMaxAttempts },
