@@ -18,6 +18,7 @@ import {
 } from "../core/frame/datagram.ts";
 import { formatHostPort } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
+import { createRepeatLog } from "../core/log-repeats.ts";
 import { bindError } from "../core/startup.ts";
 import { formatAddress, LINK_STATE_VALUE, startLink, type Link } from "../core/client/link.ts";
 import type { BackoffSettings } from "../core/client/backoff.ts";
@@ -112,7 +113,8 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
   let candidate: LinkSlot | null = null;
   const lingering = new Set<LinkSlot>();
   const published = new Map<string, boolean>();
-  const refused = new Map<string, string>();
+  // Refused OPENs are asked again every `reopenMs`: log once, then a count a minute.
+  const refusals = createRepeatLog(log);
   let closed = false;
   let draining = false;
   let lastReply = 0;
@@ -220,7 +222,6 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
         // Up unless the server said otherwise together with the ACK.
         slot.open.set(name, { channel: result.channel, up: slot.earlyStatus.get(name) ?? true });
         slot.earlyStatus.delete(name);
-        refused.delete(name);
         metrics.opens.child({ result: "ack", reason: "ok" }).inc();
         log.info("service_opened", { service: name, channel: result.channel, server: slot.link.label });
         if (slot === active) publish();
@@ -228,10 +229,12 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
       }
       if (result.code === "link_down") return;
       metrics.opens.child({ result: "nack", reason: result.code }).inc();
-      if (refused.get(name) !== result.code) {
-        log.error("open_refused", { service: name, code: result.code, reason: result.reason, server: slot.link.label });
-      }
-      refused.set(name, result.code);
+      refusals.log("error", "open_refused", `${name}|${result.code}|${slot.link.label}`, {
+        service: name,
+        code: result.code,
+        reason: result.reason,
+        server: slot.link.label,
+      });
       // A service nobody registered yet may appear (a connector restarting); ask again later.
       await new Promise((r) => setTimeout(r, reopenMs));
     }
@@ -391,6 +394,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     if (closed) return;
     closed = true;
     clearInterval(sweeper);
+    refusals.close();
     const slots = [...lingering, ...(active ? [active] : []), ...(candidate ? [candidate] : [])];
     active = candidate = null;
     // TCP first: their stream resets must leave before the links close.

@@ -12,6 +12,7 @@ import { formatAddress, type Link } from "../core/client/link.ts";
 import { createTcpPipe, resetSocket, type PipeEnd, type TcpPipe } from "../core/client/tcp-pipe.ts";
 import { formatHostPort } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
+import { createRepeatLog } from "../core/log-repeats.ts";
 import { bindError } from "../core/startup.ts";
 import type { QuicConnection } from "../core/quic/endpoint.ts";
 import type { AgentMetrics, AgentTcpResult } from "./metrics.ts";
@@ -65,18 +66,13 @@ export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTc
   const count = (result: AgentTcpResult) => metrics.tcpConnections.child({ result }).inc();
   const setActive = (delta: number) => metrics.tcpActive.set((active += delta));
 
-  // One log line per service and reason per second: a client retrying in a loop must not flood the log.
-  const lastLog = new Map<string, { at: number; suppressed: number }>();
+  // A client retrying in a loop must not flood the log: once per service and reason, then a count a minute.
+  const refusals = createRepeatLog(log);
   function refuse(socket: net.Socket, service: string, result: AgentTcpResult) {
     count(result);
     socket.on("error", () => {});
     resetSocket(socket);
-    const key = `${service}\u0000${result}`;
-    const now = Date.now();
-    const last = lastLog.get(key);
-    if (last && now - last.at < 1_000) return void last.suppressed++;
-    lastLog.set(key, { at: now, suppressed: 0 });
-    log.info("tcp_refused", { service, reason: result, client: `${socket.remoteAddress}:${socket.remotePort}`, suppressed: last?.suppressed ?? 0 });
+    refusals.log("info", "tcp_refused", `${service}|${result}`, { service, reason: result, client: `${socket.remoteAddress}:${socket.remotePort}` });
   }
 
   function accept(service: string, socket: net.Socket) {
@@ -164,6 +160,7 @@ export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTc
       abortAll((c) => c.link === link);
     },
     async close() {
+      refusals.close();
       const any = byConn.size > 0;
       abortAll(() => true);
       if (any) await new Promise((r) => setTimeout(r, RESET_FLUSH_MS));

@@ -14,6 +14,7 @@ import {
   writeDatagramHeader,
 } from "../core/frame/datagram.ts";
 import type { Logger } from "../core/log.ts";
+import { createRepeatLog } from "../core/log-repeats.ts";
 import { formatAddress, LINK_STATE_VALUE, startLink, type Link } from "../core/client/link.ts";
 import type { BackoffSettings } from "../core/client/backoff.ts";
 import type { Config } from "../core/quic/native.ts";
@@ -87,6 +88,8 @@ export async function startConnector(
   let draining = false;
   let closed = false;
   let flowCount = 0;
+  // A refusal is asked again at every reconnection: log once, then a count a minute.
+  const refusals = createRepeatLog(log);
   const tcp = createTcpForwarder({
     forward,
     channelOf: (link) => {
@@ -218,7 +221,12 @@ export async function startConnector(
       log.info("registered", { server: server.link.label, service: settings.service, channel: result.channel });
     } else if (result.code !== "link_down") {
       metrics.registrations.child({ result: "nack", reason: result.code }).inc();
-      log.error("registration_refused", { server: server.link.label, service: settings.service, code: result.code, reason: result.reason });
+      refusals.log("error", "registration_refused", `${server.link.label}|${result.code}`, {
+        server: server.link.label,
+        service: settings.service,
+        code: result.code,
+        reason: result.reason,
+      });
       // A refusal will not change by asking again at once; retry on the next connection.
       server.link.bounce(`registration refused: ${result.code}`);
     }
@@ -295,6 +303,7 @@ export async function startConnector(
     if (closed) return;
     closed = true;
     clearInterval(sweeper);
+    refusals.close();
     for (const server of servers) dropServerFlows(server);
     await tcp.close();
     await Promise.all(servers.map((s) => s.link.close(CloseCode.NO_ERROR, "connector shutting down")));

@@ -80,6 +80,8 @@ export interface Kind<T> {
   readonly list?: boolean;
   /** Value used when nothing is given and there is no explicit default. */
   readonly implicit?: T;
+  /** Accepted range, for help (e.g. `1..4096`). */
+  readonly range?: string;
 }
 
 /** Default JSON handling: strings, numbers and booleans go through parse(). */
@@ -113,7 +115,7 @@ export function integer(opts: { min?: number; max?: number } = {}): Kind<number>
         : max !== undefined
           ? ` <= ${max}`
           : '';
-  return custom('N', (raw) => {
+  const kind = custom('N', (raw) => {
     const text = raw.trim();
     const n = /^-?\d+$/.test(text) ? Number(text) : NaN;
     if (!Number.isSafeInteger(n) || (min !== undefined && n < min) || (max !== undefined && n > max)) {
@@ -121,6 +123,7 @@ export function integer(opts: { min?: number; max?: number } = {}): Kind<number>
     }
     return n;
   });
+  return range === '' ? kind : { ...kind, range: range.trim().replace(/^in /, '') };
 }
 
 const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
@@ -145,15 +148,35 @@ export function parseDuration(raw: string): number {
   return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']!);
 }
 
-/** Durations come back as milliseconds; `min` is in milliseconds too. */
-export function duration(opts: { min?: number } = {}): Kind<number> {
-  return custom('DURATION', (raw) => {
+/**
+ * The longest duration any option takes: timers hold at most 2^31-1 ms
+ * (about 24.8 days), and a longer one would fire at once instead.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** `3600000` -> `1h`, `1500` -> `1500ms`: the largest unit that divides evenly. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/**
+ * Durations come back as milliseconds; `min` and `max` are in milliseconds
+ * too. Every duration is capped at MAX_DURATION_MS.
+ */
+export function duration(opts: { min?: number; max?: number } = {}): Kind<number> {
+  const max = Math.min(opts.max ?? MAX_DURATION_MS, MAX_DURATION_MS);
+  const kind = custom('DURATION', (raw) => {
     const ms = parseDuration(raw);
     if (opts.min !== undefined && ms < opts.min) {
       throw new Error(`expected a duration of at least ${opts.min}ms, ${got(raw)}`);
     }
+    if (ms > max) throw new Error(`expected a duration of at most ${formatDuration(max)}, ${got(raw)}`);
     return ms;
   });
+  return { ...kind, range: `${formatDuration(opts.min ?? 0)}..${formatDuration(max)}` };
 }
 
 export interface HostPort {
@@ -516,7 +539,8 @@ export function usage(spec: Pick<Spec<Options, unknown>, 'program' | 'summary' |
     const metavar = kind.flag ? '' : ` ${kind.metavar}`;
     const help = meta.help.endsWith('.') ? meta.help : `${meta.help}.`;
     const repeat = kind.list ? ' Repeatable or comma-separated.' : '';
-    lines.push(`  --${flagName(name)}${metavar}  [${envName(name)}]`, `      ${help}${describeDefault(meta)}${repeat}`);
+    const range = kind.range ? ` Range: ${kind.range}.` : '';
+    lines.push(`  --${flagName(name)}${metavar}  [${envName(name)}]`, `      ${help}${describeDefault(meta)}${range}${repeat}`);
   }
   return [
     `Usage: ${spec.program} [options]`,

@@ -15,6 +15,7 @@ import {
 } from "../core/frame/control.ts";
 import { type DatagramHeader, parseDatagram, writeDatagramHeader } from "../core/frame/datagram.ts";
 import type { Logger } from "../core/log.ts";
+import { createRepeatLog } from "../core/log-repeats.ts";
 import { createEndpoint, type Endpoint, type QuicConnection } from "../core/quic/endpoint.ts";
 import { serverQuicConfig } from "../core/quic/config.ts";
 import {
@@ -150,14 +151,24 @@ export async function startServer(
     session.conn.close(CloseCode.PROTOCOL_ERROR, detail);
   };
 
-  const nack = (session: Session, req: number, code: NackCode, reason: string, kind: "registrations" | "opens") => {
+  // A refused client asks again (every second for an agent's OPEN): log once, then a count a minute.
+  const refusals = createRepeatLog(log);
+  const nack = (
+    session: Session,
+    msg: { req: number; service: string },
+    code: NackCode,
+    reason: string,
+    kind: "registrations" | "opens",
+  ) => {
     metrics[kind].child({ result: "nack", reason: code }).inc();
-    log.info(kind === "registrations" ? "register_refused" : "open_refused", {
-      peer: remoteText(session.conn),
+    const peer = remoteText(session.conn);
+    refusals.log("info", kind === "registrations" ? "register_refused" : "open_refused", `${peer}|${msg.service}|${code}`, {
+      peer,
+      service: msg.service,
       code,
       reason,
     });
-    send(session.conn, { type: "nack", req, code, reason });
+    send(session.conn, { type: "nack", req: msg.req, code, reason });
   };
 
   function onControl(session: Session, msg: ControlMessage) {
@@ -182,21 +193,21 @@ export async function startServer(
     const peer = session.peer;
     switch (msg.type) {
       case "register": {
-        if (peer.role !== "connector") return nack(session, msg.req, "invalid_request", "only connectors register", "registrations");
+        if (peer.role !== "connector") return nack(session, msg, "invalid_request", "only connectors register", "registrations");
         const bad = validateServiceName(msg.service);
-        if (bad) return nack(session, msg.req, "invalid_request", bad, "registrations");
-        if (draining) return nack(session, msg.req, "draining", "server is draining", "registrations");
+        if (bad) return nack(session, msg, "invalid_request", bad, "registrations");
+        if (draining) return nack(session, msg, "draining", "server is draining", "registrations");
         if (settings.authorise && !settings.authorise(conn.peerCertificate(), "connector", msg.service)) {
-          return nack(session, msg.req, "not_authorised", `certificate does not name connector for ${msg.service}`, "registrations");
+          return nack(session, msg, "not_authorised", `certificate does not name connector for ${msg.service}`, "registrations");
         }
         const existing = findBinding(peer, msg.service);
-        if (existing && !existing.draining) return nack(session, msg.req, "duplicate", `${msg.service} already registered on this connection`, "registrations");
+        if (existing && !existing.draining) return nack(session, msg, "duplicate", `${msg.service} already registered on this connection`, "registrations");
         if (session.registrations >= limits.registrationsPerConnection) {
-          return nack(session, msg.req, "limit_exceeded", `at most ${limits.registrationsPerConnection} registrations per connection`, "registrations");
+          return nack(session, msg, "limit_exceeded", `at most ${limits.registrationsPerConnection} registrations per connection`, "registrations");
         }
         if (existing) removeConnector(relay, existing, Date.now());
         const result = registerConnector(relay, peer, msg.service);
-        if (!result) return nack(session, msg.req, "limit_exceeded", "no free channel", "registrations");
+        if (!result) return nack(session, msg, "limit_exceeded", "no free channel", "registrations");
         session.registrations++;
         metrics.registrations.child({ result: "ack", reason: "ok" }).inc();
         log.info("registered", { peer: remoteText(conn), service: msg.service, channel: result.binding.channel });
@@ -207,7 +218,7 @@ export async function startServer(
       }
       case "deregister": {
         const binding = peer.role === "connector" ? findBinding(peer, msg.service) : undefined;
-        if (!binding) return nack(session, msg.req, "invalid_request", `${msg.service} is not registered here`, "registrations");
+        if (!binding) return nack(session, msg, "invalid_request", `${msg.service} is not registered here`, "registrations");
         const wentDown = drainConnector(relay, binding, Date.now());
         metrics.deregistrations.inc();
         log.info("deregistered", { peer: remoteText(conn), service: msg.service });
@@ -217,15 +228,15 @@ export async function startServer(
         return;
       }
       case "open": {
-        if (peer.role !== "agent") return nack(session, msg.req, "invalid_request", "only agents open services", "opens");
+        if (peer.role !== "agent") return nack(session, msg, "invalid_request", "only agents open services", "opens");
         const bad = validateServiceName(msg.service);
-        if (bad) return nack(session, msg.req, "invalid_request", bad, "opens");
+        if (bad) return nack(session, msg, "invalid_request", bad, "opens");
         if (settings.authorise && !settings.authorise(conn.peerCertificate(), "agent", msg.service)) {
-          return nack(session, msg.req, "not_authorised", `certificate does not allow ${msg.service}`, "opens");
+          return nack(session, msg, "not_authorised", `certificate does not allow ${msg.service}`, "opens");
         }
-        if (findBinding(peer, msg.service)) return nack(session, msg.req, "duplicate", `${msg.service} already open`, "opens");
+        if (findBinding(peer, msg.service)) return nack(session, msg, "duplicate", `${msg.service} already open`, "opens");
         const result = openService(relay, peer, msg.service);
-        if (!result) return nack(session, msg.req, "unknown_service", `no connector has registered ${msg.service}`, "opens");
+        if (!result) return nack(session, msg, "unknown_service", `no connector has registered ${msg.service}`, "opens");
         metrics.opens.child({ result: "ack", reason: "ok" }).inc();
         log.info("opened", { peer: remoteText(conn), service: msg.service, channel: result.binding.channel, up: result.up });
         send(conn, { type: "ack", req: msg.req, channel: result.binding.channel });
@@ -354,6 +365,7 @@ export async function startServer(
     if (closed) return;
     closed = true;
     clearInterval(sweeper);
+    refusals.close();
     await endpoint.close(CloseCode.SHUTDOWN, "server shutting down");
   };
 

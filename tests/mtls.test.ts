@@ -194,6 +194,25 @@ describe("mTLS authorisation", () => {
     expect(s.server.flowCount()).toBe(0);
   });
 
+  test("an agent refused again and again is logged once on both sides, not once a second", async () => {
+    const s = await mtlsServer();
+    const echo = teardown.add(await startEcho(), (x) => x.close());
+    const c = await connector(s, "payroll", echo.address, await issue("connector", ["payroll"]));
+    await waitFor(() => c.connector.ready().ready, 3_000, "connector registered");
+    const a = await agent(s, ["payroll"], await issue("agent", ["wiki"]));
+    // The agent asks again every second: wait for the third refusal.
+    const refused = a.metrics.opens.child({ result: "nack", reason: "not_authorised" });
+    await waitFor(() => refused.value >= 3, 5_000, "three not_authorised NACKs");
+    expect(logged(a.log, "open_refused")).toHaveLength(1);
+    expect(logged(s.log, "open_refused")).toHaveLength(1);
+    expect(logged(s.log, "open_refused")[0]).toMatchObject({ service: "payroll", code: "not_authorised" });
+    // The minute's count arrives as one line (here: at shutdown, which reports what is pending).
+    await a.agent.close();
+    const summary = logged(a.log, "open_refused")[1]!;
+    expect(summary.repeated).toBeGreaterThanOrEqual(2);
+    expect(summary.window_s).toBe(60);
+  });
+
   test("an agent certificate naming * may open any service", async () => {
     const s = await mtlsServer();
     const payroll = teardown.add(await startEcho(), (x) => x.close());

@@ -49,6 +49,12 @@ export interface ClientOptions {
   config?: string;
 }
 
+// Upper bounds of duration options (milliseconds): generous, but a typo such as
+// `--flow-idle 1000h` is refused when parsed rather than misbehaving later.
+export const MINUTE = 60_000;
+export const HOUR = 60 * MINUTE;
+export const DAY = 24 * HOUR;
+
 /** The server list and trust options, first in every client's help. */
 export function serverOptions() {
   return {
@@ -68,11 +74,11 @@ export function trustOptions() {
 
 export function linkTimingOptions() {
   return {
-    keepalive: opt(duration({ min: 1 }), { help: 'Keepalive ping interval', default: '1s' }),
-    idleTimeout: opt(duration({ min: 1 }), { help: 'Declare a silent server dead after this long', default: '5s' }),
-    reconnectBase: opt(duration({ min: 1 }), { help: 'First reconnect backoff delay', default: '100ms' }),
-    reconnectCap: opt(duration({ min: 1 }), { help: 'Maximum reconnect backoff delay', default: '30s' }),
-    reconnectMaxAttempts: opt(integer({ min: 0 }), {
+    keepalive: opt(duration({ min: 1, max: 10 * MINUTE }), { help: 'Keepalive ping interval', default: '1s' }),
+    idleTimeout: opt(duration({ min: 1, max: HOUR }), { help: 'Declare a silent server dead after this long', default: '5s' }),
+    reconnectBase: opt(duration({ min: 1, max: HOUR }), { help: 'First reconnect backoff delay', default: '100ms' }),
+    reconnectCap: opt(duration({ min: 1, max: DAY }), { help: 'Maximum reconnect backoff delay', default: '30s' }),
+    reconnectMaxAttempts: opt(integer({ min: 0, max: 1_000_000 }), {
       help: 'Give up after this many failed reconnects (0 = never)',
       default: '0',
     }),
