@@ -106,7 +106,7 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
     metrics,
     log,
   );
-  const ops = startOps({ listen: options.ops, registry, ready: server.ready, log });
+  const ops = startOps({ listen: options.ops, registry, ready: server.ready, status: server.status, log });
   // One reload at a time, so a quick second SIGHUP cannot be overtaken by the first one's older read.
   let reloading: Promise<boolean> = Promise.resolve(true);
   const reloadOnce = async (): Promise<boolean> => {
