@@ -77,7 +77,12 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
   const listen = await resolveFlag("--listen", options.listen);
   // The ops listener binds first and says so last: a port problem on either leaves one line, not a half start.
   let server: Server | null = null;
-  const ops = await bindOps({ listen: options.ops, registry, ready: () => server?.ready() ?? { ready: false, reason: "starting" } });
+  const ops = await bindOps({
+    listen: options.ops,
+    registry,
+    ready: () => server?.ready() ?? { ready: false, reason: "starting" },
+    status: () => server?.status() ?? { component: "server", starting: true },
+  });
   try {
     server = await startServer(
       {

@@ -33,7 +33,10 @@ import {
   routeFromConnector,
 } from "./relay.ts";
 import type { ServerMetrics } from "./metrics.ts";
+import { buildStatus, type PeerFacts, type ServerStatus } from "./status.ts";
 import { createStreamRelay } from "./streams.ts";
+import { readIdentity } from "../core/identity.ts";
+import { COMMIT, VERSION } from "../core/version.ts";
 
 export interface ServerSettings {
   listen: Address;
@@ -53,6 +56,12 @@ export interface ServerSettings {
   /** Key for stateless reset tokens; keep it across restarts so old peers are reset at once. */
   resetKey?: Uint8Array;
   limits?: Partial<ServerLimits>;
+  /**
+   * What GOAWAY says on a drain: come back after `reconnectInMs` and keep
+   * trying at a short interval for `tryForMs` (0 = this is no restart).
+   * Default: reconnect at once, try for 60 s.
+   */
+  restart?: { reconnectInMs: number; tryForMs: number };
 }
 
 export interface ServerLimits {
@@ -87,6 +96,8 @@ export interface Server {
   flowCount(): number;
   /** New certificate, key and client CA for connections accepted from now on; existing ones are kept. */
   reloadTls(tls: { certPem: Uint8Array; keyPem: Uint8Array; clientCaPem?: Uint8Array }): void;
+  /** The `GET /status` document (server/status.ts). */
+  status(): ServerStatus;
 }
 
 interface Session {
@@ -96,6 +107,8 @@ interface Session {
   helloTimer: ReturnType<typeof setTimeout> | null;
   registrations: number;
   startedAt: number;
+  /** Who the peer is, for /status (set at HELLO). */
+  facts: PeerFacts;
 }
 
 export async function startServer(
@@ -109,6 +122,8 @@ export async function startServer(
   const header: DatagramHeader = { channel: 0, flow: 0, payloadLength: 0 };
   let draining = false;
   let nextPeerId = 1;
+  const startedAt = Date.now();
+  const restart = settings.restart ?? { reconnectInMs: 0, tryForMs: 60_000 };
   const streams = createStreamRelay({
     relay,
     metrics,
@@ -182,6 +197,7 @@ export async function startServer(
       session.helloTimer = null;
       const peer = createPeer(nextPeerId++, msg.role, conn);
       session.peer = peer;
+      session.facts.identity = identityText(conn.peerCertificate());
       peers.add(peer);
       metrics.connectionsActive.child({ role: msg.role }).inc();
       metrics.connectionsTotal.child({ role: msg.role }).inc();
@@ -209,6 +225,7 @@ export async function startServer(
         const result = registerConnector(relay, peer, msg.service);
         if (!result) return nack(session, msg, "limit_exceeded", "no free channel", "registrations");
         session.registrations++;
+        session.facts.registeredAt.set(msg.service, Date.now());
         metrics.registrations.child({ result: "ack", reason: "ok" }).inc();
         log.info("registered", { peer: remoteText(conn), service: msg.service, channel: result.binding.channel });
         send(conn, { type: "ack", req: msg.req, channel: result.binding.channel });
@@ -310,6 +327,7 @@ export async function startServer(
           helloTimer: null,
           registrations: 0,
           startedAt: Date.now(),
+          facts: { address: remoteText(conn), identity: null, version: null, registeredAt: new Map() },
         };
         conn.context = session;
         session.helloTimer = setTimeout(() => {
@@ -395,6 +413,17 @@ export async function startServer(
     },
     close,
     flowCount: () => relay.flowCount,
+    status: () =>
+      buildStatus({
+        relay,
+        peers,
+        factsOf: (peer) => (peer.conn.context as Session).facts,
+        version: `${VERSION} (${COMMIT})`,
+        startedAt,
+        now: Date.now(),
+        draining,
+        restart,
+      }),
     reloadTls(tls) {
       endpoint.reconfigure(() =>
         serverQuicConfig({ ...tls, idleTimeoutMs: settings.idleTimeoutMs, maxUdpPayload: settings.maxUdpPayload }),
@@ -409,6 +438,15 @@ const LIMIT_DROPS = new Set(["rate_limited", "address_limit", "handshake_limit"]
 function hasAgents(peers: Set<Peer<QuicConnection>>): boolean {
   for (const p of peers) if (p.role === "agent") return true;
   return false;
+}
+
+/** A client certificate's ztna:// identities for /status, or its subject when it has none. */
+function identityText(cert: Uint8Array | null): string | null {
+  if (cert === null) return null;
+  const id = readIdentity(cert);
+  if (id.role === undefined) return "(no ztna identity)";
+  const uris = id.services.length === 0 ? [`ztna://${id.role}`] : id.services.map((s) => `ztna://${id.role}/${s}`);
+  return uris.join(",");
 }
 
 function remoteText(conn: QuicConnection): string {

@@ -164,6 +164,11 @@ describe("mTLS authorisation", () => {
     await echoThrough(a.listen("billing"), 1);
     expect(s.metrics.registrations.child({ result: "ack", reason: "ok" }).value).toBe(1);
     expect(s.metrics.opens.child({ result: "ack", reason: "ok" }).value).toBe(1);
+    // /status names the connector by its certificate's identity.
+    const status = s.server.status();
+    expect(status.services).toHaveLength(1);
+    expect(status.services[0]).toMatchObject({ name: "billing", agents: 1, flows: 1 });
+    expect(status.services[0]!.connectors.map((x) => x.identity)).toEqual(["ztna://connector/billing"]);
   });
 
   test("a connector registering another tenant's service is refused not_authorised and counted", async () => {

@@ -13,12 +13,14 @@ export interface OpsOptions {
   registry: Registry;
   ready: () => Readiness;
   health?: () => boolean;
+  /** JSON for `GET /status` (see createOpsApp). */
+  status?: () => unknown;
   log?: Logger;
 }
 
-export function startOps({ listen, registry, ready, health, log }: OpsOptions): HttpServer | null {
+export function startOps({ listen, registry, ready, health, status, log }: OpsOptions): HttpServer | null {
   if (listen === null) return null;
-  const app = createOpsApp({ registry, ready, ...(health ? { health } : {}) });
+  const app = createOpsApp({ registry, ready, ...(health ? { health } : {}), ...(status ? { status } : {}) });
   const server = serveHttp({ host: listen.host, port: listen.port, fetch: (req) => app.fetch(req) });
   log?.info('ops_listening', { url: server.url });
   return server;
