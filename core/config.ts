@@ -338,12 +338,19 @@ export interface Spec<O extends Options, R> {
   readonly options: O;
   /** Cross-field checks and shaping of the result; throw ConfigError (see optionError). */
   readonly finish: (values: Values<O>) => R;
+  /**
+   * Keys of the config file that are not options of this spec are ignored
+   * instead of refused: for tools that read another program's config file
+   * (`ztna doctor --config /etc/ztna/agent.json`).
+   */
+  readonly foreignConfig?: boolean;
 }
 
 export function defineSpec<O extends Options, R = Values<O>>(spec: {
   program: string;
   summary: string;
   options: O;
+  foreignConfig?: boolean;
   finish?: (values: Values<O>) => R;
 }): Spec<O, R> {
   if ('config' in spec.options || 'help' in spec.options) {
@@ -434,7 +441,7 @@ function scanArgv(options: Options, argv: readonly string[]): Map<string, string
   return raw;
 }
 
-function readConfigFile(path: string, options: Options, readFile: ReadFile): Record<string, unknown> {
+function readConfigFile(path: string, options: Options, readFile: ReadFile, foreign = false): Record<string, unknown> {
   let text: string;
   try {
     text = readFile(path);
@@ -453,6 +460,7 @@ function readConfigFile(path: string, options: Options, readFile: ReadFile): Rec
     throw optionError('config', `config file ${JSON.stringify(path)} must contain a JSON object`);
   }
   const obj = data as Record<string, unknown>;
+  if (foreign) return Object.fromEntries(Object.entries(obj).filter(([key]) => Object.hasOwn(options, key)));
   for (const key of Object.keys(obj)) {
     if (!Object.hasOwn(options, key)) {
       const hint = key === 'config' ? ' (a config file cannot name another)' : '';
@@ -484,7 +492,7 @@ export function load<O extends Options, R>(
   const configFlag = flags.get('config');
   const configPath = configFlag ? configFlag[configFlag.length - 1] : envValue('config');
   if (configPath !== undefined) parseWith('config', () => CONFIG_KIND.parse(configPath));
-  const file = configPath === undefined ? {} : readConfigFile(configPath, options, readFile);
+  const file = configPath === undefined ? {} : readConfigFile(configPath, options, readFile, spec.foreignConfig);
   const fileWhere = configPath === undefined ? undefined : `config file ${JSON.stringify(configPath)}`;
 
   const values: Record<string, unknown> = { config: configPath };

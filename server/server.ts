@@ -13,7 +13,7 @@ import {
   encodeControl,
   validateServiceName,
 } from "../core/frame/control.ts";
-import { type DatagramHeader, parseDatagram, writeDatagramHeader } from "../core/frame/datagram.ts";
+import { DATAGRAM_HEADER_LEN, type DatagramHeader, parseDatagram, writeDatagramHeader } from "../core/frame/datagram.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
 import { createEndpoint, type Endpoint, type QuicConnection } from "../core/quic/endpoint.ts";
@@ -260,9 +260,35 @@ export async function startServer(
         if (!result.up) send(conn, { type: "service_status", service: msg.service, up: false });
         return;
       }
+      case "probe":
+        return answerProbe(session, peer, msg);
       default:
         return protocolError(session, "unexpected_message", `unexpected ${msg.type} from ${peer.role}`);
     }
+  }
+
+  /**
+   * PROBE (ztna doctor): may this identity act for the service in its role,
+   * and how many connectors serve it here. No side effects; connector counts
+   * only for a service the peer may use.
+   */
+  function answerProbe(session: Session, peer: Peer<QuicConnection>, msg: { req: number; service: string }) {
+    let allowed: boolean | null = null;
+    let live = 0;
+    let leaving = 0;
+    if (msg.service !== "") {
+      allowed = settings.authorise ? settings.authorise(session.conn.peerCertificate(), peer.role, msg.service) : true;
+      if (allowed) for (const b of relay.services.get(msg.service)?.connectors ?? []) b.draining ? leaving++ : live++;
+    }
+    send(session.conn, {
+      type: "probe_reply",
+      req: msg.req,
+      serverTimeMs: Date.now(),
+      allowed,
+      connectors: Math.min(live, 0xffff),
+      draining: Math.min(leaving, 0xffff),
+      software: `${VERSION} (${COMMIT})`,
+    });
   }
 
   function onDatagram(conn: QuicConnection, buf: Uint8Array) {
@@ -270,6 +296,11 @@ export async function startServer(
     const session = conn.context as Session;
     const peer = session.peer;
     if (peer === null) return dropped("before_hello");
+    // Channel 0 is never granted: it is the path probe (ztna doctor), sent back as it came, whatever its size.
+    if (len >= DATAGRAM_HEADER_LEN && buf[0] === 0 && buf[1] === 0) {
+      if (!conn.sendDatagram(buf)) dropped("queue_full");
+      return;
+    }
     const error = parseDatagram(buf, len, header);
     if (error !== null) return dropped(error.kind === "oversized" ? "oversized" : "malformed");
     const now = Date.now();

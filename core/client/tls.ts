@@ -26,7 +26,7 @@ export interface ClientTls {
 }
 
 /** Which files a client uses: `--ca`, else `<stateDir>/ca.pem` (the server's dev CA when both run from one directory). */
-export function clientTlsFiles(options: ClientTlsChoice): TlsFileSpec {
+export function clientTlsFiles(options: Pick<ClientTlsChoice, 'ca' | 'insecure' | 'cert' | 'key' | 'stateDir'>): TlsFileSpec {
   const spec: TlsFileSpec = {};
   if (options.cert && options.key) {
     spec.cert = { path: options.cert, flag: "--cert" };

@@ -105,6 +105,11 @@ const samples: ControlMessage[] = [
   { type: 'goaway', reason: '', alternate: '' },
   { type: 'goaway', reason: 'shutting down', alternate: '192.0.2.10:4433' },
   { type: 'goaway', reason: s255, alternate: s255multi },
+  { type: 'probe', req: 7, service: '' },
+  { type: 'probe', req: 0xffffffff, service: svc63 },
+  { type: 'probe_reply', req: 7, serverTimeMs: 1_767_225_600_123, allowed: null, connectors: 0, draining: 0, software: '0.1.0 (source)' },
+  { type: 'probe_reply', req: 0, serverTimeMs: 0, allowed: true, connectors: 0xffff, draining: 1, software: '' },
+  { type: 'probe_reply', req: 1, serverTimeMs: Number.MAX_SAFE_INTEGER, allowed: false, connectors: 0, draining: 0xffff, software: s255 },
 ];
 
 const ALL_TYPES = Object.keys(CONTROL_TYPE_BYTES) as ControlMessage['type'][];
@@ -163,6 +168,12 @@ describe('exact wire layout', () => {
     [{ type: 'service_status', service: 'db', up: true }, bytes(0, 5, 0x30, 'db', 1)],
     [{ type: 'service_status', service: 'db', up: false }, bytes(0, 5, 0x30, 'db', 0)],
     [{ type: 'goaway', reason: 'bye', alternate: 'h:1' }, bytes(0, 9, 0x31, 'bye', 'h:1')],
+    [{ type: 'probe', req: 2, service: 'db' }, bytes(0, 8, 0x13, u32(2), 'db')],
+    [{ type: 'probe', req: 2, service: '' }, bytes(0, 6, 0x13, u32(2), 0)],
+    [
+      { type: 'probe_reply', req: 3, serverTimeMs: 2 ** 32 + 5, allowed: true, connectors: 2, draining: 1, software: 'v' },
+      bytes(0, 20, 0x22, u32(3), u32(1), u32(5), 1, u16(2), u16(1), 'v'),
+    ],
   ];
   for (const [msg, wire] of cases) {
     test(msg.type, () => {
@@ -395,6 +406,7 @@ describe('malformed input', () => {
       ['SERVICE_STATUS service', (s) => bytes(0x30, rawStr(s), 1)],
       ['GOAWAY reason', (s) => bytes(0x31, rawStr(s), 'ok')],
       ['GOAWAY alternate', (s) => bytes(0x31, 'ok', rawStr(s))],
+      ['PROBE_REPLY software', (s) => bytes(0x22, u32(1), u32(0), u32(1), 1, u16(0), u16(0), rawStr(s))],
     ];
     for (const [field, build] of fields) {
       test(field, () => {
@@ -417,6 +429,12 @@ describe('malformed input', () => {
       for (const up of [2, 0x80, 255]) {
         expect(expectError(decodeControl(bytes(0x30, 'db', up)), 'bad_value')).toContain('up');
       }
+    });
+    test('PROBE_REPLY allowed and time', () => {
+      for (const allowed of [3, 255]) {
+        expect(expectError(decodeControl(bytes(0x22, u32(1), u32(0), u32(1), allowed, u16(0), u16(0), 'v')), 'bad_value')).toContain('allowed');
+      }
+      expect(expectError(decodeControl(bytes(0x22, u32(1), u32(2 ** 21), u32(0), 1, u16(0), u16(0), 'v')), 'bad_value')).toContain('2^53');
     });
     test('NACK code', () => {
       for (const code of [0, 7, 255]) {
@@ -449,10 +467,12 @@ describe('malformed input', () => {
       ['DEREGISTER', (s) => bytes(0x11, u32(1), s)],
       ['OPEN', (s) => bytes(0x12, u32(1), s)],
       ['SERVICE_STATUS', (s) => bytes(0x30, s, 1)],
+      ['PROBE', (s) => bytes(0x13, u32(1), s)],
     ];
     for (const [name, build] of builders) {
       test(name, () => {
-        for (const s of names) {
+        // PROBE may name no service at all ('').
+        for (const s of names.filter((n) => !(name === 'PROBE' && n === ''))) {
           expect(expectError(decodeControl(build(s)), 'bad_value')).toStartWith(`${name} service`);
         }
       });
@@ -611,6 +631,16 @@ const arbMessage: fc.Arbitrary<ControlMessage> = fc.oneof(
   fc.record({ type: fc.constant('nack' as const), req: arbU32, code: fc.constantFrom(...NACK_CODES), reason: arbString }),
   fc.record({ type: fc.constant('service_status' as const), service: arbService, up: fc.boolean() }),
   fc.record({ type: fc.constant('goaway' as const), reason: arbString, alternate: arbString }),
+  fc.record({ type: fc.constant('probe' as const), req: arbU32, service: fc.oneof(fc.constant(''), arbService) }),
+  fc.record({
+    type: fc.constant('probe_reply' as const),
+    req: arbU32,
+    serverTimeMs: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    allowed: fc.constantFrom(null, true, false),
+    connectors: fc.integer({ min: 0, max: 0xffff }),
+    draining: fc.integer({ min: 0, max: 0xffff }),
+    software: arbString,
+  }),
 );
 
 type Mutation =
