@@ -38,6 +38,8 @@ export async function runCli(argv: string[]): Promise<void> {
       return (await import("./agent/main.ts")).main(rest);
     case "certs":
       return (await import("./scripts/certs.ts")).main(rest);
+    case "status":
+      return (await import("./commands/status/main.ts")).main(rest);
     case "doctor":
       return (await import("./commands/doctor/main.ts")).main(rest);
     case "version":

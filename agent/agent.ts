@@ -19,6 +19,9 @@ import {
 import { formatHostPort } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
+import { fourRates, linkStatus, processFacts, type AgentStatus } from "../core/client/status.ts";
+import { sampleRates } from "../core/rates.ts";
+import { COMMIT, VERSION } from "../core/version.ts";
 import { bindError } from "../core/startup.ts";
 import { formatAddress, LINK_STATE_VALUE, startLink, type Link } from "../core/client/link.ts";
 import type { BackoffSettings } from "../core/client/backoff.ts";
@@ -58,6 +61,8 @@ export interface Agent {
   ready(): { ready: boolean; reason?: string };
   /** The server currently in use, if connected. */
   currentServer(): string | null;
+  /** The `GET /status` document (core/client/status.ts). */
+  status(): AgentStatus;
   serviceUp(service: string): boolean;
   /** Graceful: refuse new datagrams, deliver replies still on their way (up to `graceMs`), close. */
   drain(graceMs: number): Promise<void>;
@@ -115,6 +120,9 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
   const published = new Map<string, boolean>();
   // Refused OPENs are asked again every `reopenMs`: log once, then a count a minute.
   const refusals = createRepeatLog(log);
+  /** The NACK code of each service's last refused OPEN, while refused (for /status). */
+  const refusedNow = new Map<string, string>();
+  const startedAt = Date.now();
   let closed = false;
   let draining = false;
   let lastReply = 0;
@@ -133,6 +141,8 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     draining: metrics.drops.child({ reason: "draining" }),
   };
   let lastOversizeLog = 0;
+  // Rates for /status: datagrams and bytes to and from the server, sampled every second.
+  const rates = sampleRates(() => [toServer.value, fromServer.value, bytesTo.value, bytesFrom.value]);
 
   for (const name of names) {
     published.set(name, false);
@@ -222,6 +232,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
         // Up unless the server said otherwise together with the ACK.
         slot.open.set(name, { channel: result.channel, up: slot.earlyStatus.get(name) ?? true });
         slot.earlyStatus.delete(name);
+        refusedNow.delete(name);
         metrics.opens.child({ result: "ack", reason: "ok" }).inc();
         log.info("service_opened", { service: name, channel: result.channel, server: slot.link.label });
         if (slot === active) publish();
@@ -229,6 +240,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
       }
       if (result.code === "link_down") return;
       metrics.opens.child({ result: "nack", reason: result.code }).inc();
+      refusedNow.set(name, result.code);
       refusals.log("error", "open_refused", `${name}|${result.code}|${slot.link.label}`, {
         service: name,
         code: result.code,
@@ -394,6 +406,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     if (closed) return;
     closed = true;
     clearInterval(sweeper);
+    rates.stop();
     refusals.close();
     const slots = [...lingering, ...(active ? [active] : []), ...(candidate ? [candidate] : [])];
     active = candidate = null;
@@ -416,6 +429,29 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
       return down.length === 0 ? { ready: true } : { ready: false, reason: `services down: ${down.join(",")}` };
     },
     currentServer: () => (active && active.link.state === "ready" ? active.link.label : null),
+    status(): AgentStatus {
+      const slots = [...(active ? [active] : []), ...(candidate ? [candidate] : []), ...lingering];
+      const r = fourRates(rates);
+      const services = [
+        ...listeners.map((l) => ({ name: l.service, protocol: "udp" as const, listen: formatAddress(l.socket.address) })),
+        ...tcp.listeners.map((l) => ({ name: l.service, protocol: "tcp" as const, listen: formatAddress(l.address) })),
+      ];
+      return {
+        component: "agent",
+        ...processFacts(`${VERSION} (${COMMIT})`, startedAt),
+        draining,
+        activeServer: active && active.link.state === "ready" ? active.link.label : null,
+        servers: slots.map((slot) => ({ ...linkStatus(slot.link), active: slot === active })),
+        services: services.map((svc) => ({ ...svc, up: published.get(svc.name) ?? false, refused: refusedNow.get(svc.name) ?? null })),
+        flows: flowsById.size,
+        tcpConnections: tcp.active,
+        rates: {
+          datagramsPerSecond: { toServer: r.d0, fromServer: r.d1 },
+          bytesPerSecond: { toServer: r.b0, fromServer: r.b1 },
+          windowSeconds: r.windowSeconds,
+        },
+      };
+    },
     serviceUp: (name) => published.get(name) ?? false,
     async drain(graceMs) {
       if (draining || closed) return close();

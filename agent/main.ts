@@ -35,7 +35,12 @@ export async function runAgent(options: AgentOptions, log?: Logger): Promise<Age
     maps.push({ ...m, listen: await resolveFlag(`--map ${m.service}=${m.protocol}://${formatHostPort(m.listen)}`, m.listen) });
   }
   let agent: Agent | null = null;
-  const ops = await bindOps({ listen: options.ops, registry, ready: () => agent?.ready() ?? { ready: false, reason: "starting" } });
+  const ops = await bindOps({
+    listen: options.ops,
+    registry,
+    ready: () => agent?.ready() ?? { ready: false, reason: "starting" },
+    status: () => agent?.status() ?? { component: "agent", starting: true },
+  });
   try {
     agent = await startAgent({ ...linkBasics(options, log, tls), maps, flowIdleMs: options.flowIdle }, metrics, log);
   } catch (error) {

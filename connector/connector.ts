@@ -15,6 +15,9 @@ import {
 } from "../core/frame/datagram.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
+import { fourRates, linkStatus, processFacts, type ConnectorStatus } from "../core/client/status.ts";
+import { sampleRates } from "../core/rates.ts";
+import { COMMIT, VERSION } from "../core/version.ts";
 import { formatAddress, LINK_STATE_VALUE, startLink, type Link } from "../core/client/link.ts";
 import type { BackoffSettings } from "../core/client/backoff.ts";
 import type { Config } from "../core/quic/native.ts";
@@ -48,6 +51,8 @@ export interface Connector {
   registeredWith(): string[];
   /** Local flow sockets, for tests that need to inject into one. */
   flowSockets(): Address[];
+  /** The `GET /status` document (core/client/status.ts). */
+  status(): ConnectorStatus;
   /** Graceful: deregister everywhere (acknowledged), finish in-flight flows, close. */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -59,6 +64,8 @@ interface ServerState {
   registered: boolean;
   /** When the link went down, to time re-registration. */
   downAt: number;
+  /** When the current registration was accepted (ms), 0 while not registered. */
+  registeredAt: number;
   flows: Map<number, FlowSocket>;
 }
 
@@ -112,6 +119,10 @@ export async function startConnector(
     queue_full: metrics.drops.child({ reason: "queue_full" }),
     send_error: metrics.drops.child({ reason: "send_error" }),
   };
+
+  const startedAt = Date.now();
+  // Rates for /status: datagrams and bytes to and from the service, sampled every second.
+  const rates = sampleRates(() => [toService.value, fromService.value, bytesTo.value, bytesFrom.value]);
 
   function setFlowGauge() {
     metrics.flowsActive.set(flowCount);
@@ -214,6 +225,7 @@ export async function startConnector(
     if (result.ok) {
       server.channel = result.channel;
       server.registered = true;
+      server.registeredAt = Date.now();
       metrics.registrations.child({ result: "ack", reason: "ok" }).inc();
       metrics.registered.child({ server: server.link.label }).set(1);
       if (server.downAt > 0) metrics.reregistration.observe((Date.now() - server.downAt) / 1000);
@@ -237,7 +249,7 @@ export async function startConnector(
   }
 
   for (const address of settings.servers) {
-    const server: ServerState = { link: null as unknown as Link, channel: 0, registered: false, downAt: 0, flows: new Map() };
+    const server: ServerState = { link: null as unknown as Link, channel: 0, registered: false, downAt: 0, registeredAt: 0, flows: new Map() };
     servers.push(server);
     const label = formatAddress(address);
     metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.connecting);
@@ -262,6 +274,7 @@ export async function startConnector(
         },
         onDown(_link, reason) {
           server.registered = false;
+          server.registeredAt = 0;
           server.downAt = Date.now();
           metrics.registered.child({ server: label }).set(0);
           metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.backoff);
@@ -303,6 +316,7 @@ export async function startConnector(
     if (closed) return;
     closed = true;
     clearInterval(sweeper);
+    rates.stop();
     refusals.close();
     for (const server of servers) dropServerFlows(server);
     await tcp.close();
@@ -323,6 +337,30 @@ export async function startConnector(
       return servers.some((s) => s.registered) ? { ready: true } : { ready: false, reason: "not registered with any server" };
     },
     registeredWith: () => servers.filter((s) => s.registered).map((s) => s.link.label),
+    status(): ConnectorStatus {
+      const r = fourRates(rates);
+      return {
+        component: "connector",
+        ...processFacts(`${VERSION} (${COMMIT})`, startedAt),
+        draining,
+        service: settings.service,
+        forward: formatAddress(forward),
+        servers: servers.map((s) => ({
+          ...linkStatus(s.link),
+          registered: s.registered,
+          channel: s.registered ? s.channel : null,
+          since: s.registeredAt > 0 ? new Date(s.registeredAt).toISOString() : null,
+          flows: s.flows.size,
+        })),
+        flows: flowCount,
+        tcpConnections: tcp.active,
+        rates: {
+          datagramsPerSecond: { toService: r.d0, fromService: r.d1 },
+          bytesPerSecond: { toService: r.b0, fromService: r.b1 },
+          windowSeconds: r.windowSeconds,
+        },
+      };
+    },
     flowSockets() {
       const out: Address[] = [];
       for (const s of servers) for (const f of s.flows.values()) if (f.socket) out.push(f.socket.address);

@@ -33,7 +33,12 @@ export async function runConnector(options: ConnectorOptions, log?: Logger): Pro
   warnIfCertificateOmitsService(tls.files.chain[0], options.service, log);
   const forward = await resolveFlag("--forward", options.forward);
   let connector: Connector | null = null;
-  const ops = await bindOps({ listen: options.ops, registry, ready: () => connector?.ready() ?? { ready: false, reason: "starting" } });
+  const ops = await bindOps({
+    listen: options.ops,
+    registry,
+    ready: () => connector?.ready() ?? { ready: false, reason: "starting" },
+    status: () => connector?.status() ?? { component: "connector", starting: true },
+  });
   try {
     connector = await startConnector(
       {

@@ -33,7 +33,8 @@ import {
   routeFromConnector,
 } from "./relay.ts";
 import type { ServerMetrics } from "./metrics.ts";
-import { buildStatus, type PeerFacts, type ServerStatus } from "./status.ts";
+import { buildStatus, type PeerFacts } from "./status.ts";
+import { createTrafficSampler, type ServerStatusWithRates } from "./traffic.ts";
 import { createStreamRelay } from "./streams.ts";
 import { readIdentity } from "../core/identity.ts";
 import { COMMIT, VERSION } from "../core/version.ts";
@@ -97,7 +98,7 @@ export interface Server {
   /** New certificate, key and client CA for connections accepted from now on; existing ones are kept. */
   reloadTls(tls: { certPem: Uint8Array; keyPem: Uint8Array; clientCaPem?: Uint8Array }): void;
   /** The `GET /status` document (server/status.ts). */
-  status(): ServerStatus;
+  status(): ServerStatusWithRates;
 }
 
 interface Session {
@@ -316,6 +317,8 @@ export async function startServer(
       if (!flow.connector.peer.conn.sendDatagram(buf)) return dropped("queue_full");
       relayedA2C.inc();
       bytesA2C.inc(header.payloadLength);
+      flow.traffic.datagramsToConnector++;
+      flow.traffic.bytesToConnector += header.payloadLength;
     } else {
       const flow = routeFromConnector(peer, header.channel, header.flow, now);
       if (flow === undefined) return dropped("unknown_flow");
@@ -323,6 +326,8 @@ export async function startServer(
       if (!flow.agent.peer.conn.sendDatagram(buf)) return dropped("queue_full");
       relayedC2A.inc();
       bytesC2A.inc(header.payloadLength);
+      flow.traffic.datagramsToAgent++;
+      flow.traffic.bytesToAgent += header.payloadLength;
     }
   }
 
@@ -401,6 +406,10 @@ export async function startServer(
     },
   });
 
+  // Datagram and byte rates for /status, from a sample a second.
+  const traffic = createTrafficSampler(relay);
+  traffic.sample();
+  const sampler = setInterval(() => traffic.sample(), 1_000);
   const sweeper = setInterval(() => {
     const expired = expireFlows(relay, peers, Date.now() - settings.flowIdleMs);
     if (expired > 0) log.debug("flows_expired", { count: expired });
@@ -414,6 +423,7 @@ export async function startServer(
     if (closed) return;
     closed = true;
     clearInterval(sweeper);
+    clearInterval(sampler);
     refusals.close();
     await endpoint.close(CloseCode.SHUTDOWN, "server shutting down");
   };
@@ -445,16 +455,18 @@ export async function startServer(
     close,
     flowCount: () => relay.flowCount,
     status: () =>
-      buildStatus({
-        relay,
-        peers,
-        factsOf: (peer) => (peer.conn.context as Session).facts,
-        version: `${VERSION} (${COMMIT})`,
-        startedAt,
-        now: Date.now(),
-        draining,
-        restart,
-      }),
+      traffic.addRates(
+        buildStatus({
+          relay,
+          peers,
+          factsOf: (peer) => (peer.conn.context as Session).facts,
+          version: `${VERSION} (${COMMIT})`,
+          startedAt,
+          now: Date.now(),
+          draining,
+          restart,
+        }),
+      ),
     reloadTls(tls) {
       endpoint.reconfigure(() =>
         serverQuicConfig({ ...tls, idleTimeoutMs: settings.idleTimeoutMs, maxUdpPayload: settings.maxUdpPayload }),
