@@ -63,6 +63,8 @@ export interface Agent {
   currentServer(): string | null;
   /** The `GET /status` document (core/client/status.ts). */
   status(): AgentStatus;
+  /** New TLS configuration (SIGHUP) for every connection made from now on; live ones keep theirs. */
+  reloadTls(config: Config): void;
   serviceUp(service: string): boolean;
   /** Graceful: refuse new datagrams, deliver replies still on their way (up to `graceMs`), close. */
   drain(graceMs: number): Promise<void>;
@@ -141,6 +143,8 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     draining: metrics.drops.child({ reason: "draining" }),
   };
   let lastOversizeLog = 0;
+  // Replaced on reload: links started later (another server) use the newest files.
+  let quicConfig = settings.quicConfig;
   // Rates for /status: datagrams and bytes to and from the server, sampled every second.
   const rates = sampleRates(() => [toServer.value, fromServer.value, bytesTo.value, bytesFrom.value]);
 
@@ -297,7 +301,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
         serverName: settings.serverName ?? address.host,
         role: "agent",
         name: settings.name ?? "agent",
-        quicConfig: settings.quicConfig,
+        quicConfig,
         keepaliveMs: settings.keepaliveMs,
         connectTimeoutMs: settings.connectTimeoutMs,
         maxPacketSize: settings.maxPacketSize,
@@ -429,6 +433,10 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
       return down.length === 0 ? { ready: true } : { ready: false, reason: `services down: ${down.join(",")}` };
     },
     currentServer: () => (active && active.link.state === "ready" ? active.link.label : null),
+    reloadTls(config) {
+      quicConfig = config;
+      for (const slot of [active, candidate, ...lingering]) slot?.link.reconfigure(config);
+    },
     status(): AgentStatus {
       const slots = [...(active ? [active] : []), ...(candidate ? [candidate] : []), ...lingering];
       const r = fourRates(rates);

@@ -3,11 +3,11 @@ import { formatHostPort, loadOrExit } from "../core/config.ts";
 import { linkBasics } from "../core/client/options.ts";
 import { createLogger, type Logger } from "../core/log.ts";
 import { createRegistry } from "../core/metrics/registry.ts";
-import { prepareClient } from "../core/client/prepare.ts";
+import { prepareClient, reloadClientTls } from "../core/client/prepare.ts";
 import { announceTrust } from "../core/client/tls.ts";
 import { bindOps } from "../core/ops/serve.ts";
 import type { HttpServer } from "../core/runtime/http.ts";
-import { onShutdownSignals } from "../core/runtime/signals.ts";
+import { onReloadSignal, onShutdownSignals } from "../core/runtime/signals.ts";
 import { resolveFlag, startOrExit } from "../core/startup.ts";
 import { startAgent, type Agent } from "./agent.ts";
 import { createAgentMetrics } from "./metrics.ts";
@@ -17,6 +17,12 @@ export interface AgentProgram {
   agent: Agent;
   ops: HttpServer | null;
   log: Logger;
+  /**
+   * Re-reads --cert, --key and --ca (SIGHUP) for the connections made from
+   * now on; live connections keep theirs. Resolves to whether the new files
+   * took effect (a bad file is logged and the previous ones stay).
+   */
+  reloadTls(): Promise<boolean>;
   shutdown(): Promise<void>;
 }
 
@@ -50,10 +56,16 @@ export async function runAgent(options: AgentOptions, log?: Logger): Promise<Age
   announceTrust(tls, log);
   if (ops) log.info("ops_listening", { url: ops.url });
   const started = agent;
+  const logger = log;
   return {
     agent: started,
     ops,
     log,
+    async reloadTls() {
+      const next = reloadClientTls("agent", options, metrics.certificateExpiry, logger);
+      if (next) started.reloadTls(next.quicConfig);
+      return next !== null;
+    },
     async shutdown() {
       await started.drain(options.grace);
       await ops?.stop();
@@ -77,7 +89,12 @@ function warnIfCertificateOmitsServices(cert: { role?: string; services: string[
 export async function main(argv = process.argv.slice(2), env: Record<string, string | undefined> = process.env) {
   const options = loadOrExit(agentSpec(Boolean(process.stderr.isTTY)), argv, env);
   const log = createLogger({ component: "agent", format: options.logFormat, level: options.logLevel });
+  const reload = onReloadSignal();
   const program = await startOrExit(log, () => runAgent(options, log));
+  reload.ready(() => {
+    log.info("tls_reload_requested", { signal: "SIGHUP" });
+    void program.reloadTls();
+  });
   onShutdownSignals(() => program.shutdown(), program.log);
 }
 

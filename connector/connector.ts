@@ -53,6 +53,8 @@ export interface Connector {
   flowSockets(): Address[];
   /** The `GET /status` document (core/client/status.ts). */
   status(): ConnectorStatus;
+  /** New TLS configuration (SIGHUP) for the next connection to each server; live connections keep theirs. */
+  reloadTls(config: Config): void;
   /** Graceful: deregister everywhere (acknowledged), finish in-flight flows, close. */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -337,6 +339,9 @@ export async function startConnector(
       return servers.some((s) => s.registered) ? { ready: true } : { ready: false, reason: "not registered with any server" };
     },
     registeredWith: () => servers.filter((s) => s.registered).map((s) => s.link.label),
+    reloadTls(config) {
+      for (const s of servers) s.link.reconfigure(config);
+    },
     status(): ConnectorStatus {
       const r = fourRates(rates);
       return {

@@ -3,11 +3,11 @@ import { loadOrExit } from "../core/config.ts";
 import { linkBasics } from "../core/client/options.ts";
 import { createLogger, type Logger } from "../core/log.ts";
 import { createRegistry } from "../core/metrics/registry.ts";
-import { prepareClient } from "../core/client/prepare.ts";
+import { prepareClient, reloadClientTls } from "../core/client/prepare.ts";
 import { announceTrust } from "../core/client/tls.ts";
 import { bindOps } from "../core/ops/serve.ts";
 import type { HttpServer } from "../core/runtime/http.ts";
-import { onShutdownSignals } from "../core/runtime/signals.ts";
+import { onReloadSignal, onShutdownSignals } from "../core/runtime/signals.ts";
 import { resolveFlag, startOrExit } from "../core/startup.ts";
 import { startConnector, type Connector } from "./connector.ts";
 import { createConnectorMetrics } from "./metrics.ts";
@@ -17,6 +17,12 @@ export interface ConnectorProgram {
   connector: Connector;
   ops: HttpServer | null;
   log: Logger;
+  /**
+   * Re-reads --cert, --key and --ca (SIGHUP) for the connections made from
+   * now on; live connections keep theirs. Resolves to whether the new files
+   * took effect (a bad file is logged and the previous ones stay).
+   */
+  reloadTls(): Promise<boolean>;
   /** Deregister (acknowledged), finish in-flight flows, close. */
   shutdown(): Promise<void>;
 }
@@ -58,10 +64,16 @@ export async function runConnector(options: ConnectorOptions, log?: Logger): Pro
   announceTrust(tls, log);
   if (ops) log.info("ops_listening", { url: ops.url });
   const started = connector;
+  const logger = log;
   return {
     connector: started,
     ops,
     log,
+    async reloadTls() {
+      const next = reloadClientTls("connector", options, metrics.certificateExpiry, logger);
+      if (next) started.reloadTls(next.quicConfig);
+      return next !== null;
+    },
     async shutdown() {
       await started.drain();
       await ops?.stop();
@@ -85,7 +97,12 @@ function warnIfCertificateOmitsService(cert: { role?: string; services: string[]
 export async function main(argv = process.argv.slice(2), env: Record<string, string | undefined> = process.env) {
   const options = loadOrExit(connectorSpec(Boolean(process.stderr.isTTY)), argv, env);
   const log = createLogger({ component: "connector", format: options.logFormat, level: options.logLevel });
+  const reload = onReloadSignal();
   const program = await startOrExit(log, () => runConnector(options, log));
+  reload.ready(() => {
+    log.info("tls_reload_requested", { signal: "SIGHUP" });
+    void program.reloadTls();
+  });
   onShutdownSignals(() => program.shutdown(), program.log);
 }
 

@@ -6,7 +6,7 @@ import { createRegistry } from "../core/metrics/registry.ts";
 import { bindOps } from "../core/ops/serve.ts";
 import type { HttpServer } from "../core/runtime/http.ts";
 import { loadOrCreateSecret } from "../core/runtime/secret.ts";
-import { onShutdownSignals } from "../core/runtime/signals.ts";
+import { onReloadSignal, onShutdownSignals } from "../core/runtime/signals.ts";
 import { bindError, resolveFlag, startOrExit } from "../core/startup.ts";
 import { describeFinding, loadTlsFiles, type TlsFileSpec, type TlsInspection } from "../core/tls-files.ts";
 import { createAuthoriser } from "./authorise.ts";
@@ -148,21 +148,14 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
 export async function main(argv = process.argv.slice(2), env: Record<string, string | undefined> = process.env) {
   const options = loadOrExit(serverSpec(Boolean(process.stderr.isTTY)), argv, env);
   // SIGHUP: new certificates without a restart (e.g. after rotation); live connections keep theirs.
-  // Installed before startup so an early SIGHUP is not fatal (its default action); one that arrives
-  // while starting is applied once the server runs.
-  let program: ServerProgram | null = null;
-  let reloadWhenStarted = false;
-  if (process.platform !== "win32") {
-    process.on("SIGHUP", () => {
-      if (program === null) return void (reloadWhenStarted = true);
-      program.log.info("tls_reload_requested", { signal: "SIGHUP" });
-      void program.reloadTls();
-    });
-  }
+  const reload = onReloadSignal();
   const log = createLogger({ component: "server", format: options.logFormat, level: options.logLevel });
-  program = await startOrExit(log, () => runServer(options, log));
-  onShutdownSignals(() => program!.shutdown(), program.log);
-  if (reloadWhenStarted) void program.reloadTls();
+  const program = await startOrExit(log, () => runServer(options, log));
+  onShutdownSignals(() => program.shutdown(), program.log);
+  reload.ready(() => {
+    program.log.info("tls_reload_requested", { signal: "SIGHUP" });
+    void program.reloadTls();
+  });
 }
 
 if (import.meta.main) await main();

@@ -397,4 +397,57 @@ describe("server program wiring", () => {
     await program.waitForLog("tls_reload_failed", 3_000);
     expect(program.logs.filter((e) => e.event === "tls_reloaded")).toHaveLength(1);
   });
+
+  test("an agent process re-reads its certificate on SIGHUP and uses it for its next connection", async () => {
+    const s1 = await mtlsServer();
+    const port = s1.server.address.port;
+    const echo = teardown.add(await startEcho(), (x) => x.close());
+    await connector(s1, "billing", echo.address, await issue("connector", ["billing"]));
+    const caPath = writePem("reload-ca.pem", ca.certPem);
+    const before = await issueCertificate({ ca, role: "agent", services: ["wiki"], days: 2, commonName: "agent-before" });
+    const certPath = writePem("reload-agent.pem", before.certPem);
+    const keyPath = writePem("reload-agent-key.pem", before.keyPem);
+    const agentProgram = spawnProgram("agent", [
+      "--server", `127.0.0.1:${port}`, "--server-name", "localhost", "--ca", caPath, "--cert", certPath, "--key", keyPath,
+      "--map", "billing=udp://127.0.0.1:0", "--ops", "127.0.0.1:0", "--state-dir", join(dir, "reload-state"),
+      "--reconnect-base", "50ms", "--reconnect-cap", "500ms",
+    ]);
+    teardown.add(agentProgram, (p) => p.stop("SIGKILL", 2_000));
+    const metricsUrl = `${String((await agentProgram.waitForLog("ops_listening")).url)}metrics`;
+    expect((await agentProgram.waitForLog("open_refused", 5_000)).code).toBe("not_authorised");
+    expect(await (await fetch(metricsUrl)).text()).toContain('ztna_certificate_expiry_timestamp_seconds{role="agent",subject="CN=agent-before"}');
+
+    // A broken key: refused, the running files stay.
+    writeFileSync(keyPath, "not a key\n");
+    process.kill(agentProgram.pid, "SIGHUP");
+    expect(String((await agentProgram.waitForLog("tls_reload_failed", 3_000)).error)).toStartWith(`--key ${keyPath}: not a PEM private key`);
+
+    // The rotated certificate names the service: taken for the next connection, exported at once.
+    const after = await issueCertificate({ ca, role: "agent", services: ["billing"], days: 2, commonName: "agent-after" });
+    writeFileSync(certPath, after.certPem);
+    writeFileSync(keyPath, after.keyPem);
+    process.kill(agentProgram.pid, "SIGHUP");
+    await agentProgram.waitForLog("tls_reloaded", 3_000);
+    const metrics = await (await fetch(metricsUrl)).text();
+    expect(metrics).toContain('subject="CN=agent-after"');
+    expect(metrics).not.toContain('subject="CN=agent-before"');
+
+    // The next connection: the server restarts on the same port, and the agent comes back with the new certificate.
+    await s1.server.close();
+    const s2 = teardown.add(
+      await startTestServer({
+        listen: { host: "127.0.0.1", port },
+        certPem: te.encode(serverPair.certPem),
+        keyPem: te.encode(serverPair.keyPem),
+        clientCaPem: te.encode(ca.certPem),
+        authorise: createAuthoriser(),
+      }),
+      (x) => x.server.close(),
+    );
+    await connector(s2, "billing", echo.address, await issue("connector", ["billing"]));
+    const opened = await agentProgram.waitForLog("service_opened", 10_000);
+    expect(opened.service).toBe("billing");
+    const listen = await agentProgram.waitForLog("listening", 1_000, (e) => e.service === "billing");
+    await echoThrough({ host: "127.0.0.1", port: Number(String(listen.addr).split(":").pop()) }, 9);
+  });
 });

@@ -91,6 +91,8 @@ export interface Link {
   connection(): QuicConnection | null;
   /** Closes the current connection (reconnecting later) without stopping the link. */
   bounce(reason: string): void;
+  /** New TLS files (SIGHUP) for the next connection; the current one keeps its own. */
+  reconfigure(config: Config): void;
   /** Stops for good: closes the connection and ends any backoff wait at once. */
   close(code?: number, reason?: string): Promise<void>;
 }
@@ -306,6 +308,9 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     },
     bounce(reason) {
       conn?.close(CloseCode.NO_ERROR, reason);
+    },
+    reconfigure(config) {
+      endpoint.reconfigure(config);
     },
     async close(code = CloseCode.NO_ERROR, reason = "client shutting down") {
       conn?.close(code, reason);

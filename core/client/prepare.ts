@@ -22,3 +22,26 @@ export async function prepareClient(
   for (const server of options.server) await resolveFlag("--server", server);
   return tls;
 }
+
+/**
+ * SIGHUP on a connector or agent: reads and checks the TLS files again. On
+ * success logs `tls_reloaded`, exports the new expiry and returns the new
+ * configuration for the next connections; on any problem logs
+ * `tls_reload_failed` and returns null (the running files stay in force).
+ */
+export function reloadClientTls(
+  role: "connector" | "agent",
+  options: ClientTlsChoice,
+  certificateExpiry: GaugeFamily<CertificateLabels>,
+  log: Logger,
+): ClientTls | null {
+  try {
+    const tls = clientTls(options, log);
+    publishCertificates(certificateExpiry, certificatesInUse(role, tls.files));
+    log.info("tls_reloaded", { cert: options.cert ?? null, ca: tls.caPath, detail: "used by connections made from now on" });
+    return tls;
+  } catch (error) {
+    log.error("tls_reload_failed", { error: (error as Error).message, detail: "keeping the previous certificates" });
+    return null;
+  }
+}
