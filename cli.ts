@@ -37,7 +37,7 @@ export async function runCli(argv: string[]): Promise<void> {
     case "agent":
       return (await import("./agent/main.ts")).main(rest);
     case "certs":
-      return (await import("./scripts/certs.ts")).main(rest);
+      return (await import("./commands/certs.ts")).main(rest);
     case "status":
       return (await import("./commands/status/main.ts")).main(rest);
     case "doctor":
