@@ -25,6 +25,12 @@ export { startAgent, type Agent, type AgentSettings } from "./agent/agent.ts";
 export * from "./core/frame/mod.ts";
 export { CloseCode } from "./core/frame/close.ts";
 
+// Operations: the checks every program makes of its TLS files at start, and
+// `ztna doctor`'s checks as a function (each result with status, cause and fix).
+export { inspectTlsFiles, loadTlsFiles, type TlsFinding, type TlsInspection } from "./core/tls-files.ts";
+export { runDoctor, type Check as DoctorCheck, type Report as DoctorReport } from "./commands/doctor/checks.ts";
+export type { DoctorOptions } from "./commands/doctor/options.ts";
+
 // Certificates and configuration errors.
 export { createCa, issueCertificate, readIdentity, ensureDevCertificates } from "./core/certs.ts";
 export { ConfigError } from "./core/config.ts";
