@@ -58,8 +58,6 @@ export interface Report {
 /** Clock differences beyond this are worth a warning (certificates are backdated 5 minutes at issue). */
 const CLOCK_SKEW_WARN_MS = 30_000;
 
-const RANK: Record<Status, number> = { skip: 0, pass: 1, warn: 2, fail: 3 };
-
 /** Runs every check; `onCheck` sees each result as soon as it is known. */
 export async function runDoctor(options: DoctorOptions, onCheck: (c: Check) => void = () => {}): Promise<Report> {
   const checks: Check[] = [];
@@ -596,10 +594,6 @@ function closeText(info: { reason: string; peer: { isApp: boolean; errorCode: nu
   if (!p) return info.reason || "closed";
   const name = p.isApp ? Object.entries(CloseCode).find(([, v]) => v === p.errorCode)?.[0] : undefined;
   return `${p.isApp ? "application" : "transport"} error ${hex(p.errorCode)}${name ? ` (${name})` : ""}${info.reason ? `: ${info.reason}` : ""}`;
-}
-
-export function worst(statuses: Status[]): Status {
-  return statuses.reduce<Status>((a, b) => (RANK[b] > RANK[a] ? b : a), "skip");
 }
 
 function elapsed(t0: number): number {
