@@ -146,11 +146,14 @@ export function parseDuration(raw: string): number {
 }
 
 /** Durations come back as milliseconds; `min` is in milliseconds too. */
-export function duration(opts: { min?: number } = {}): Kind<number> {
+export function duration(opts: { min?: number; max?: number } = {}): Kind<number> {
   return custom('DURATION', (raw) => {
     const ms = parseDuration(raw);
     if (opts.min !== undefined && ms < opts.min) {
       throw new Error(`expected a duration of at least ${opts.min}ms, ${got(raw)}`);
+    }
+    if (opts.max !== undefined && ms > opts.max) {
+      throw new Error(`expected a duration of at most ${opts.max}ms, ${got(raw)}`);
     }
     return ms;
   });
