@@ -18,6 +18,8 @@ export { parseAgentOptions, type AgentOptions } from "./agent/options.ts";
 
 // Lower-level building blocks, for embedding.
 export { startServer, type Server, type ServerSettings } from "./server/server.ts";
+// The server's `GET /status` document (docs/operations.md), for tools that read it.
+export type { ServerStatus, ServiceStatus, ConnectorStatus } from "./server/status.ts";
 export { startConnector, type Connector, type ConnectorSettings } from "./connector/connector.ts";
 export { startAgent, type Agent, type AgentSettings } from "./agent/agent.ts";
 

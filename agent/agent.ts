@@ -23,13 +23,16 @@ import { fourRates, linkStatus, processFacts, type AgentStatus } from "../core/c
 import { sampleRates } from "../core/rates.ts";
 import { COMMIT, VERSION } from "../core/version.ts";
 import { bindError } from "../core/startup.ts";
-import { formatAddress, LINK_STATE_VALUE, startLink, type Link } from "../core/client/link.ts";
+import { formatAddress, LINK_STATE_VALUE, RESTART_RETRY_MS, startLink, type Link } from "../core/client/link.ts";
 import type { BackoffSettings } from "../core/client/backoff.ts";
 import type { Config } from "../core/quic/native.ts";
 import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
 import { createBufferViews } from "../core/runtime/views.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { startAgentTcp, type TcpRoute } from "./tcp.ts";
+
+/** For this long after its link became ready, an agent re-asks a refused OPEN at the restart interval. */
+const FRESH_LINK_MS = 5_000;
 
 export interface AgentMapping {
   service: string;
@@ -48,6 +51,8 @@ export interface AgentSettings {
   /** Largest QUIC packet sent (the configured max UDP payload); default 1350-byte packets. */
   maxPacketSize?: number;
   backoff: BackoffSettings;
+  /** Dial interval inside a server's announced restart window (default RESTART_RETRY_MS). */
+  restartRetryMs?: number;
   /** How long an abandoned link stays open for replies already on their way. */
   lingerMs?: number;
   /** How often an OPEN refused as unknown_service is asked again. */
@@ -102,6 +107,8 @@ interface LinkSlot {
   earlyStatus: Map<string, boolean>;
   /** Set when this slot is no longer used for new datagrams. */
   retired: boolean;
+  /** When the link last became ready (ms since epoch). */
+  readyAt: number;
 }
 
 export async function startAgent(settings: AgentSettings, metrics: AgentMetrics, log: Logger): Promise<Agent> {
@@ -112,6 +119,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
   const out = createBufferViews(64 * 1024);
   const lingerMs = settings.lingerMs ?? 2_000;
   const reopenMs = settings.reopenMs ?? 1_000;
+  const restartRetryMs = settings.restartRetryMs ?? RESTART_RETRY_MS;
   const multi = settings.servers.length > 1;
   let nextFlow = 1;
   /** The link new datagrams go to. */
@@ -252,7 +260,9 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
         server: slot.link.label,
       });
       // A service nobody registered yet may appear (a connector restarting); ask again later.
-      await new Promise((r) => setTimeout(r, reopenMs));
+      // Right after a (re)connection its connectors are likely re-registering too: ask often.
+      const fresh = Date.now() - slot.readyAt < FRESH_LINK_MS;
+      await new Promise((r) => setTimeout(r, fresh ? Math.min(reopenMs, restartRetryMs) : reopenMs));
     }
   }
 
@@ -291,7 +301,15 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
   async function startSlot(index: number): Promise<LinkSlot> {
     const address = settings.servers[index]!;
     const label = formatAddress(address);
-    const slot: LinkSlot = { index, link: null as unknown as Link, open: new Map(), channels: new Map(), earlyStatus: new Map(), retired: false };
+    const slot: LinkSlot = {
+      index,
+      link: null as unknown as Link,
+      open: new Map(),
+      channels: new Map(),
+      earlyStatus: new Map(),
+      retired: false,
+      readyAt: 0,
+    };
     if (active === null) active = slot;
     else candidate = slot;
     metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.connecting);
@@ -307,11 +325,13 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
         maxPacketSize: settings.maxPacketSize,
         // With other servers to try, give up on this one quickly and move on.
         backoff: multi ? { ...settings.backoff, maxAttempts: 2 } : settings.backoff,
+        restartRetryMs: settings.restartRetryMs,
         log,
       },
       {
         onReady() {
           metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.ready);
+          slot.readyAt = Date.now();
           slot.open.clear();
           slot.channels.clear();
           void openAll(slot);
@@ -348,7 +368,12 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
             else open.up = msg.up;
             if (slot === active) publish();
           } else if (msg.type === "goaway") {
-            log.info("server_goaway", { server: label, reason: msg.reason, alternate: msg.alternate });
+            log.info("server_goaway", {
+              server: label,
+              reason: msg.reason,
+              alternate: msg.alternate,
+              restart_try_for_ms: msg.restart?.tryForMs ?? 0,
+            });
             if (slot === active && multi) startCandidate(slot.index, "goaway");
           }
         },

@@ -40,6 +40,8 @@ export interface ConnectorSettings {
   /** Largest QUIC packet sent (the configured max UDP payload); default 1350-byte packets. */
   maxPacketSize?: number;
   backoff: BackoffSettings;
+  /** Dial interval inside a server's announced restart window (default RESTART_RETRY_MS). */
+  restartRetryMs?: number;
   name?: string;
 }
 
@@ -267,6 +269,7 @@ export async function startConnector(
         connectTimeoutMs: settings.connectTimeoutMs,
         maxPacketSize: settings.maxPacketSize,
         backoff: settings.backoff,
+        restartRetryMs: settings.restartRetryMs,
         log,
       },
       {
@@ -289,7 +292,14 @@ export async function startConnector(
           metrics.reconnections.child({ reason }).inc();
         },
         onControl(_link, msg: ControlMessage) {
-          if (msg.type === "goaway") log.info("server_goaway", { server: label, reason: msg.reason });
+          if (msg.type === "goaway") {
+            log.info("server_goaway", {
+              server: label,
+              reason: msg.reason,
+              restart_try_for_ms: msg.restart?.tryForMs ?? 0,
+              restart_reconnect_in_ms: msg.restart?.reconnectInMs ?? 0,
+            });
+          }
         },
         onDatagram(_link, data) {
           onDatagram(server, data);

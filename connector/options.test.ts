@@ -42,6 +42,7 @@ describe('connector options', () => {
       idleTimeout: 5_000,
       reconnectBase: 100,
       reconnectCap: 30_000,
+      restartRetry: 250,
       reconnectMaxAttempts: 0,
       maxUdpPayload: 1350,
       stateDir: '.ztna',
@@ -124,7 +125,7 @@ describe('connector options', () => {
 
   test('help lists every option', () => {
     const text = usage(connectorSpec(false));
-    const names = ['server', 'service', 'forward', 'ops', 'ca', 'insecure', 'cert', 'key', 'serverName', 'flowIdle', 'grace', 'keepalive', 'idleTimeout', 'reconnectBase', 'reconnectCap', 'reconnectMaxAttempts', 'maxUdpPayload', 'stateDir', 'logFormat', 'logLevel', 'config'];
+    const names = ['server', 'service', 'forward', 'ops', 'ca', 'insecure', 'cert', 'key', 'serverName', 'flowIdle', 'grace', 'keepalive', 'idleTimeout', 'reconnectBase', 'reconnectCap', 'restartRetry', 'reconnectMaxAttempts', 'maxUdpPayload', 'stateDir', 'logFormat', 'logLevel', 'config'];
     for (const name of names) {
       expect(text).toContain(`--${flagName(name)}`);
       expect(text).toContain(envName(name));

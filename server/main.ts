@@ -94,6 +94,7 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
         keepaliveMs: options.keepalive,
         flowIdleMs: options.flowIdle,
         maxUdpPayload: options.maxUdpPayload,
+        restart: { reconnectInMs: options.restartReconnectIn, tryForMs: options.restartTryFor },
         retryKey: loadOrCreateSecret(options.stateDir, "retry.key"),
         resetKey: loadOrCreateSecret(options.stateDir, "reset.key"),
         limits: {

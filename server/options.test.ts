@@ -36,6 +36,8 @@ describe('server options', () => {
       ca: undefined,
       grace: 10_000,
       alternate: undefined,
+      restartTryFor: 60_000,
+      restartReconnectIn: 0,
       idleTimeout: 30_000,
       keepalive: 1_000,
       flowIdle: 120_000,
@@ -72,6 +74,17 @@ describe('server options', () => {
     expect(parse(['--cert', 'c', '--key', 'k'])).toMatchObject({ cert: 'c', key: 'k' });
     expect(fieldOf(() => parse(['--cert', 'c']))).toBe('cert');
     expect(fieldOf(() => parse(['--key', 'k']))).toBe('key');
+  });
+
+  test('restart announcement: try-for and reconnect-in in u32 milliseconds; reconnect-in needs a restart', () => {
+    expect(parse(['--restart-try-for', '2m', '--restart-reconnect-in', '1.5s'])).toMatchObject({
+      restartTryFor: 120_000,
+      restartReconnectIn: 1_500,
+    });
+    expect(parse(['--restart-try-for', '0'])).toMatchObject({ restartTryFor: 0, restartReconnectIn: 0 });
+    expect(parse([], { ZTNA_RESTART_TRY_FOR: '15s' }).restartTryFor).toBe(15_000);
+    expect(fieldOf(() => parse(['--restart-try-for', '0', '--restart-reconnect-in', '1s']))).toBe('restartReconnectIn');
+    expect(fieldOf(() => parse(['--restart-try-for', '50d']))).toBe('restartTryFor'); // over 2^32-1 ms
   });
 
   test('errors name the field', () => {

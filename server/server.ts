@@ -8,10 +8,12 @@ import {
   type Address,
   type ControlMessage,
   type NackCode,
-  PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
+  alpnFor,
   createControlReader,
   encodeControl,
   validateServiceName,
+  versionOfAlpn,
 } from "../core/frame/control.ts";
 import { DATAGRAM_HEADER_LEN, type DatagramHeader, parseDatagram, writeDatagramHeader } from "../core/frame/datagram.ts";
 import type { Logger } from "../core/log.ts";
@@ -63,6 +65,8 @@ export interface ServerSettings {
    * Default: reconnect at once, try for 60 s.
    */
   restart?: { reconnectInMs: number; tryForMs: number };
+  /** Protocol versions accepted (ALPN), default every one this code speaks; tests pin [1] to play an old server. */
+  versions?: readonly number[];
 }
 
 export interface ServerLimits {
@@ -103,6 +107,8 @@ export interface Server {
 
 interface Session {
   conn: QuicConnection;
+  /** Protocol version negotiated by ALPN: the layout of every control message on this connection. */
+  version: number;
   peer: Peer<QuicConnection> | null;
   reader: ReturnType<typeof createControlReader>;
   helloTimer: ReturnType<typeof setTimeout> | null;
@@ -151,7 +157,24 @@ export async function startServer(
     metrics.servicesRegistered.set(up);
   };
 
-  const send = (conn: QuicConnection, msg: ControlMessage) => conn.writeStream(0, encodeControl(msg));
+  const send = (conn: QuicConnection, msg: ControlMessage) =>
+    conn.writeStream(0, encodeControl(msg, (conn.context as Session).version));
+  const alpn = alpnFor(settings.versions ?? PROTOCOL_VERSIONS);
+  const quicConfig = (tls: { certPem: Uint8Array; keyPem: Uint8Array; clientCaPem?: Uint8Array }) => {
+    const config = serverQuicConfig({
+      ...tls,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      maxUdpPayload: settings.maxUdpPayload,
+    });
+    // Every version we speak: a client picks the newest it also speaks (docs/protocol.md §1).
+    config.setApplicationProtos(alpn);
+    return config;
+  };
+  const goaway = (alternate: string): ControlMessage =>
+    restart.tryForMs > 0
+      ? { type: "goaway", reason: "server restarting", alternate, restart }
+      : { type: "goaway", reason: "server draining", alternate };
+  let alternateNamed = "";
 
   const notifyAgents = (service: string, up: boolean) => {
     const entry = relay.services.get(service);
@@ -191,20 +214,31 @@ export async function startServer(
     const conn = session.conn;
     if (session.peer === null) {
       if (msg.type !== "hello") return protocolError(session, "expected_hello", `expected hello, got ${msg.type}`);
-      if (msg.version !== PROTOCOL_VERSION) {
-        return protocolError(session, "unsupported_version", `unsupported protocol version ${msg.version}`);
+      if (msg.version !== session.version) {
+        return protocolError(
+          session,
+          "unsupported_version",
+          `HELLO says protocol version ${msg.version}, but ALPN agreed on ${session.version}`,
+        );
       }
       if (session.helloTimer) clearTimeout(session.helloTimer);
       session.helloTimer = null;
       const peer = createPeer(nextPeerId++, msg.role, conn);
       session.peer = peer;
       session.facts.identity = identityText(conn.peerCertificate());
+      session.facts.version = msg.software ? msg.software : null;
       peers.add(peer);
       metrics.connectionsActive.child({ role: msg.role }).inc();
       metrics.connectionsTotal.child({ role: msg.role }).inc();
-      log.info("peer_hello", { peer: remoteText(conn), role: msg.role, name: msg.name });
-      send(conn, { type: "welcome", version: PROTOCOL_VERSION, observed: conn.remote });
-      if (draining) send(conn, { type: "goaway", reason: "server draining", alternate: "" });
+      log.info("peer_hello", {
+        peer: remoteText(conn),
+        role: msg.role,
+        name: msg.name,
+        protocol: session.version,
+        software: msg.software ?? null,
+      });
+      send(conn, { type: "welcome", version: session.version, observed: conn.remote });
+      if (draining) send(conn, goaway(alternateNamed));
       return;
     }
     const peer = session.peer;
@@ -342,24 +376,26 @@ export async function startServer(
     maxHandshakes: limits.handshakes,
     maxDatagramsPerSecond: limits.datagramsPerSecond,
     // One configuration per connection: each carries its own stateless reset token.
-    config: () =>
-      serverQuicConfig({
-        certPem: settings.certPem,
-        keyPem: settings.keyPem,
-        clientCaPem: settings.clientCaPem,
-        idleTimeoutMs: settings.idleTimeoutMs,
-        maxUdpPayload: settings.maxUdpPayload,
-      }),
+    config: () => quicConfig({ certPem: settings.certPem, keyPem: settings.keyPem, clientCaPem: settings.clientCaPem }),
     statelessResetKey: settings.resetKey,
     // Limits hit keep their own names; the rest are stray packets.
     onDrop: (reason) => dropped(LIMIT_DROPS.has(reason) ? reason : `packet_${reason}`),
     onSocketError: (error) => log.debug("socket_error", { error: error.message }),
     handlers: {
       onEstablished(conn) {
+        // quiche refuses a client that offers none of our ALPNs; one that offers none at all is closed here.
+        const version = versionOfAlpn(conn.raw.applicationProto());
+        if (version === undefined) {
+          metrics.protocolErrors.child({ kind: "no_alpn" }).inc();
+          log.warn("protocol_error", { peer: remoteText(conn), kind: "no_alpn", error: "no ztna protocol agreed by ALPN" });
+          conn.close(CloseCode.PROTOCOL_ERROR, "no ztna protocol agreed by ALPN");
+          return;
+        }
         const session: Session = {
           conn,
+          version,
           peer: null,
-          reader: createControlReader(limits.controlMessage),
+          reader: createControlReader(limits.controlMessage, version),
           helloTimer: null,
           registrations: 0,
           startedAt: Date.now(),
@@ -442,12 +478,30 @@ export async function startServer(
     async drain(alternate = "") {
       if (draining || closed) return;
       draining = true;
+      alternateNamed = alternate;
       metrics.draining.set(1);
-      log.info("draining", { grace_ms: settings.graceMs, flows: relay.flowCount, peers: peers.size });
-      for (const peer of peers) send(peer.conn, { type: "goaway", reason: "server draining", alternate });
-      const deadline = Date.now() + settings.graceMs;
-      while (Date.now() < deadline && (relay.flowCount > 0 || streams.active > 0) && hasAgents(peers)) {
-        await new Promise((r) => setTimeout(r, 50));
+      log.info("draining", {
+        grace_ms: settings.graceMs,
+        flows: relay.flowCount,
+        peers: peers.size,
+        restart_try_for_ms: restart.tryForMs,
+        restart_reconnect_in_ms: restart.reconnectInMs,
+      });
+      let maxRttMs = 0;
+      for (const peer of peers) {
+        send(peer.conn, goaway(alternate));
+        maxRttMs = Math.max(maxRttMs, peer.conn.rttSeconds() * 1000);
+      }
+      const started = Date.now();
+      const deadline = started + settings.graceMs;
+      // Closing discards stream data not yet sent, and a lost packet is only
+      // resent after a PTO: give GOAWAY a few round trips to arrive, or a
+      // client would see a bare close and take it for an unplanned loss.
+      const announced = started + Math.min(settings.graceMs, Math.max(GOAWAY_SETTLE_MS, 4 * maxRttMs + 100));
+      while (Date.now() < deadline) {
+        const busy = (relay.flowCount > 0 || streams.active > 0) && hasAgents(peers);
+        if (!busy && Date.now() >= announced) break;
+        await new Promise((r) => setTimeout(r, busy ? 50 : 10));
       }
       log.info("drained", { flows_left: relay.flowCount });
       await close();
@@ -468,13 +522,14 @@ export async function startServer(
         }),
       ),
     reloadTls(tls) {
-      endpoint.reconfigure(() =>
-        serverQuicConfig({ ...tls, idleTimeoutMs: settings.idleTimeoutMs, maxUdpPayload: settings.maxUdpPayload }),
-      );
+      endpoint.reconfigure(() => quicConfig(tls));
       log.info("tls_reloaded", { mtls: tls.clientCaPem !== undefined });
     },
   };
 }
+
+/** Least time between GOAWAY and closing, so GOAWAY reaches the peers first. */
+const GOAWAY_SETTLE_MS = 250;
 
 const LIMIT_DROPS = new Set(["rate_limited", "address_limit", "handshake_limit"]);
 

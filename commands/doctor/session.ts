@@ -5,9 +5,11 @@
  * deadline; every outcome is data for the checks to judge.
  */
 import {
+  alpnFor,
   createControlReader,
   encodeControl,
-  PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
+  versionOfAlpn,
   type Address,
   type ControlMessage,
   type NackCode,
@@ -18,6 +20,7 @@ import { createSegmentReader, encodeEndSegment, encodeStreamHeader } from "../..
 import { CloseCode } from "../../core/frame/close.ts";
 import type { Config } from "../../core/quic/native.ts";
 import { createEndpoint, type CloseInfo, type Endpoint, type QuicConnection } from "../../core/quic/endpoint.ts";
+import { COMMIT, VERSION } from "../../core/version.ts";
 
 export interface DialOptions {
   server: Address;
@@ -85,6 +88,8 @@ export async function dial(options: DialOptions): Promise<{ ok: true; session: D
   let socketError: string | null = null;
   let welcome: { observed: Address; ms: number } | null = null;
   let reader = createControlReader();
+  /** The protocol version ALPN agreed (the newest both speak), for every message after HELLO. */
+  let version = PROTOCOL_VERSIONS[0]!;
   let nextReq = 1;
   const pending = new Map<number, (a: ControlAnswer) => void>();
   const serviceStatus = new Map<string, boolean>();
@@ -107,7 +112,14 @@ export async function dial(options: DialOptions): Promise<{ ok: true; session: D
     handlers: {
       onEstablished(c) {
         handshakeMs = ms();
-        c.writeStream(0, encodeControl({ type: "hello", version: PROTOCOL_VERSION, role: options.role, name: "ztna-doctor" }));
+        const agreed = versionOfAlpn(c.raw.applicationProto());
+        if (agreed === undefined) {
+          c.close(CloseCode.PROTOCOL_ERROR, "no ztna protocol agreed by ALPN");
+          return;
+        }
+        version = agreed;
+        reader = createControlReader(undefined, version);
+        c.writeStream(0, encodeControl({ type: "hello", version, role: options.role, name: "ztna-doctor", software: `ztna doctor ${VERSION} (${COMMIT})` }, version));
       },
       onStreamData(c, streamId, data, fin) {
         if (streamId !== 0) {
@@ -162,6 +174,8 @@ export async function dial(options: DialOptions): Promise<{ ok: true; session: D
     }
   }
 
+  // Offer every protocol version, as the programs do, so old and new servers both answer.
+  options.config.setApplicationProtos(alpnFor(PROTOCOL_VERSIONS));
   conn = endpoint.connect(options.server, options.serverName);
   const deadline = started + options.timeoutMs;
   // Wait for WELCOME, a close, an ICMP error or the deadline, whichever comes first.
@@ -198,7 +212,7 @@ export async function dial(options: DialOptions): Promise<{ ok: true; session: D
         clearTimeout(timer);
         resolve(a.ok ? { ...a, sentAt } : a);
       });
-      c.writeStream(0, encodeControl(body));
+      c.writeStream(0, encodeControl(body, version));
     });
   };
 

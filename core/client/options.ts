@@ -39,6 +39,8 @@ export interface ClientOptions {
   idleTimeout: number;
   reconnectBase: number;
   reconnectCap: number;
+  /** Dial interval inside a restart window announced by the server (GOAWAY). */
+  restartRetry: number;
   /** 0 = retry forever. */
   reconnectMaxAttempts: number;
   /** Bytes; see `quicPacketOption`. */
@@ -78,6 +80,10 @@ export function linkTimingOptions() {
     idleTimeout: opt(duration({ min: 1, max: HOUR }), { help: 'Declare a silent server dead after this long', default: '5s' }),
     reconnectBase: opt(duration({ min: 1, max: HOUR }), { help: 'First reconnect backoff delay', default: '100ms' }),
     reconnectCap: opt(duration({ min: 1, max: DAY }), { help: 'Maximum reconnect backoff delay', default: '30s' }),
+    restartRetry: opt(duration({ min: 10, max: 60_000 }), {
+      help: 'Dial interval while a server that announced a restart comes back (instead of the backoff)',
+      default: '250ms',
+    }),
     reconnectMaxAttempts: opt(integer({ min: 0, max: 1_000_000 }), {
       help: 'Give up after this many failed reconnects (0 = never)',
       default: '0',
@@ -125,6 +131,7 @@ export interface LinkBasics {
   connectTimeoutMs: number;
   backoff: BackoffSettings;
   maxPacketSize: number;
+  restartRetryMs: number;
 }
 
 /**
@@ -140,5 +147,6 @@ export function linkBasics(options: ClientOptions, log: Logger, tls: ClientTls =
     connectTimeoutMs: Math.max(options.idleTimeout, 1_000),
     backoff: { baseMs: options.reconnectBase, capMs: options.reconnectCap, maxAttempts: options.reconnectMaxAttempts },
     maxPacketSize: options.maxUdpPayload,
+    restartRetryMs: options.restartRetry,
   };
 }
