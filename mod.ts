@@ -20,6 +20,9 @@ export { parseAgentOptions, type AgentOptions } from "./agent/options.ts";
 export { startServer, type Server, type ServerSettings } from "./server/server.ts";
 // The server's `GET /status` document (docs/operations.md), for tools that read it.
 export type { ServerStatus, ServiceStatus, ConnectorStatus } from "./server/status.ts";
+// ...as served, with datagram and byte rates; and the connectors' and agents' own documents.
+export type { ServerStatusWithRates, ServiceStatusWithRates, TrafficRates } from "./server/traffic.ts";
+export type { AgentStatusDocument, ConnectorStatusDocument } from "./core/client/status.ts";
 export { startConnector, type Connector, type ConnectorSettings } from "./connector/connector.ts";
 export { startAgent, type Agent, type AgentSettings } from "./agent/agent.ts";
 

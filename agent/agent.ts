@@ -19,7 +19,7 @@ import {
 import { formatHostPort } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
-import { fourRates, linkStatus, processFacts, type AgentStatus } from "../core/client/status.ts";
+import { fourRates, linkStatus, processFacts, type AgentStatusDocument } from "../core/client/status.ts";
 import { sampleRates } from "../core/rates.ts";
 import { COMMIT, VERSION } from "../core/version.ts";
 import { bindError } from "../core/startup.ts";
@@ -67,7 +67,7 @@ export interface Agent {
   /** The server currently in use, if connected. */
   currentServer(): string | null;
   /** The `GET /status` document (core/client/status.ts). */
-  status(): AgentStatus;
+  status(): AgentStatusDocument;
   /** New TLS configuration (SIGHUP) for every connection made from now on; live ones keep theirs. */
   reloadTls(config: Config): void;
   serviceUp(service: string): boolean;
@@ -462,7 +462,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
       quicConfig = config;
       for (const slot of [active, candidate, ...lingering]) slot?.link.reconfigure(config);
     },
-    status(): AgentStatus {
+    status(): AgentStatusDocument {
       const slots = [...(active ? [active] : []), ...(candidate ? [candidate] : []), ...lingering];
       const r = fourRates(rates);
       const services = [

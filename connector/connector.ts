@@ -15,7 +15,7 @@ import {
 } from "../core/frame/datagram.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
-import { fourRates, linkStatus, processFacts, type ConnectorStatus } from "../core/client/status.ts";
+import { fourRates, linkStatus, processFacts, type ConnectorStatusDocument } from "../core/client/status.ts";
 import { sampleRates } from "../core/rates.ts";
 import { COMMIT, VERSION } from "../core/version.ts";
 import { formatAddress, LINK_STATE_VALUE, startLink, type Link } from "../core/client/link.ts";
@@ -54,7 +54,7 @@ export interface Connector {
   /** Local flow sockets, for tests that need to inject into one. */
   flowSockets(): Address[];
   /** The `GET /status` document (core/client/status.ts). */
-  status(): ConnectorStatus;
+  status(): ConnectorStatusDocument;
   /** New TLS configuration (SIGHUP) for the next connection to each server; live connections keep theirs. */
   reloadTls(config: Config): void;
   /** Graceful: deregister everywhere (acknowledged), finish in-flight flows, close. */
@@ -352,7 +352,7 @@ export async function startConnector(
     reloadTls(config) {
       for (const s of servers) s.link.reconfigure(config);
     },
-    status(): ConnectorStatus {
+    status(): ConnectorStatusDocument {
       const r = fourRates(rates);
       return {
         component: "connector",

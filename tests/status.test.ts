@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { AgentStatus, ConnectorStatus } from "../core/client/status.ts";
+import type { AgentStatusDocument, ConnectorStatusDocument } from "../core/client/status.ts";
 import { addressOf, portOfUrl, spawnProgram, type Program } from "../scripts/programs.ts";
 import type { ServerStatusWithRates } from "../server/traffic.ts";
 import { run } from "../commands/status/main.ts";
@@ -85,7 +85,7 @@ describe("/status documents", () => {
   });
 
   test("connector: its service, the link to each server with RTT and registration, rates", async () => {
-    const c = await statusOf<ConnectorStatus>(ops.connector);
+    const c = await statusOf<ConnectorStatusDocument>(ops.connector);
     expect(c).toMatchObject({ component: "connector", service: "echo", draining: false, flows: 1 });
     expect(c.servers).toHaveLength(1);
     expect(c.servers[0]).toMatchObject({ state: "ready", registered: true, channel: 1, flows: 1 });
@@ -95,7 +95,7 @@ describe("/status documents", () => {
   });
 
   test("agent: the active server, each mapped service up or refused, rates", async () => {
-    const a = await statusOf<AgentStatus>(ops.agent);
+    const a = await statusOf<AgentStatusDocument>(ops.agent);
     expect(a).toMatchObject({ component: "agent", draining: false, flows: 1 });
     expect(a.activeServer).toBe(a.servers[0]!.address);
     expect(a.servers[0]).toMatchObject({ state: "ready", active: true });

@@ -3,10 +3,10 @@
  * agent rendered as a header and aligned tables, as an operator reads it at
  * a glance. Pure functions of the document (and the clock, for "ago").
  */
-import type { AgentStatus, ConnectorStatus } from "../../core/client/status.ts";
+import type { AgentStatusDocument, ConnectorStatusDocument } from "../../core/client/status.ts";
 import type { ServerStatusWithRates } from "../../server/traffic.ts";
 
-export type AnyStatus = ServerStatusWithRates | ConnectorStatus | AgentStatus;
+export type AnyStatus = ServerStatusWithRates | ConnectorStatusDocument | AgentStatusDocument;
 
 export function render(doc: unknown, now = Date.now()): string[] {
   const d = doc as { component?: string; starting?: boolean };
@@ -15,9 +15,9 @@ export function render(doc: unknown, now = Date.now()): string[] {
     case "server":
       return renderServer(doc as ServerStatusWithRates, now);
     case "connector":
-      return renderConnector(doc as ConnectorStatus, now);
+      return renderConnector(doc as ConnectorStatusDocument, now);
     case "agent":
-      return renderAgent(doc as AgentStatus);
+      return renderAgent(doc as AgentStatusDocument);
     default:
       return [`unknown status document (component ${JSON.stringify(d.component)}):`, JSON.stringify(doc, null, 2)];
   }
@@ -69,7 +69,7 @@ function renderServer(s: ServerStatusWithRates, now: number): string[] {
   return lines;
 }
 
-function renderConnector(c: ConnectorStatus, now: number): string[] {
+function renderConnector(c: ConnectorStatusDocument, now: number): string[] {
   const r = c.rates;
   const registered = c.servers.filter((s) => s.registered).length;
   const lines = [
@@ -94,7 +94,7 @@ function renderConnector(c: ConnectorStatus, now: number): string[] {
   return [...lines, ...align(rows)];
 }
 
-function renderAgent(a: AgentStatus): string[] {
+function renderAgent(a: AgentStatusDocument): string[] {
   const r = a.rates;
   const down = a.services.filter((s) => !s.up).length;
   const lines = [

@@ -24,7 +24,7 @@ export interface ConnectorServerStatus extends LinkStatus {
   flows: number;
 }
 
-export interface ConnectorStatus {
+export interface ConnectorStatusDocument {
   component: "connector";
   version: string;
   startedAt: string;
@@ -56,7 +56,7 @@ export interface AgentServiceStatus {
   refused: string | null;
 }
 
-export interface AgentStatus {
+export interface AgentStatusDocument {
   component: "agent";
   version: string;
   startedAt: string;
