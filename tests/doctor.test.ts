@@ -163,6 +163,11 @@ describe("ztna doctor: each failure names its cause and fix", () => {
     const h2 = check(ours.report, "handshake");
     expect(h2).toMatchObject({ status: "fail", summary: "the server refused this client: TLS alert unknown_ca (0x130)" });
     expect(h2.cause).toContain("does not trust the CA that issued the client certificate");
+    // The server's certificate does not carry the name dialled.
+    const name = await doctor(at(s), ids.agent!, ["--server-name", "wrong.example"]);
+    const h3 = check(name.report, "handshake");
+    expect(h3).toMatchObject({ status: "fail", summary: "this client refused the server: TLS alert bad_certificate (0x12a)" });
+    expect(h3.fix).toContain("--server-name");
     // No certificate at all.
     const none = await doctor(at(s), null);
     expect(check(none.report, "handshake").summary).toBe("the server refused this client: TLS alert certificate_required (0x174)");
