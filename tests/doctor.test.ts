@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCa, issueCertificate, type PemPair } from "../core/certs.ts";
 import type { Address } from "../core/frame/control.ts";
-import { clientQuicConfig } from "../core/quic/config.ts";
+import { clientQuicConfig, serverQuicConfig } from "../core/quic/config.ts";
+import { createEndpoint } from "../core/quic/endpoint.ts";
 import { openUdp } from "../core/runtime/udp.ts";
 import { startImpairment } from "../scripts/impair/control.ts";
 import { createAuthoriser } from "../server/authorise.ts";
@@ -172,6 +173,27 @@ describe("ztna doctor: each failure names its cause and fix", () => {
     const none = await doctor(at(s), null);
     expect(check(none.report, "handshake").summary).toBe("the server refused this client: TLS alert certificate_required (0x174)");
     expect(theirs.code + ours.code + none.code).toBe(3);
+  });
+
+  test("wrong ALPN: a QUIC server that does not speak ztna", async () => {
+    // A bare QUIC endpoint whose only protocol is another one.
+    const other = await createEndpoint({
+      bind: { host: "127.0.0.1", port: 0 },
+      server: true,
+      retry: false,
+      config: () => {
+        const config = serverQuicConfig({ certPem: te.encode(serverPair.certPem), keyPem: te.encode(serverPair.keyPem), idleTimeoutMs: 5_000 });
+        config.setApplicationProtos(["h3"]);
+        return config;
+      },
+      handlers: {},
+    });
+    teardown.add(other, (e) => e.close());
+    const { code, report } = await doctor(`127.0.0.1:${other.address.port}`, ids.agent!);
+    expect(code).toBe(1);
+    const h = check(report, "handshake");
+    expect(h).toMatchObject({ status: "fail", summary: "the server refused this client: TLS alert no_application_protocol (0x178)" });
+    expect(h.fix).toContain("is a ztna server");
   });
 
   test("expired certificate: the files check and the server both say so", async () => {
