@@ -3,11 +3,11 @@
  * (a file, a port, a name) becomes one line that names the flag, the file or
  * port, and what is wrong, instead of a stack trace.
  */
-import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { formatHostPort } from "./config.ts";
 import type { Address } from "./frame/control.ts";
 import type { Logger } from "./log.ts";
+import { resolveAddress } from "./runtime/dns.ts";
 
 /** A startup problem whose message is already the one line to show. */
 export class StartupError extends Error {
@@ -24,8 +24,8 @@ export class StartupError extends Error {
 export async function resolveFlag(flag: string, address: Address): Promise<Address> {
   if (isIP(address.host)) return address;
   try {
-    const { address: ip } = await lookup(address.host);
-    return { host: ip, port: address.port };
+    // As the programs dial: IPv4 first (runtime/dns.ts).
+    return await resolveAddress(address);
   } catch (error) {
     const code = (error as { code?: string }).code ?? "";
     const why = code === "ENOTFOUND" || code === "ENODATA" ? "does not resolve" : `could not be resolved (${code || (error as Error).message})`;
