@@ -415,8 +415,10 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
       throw bindError(error, "--map", "UDP", map.listen, `--map ${map.service}=udp://${formatHostPort(map.listen)}`);
     }
     listeners.push(listener);
-    log.info("listening", { service: map.service, addr: formatAddress(listener.socket.address) });
   }
+  // Said once every listener is bound: a port problem on any of them leaves only the start-up error.
+  for (const l of tcp.listeners) log.info("listening", { service: l.service, protocol: "tcp", addr: formatAddress(l.address) });
+  for (const l of listeners) log.info("listening", { service: l.service, addr: formatAddress(l.socket.address) });
 
   const sweeper = setInterval(() => {
     const cutoff = Date.now() - settings.flowIdleMs;

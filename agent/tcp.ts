@@ -8,7 +8,7 @@
 import net from "node:net";
 import type { Address } from "../core/frame/control.ts";
 import { StreamResetCode, encodeStreamHeader, streamResetName } from "../core/frame/stream.ts";
-import { formatAddress, type Link } from "../core/client/link.ts";
+import type { Link } from "../core/client/link.ts";
 import { createTcpPipe, resetSocket, type PipeEnd, type TcpPipe } from "../core/client/tcp-pipe.ts";
 import { formatHostPort } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
@@ -126,7 +126,6 @@ export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTc
     const address = { host: bound.address, port: bound.port };
     servers.push(server);
     listeners.push({ service: map.service, address });
-    log.info("listening", { service: map.service, protocol: "tcp", addr: formatAddress(address) });
   }
 
   const pipeOf = (conn: QuicConnection, streamId: number) => byConn.get(conn)?.pipes.get(streamId);

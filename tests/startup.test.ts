@@ -219,6 +219,14 @@ describe("connector and agent", () => {
     );
   });
 
+  test("agent: the second of two --map listeners in use: still one line, nothing said listening", async () => {
+    const taken = await takenUdpPort();
+    expectOneLine(
+      await failing("agent", [...client(), "--map", "db=udp://127.0.0.1:0", "--map", `dns=udp://127.0.0.1:${taken.port}`]),
+      new RegExp(`^--map dns=udp://127\\.0\\.0\\.1:${taken.port}: UDP port ${taken.port} is already in use`),
+    );
+  });
+
   test("agent: --ops on a port in use", async () => {
     const port = await takenTcpPort();
     expectOneLine(
