@@ -70,6 +70,7 @@ describe('agent options', () => {
       idleTimeout: 5_000,
       reconnectBase: 100,
       reconnectCap: 30_000,
+      restartRetry: 250,
       reconnectMaxAttempts: 0,
       maxUdpPayload: 1350,
       flowIdle: 60_000,
@@ -113,7 +114,7 @@ describe('agent options', () => {
 
   test('help lists every option', () => {
     const text = usage(agentSpec(true));
-    const names = ['server', 'map', 'ops', 'ca', 'insecure', 'cert', 'key', 'serverName', 'keepalive', 'idleTimeout', 'reconnectBase', 'reconnectCap', 'reconnectMaxAttempts', 'maxUdpPayload', 'flowIdle', 'grace', 'stateDir', 'logFormat', 'logLevel', 'config'];
+    const names = ['server', 'map', 'ops', 'ca', 'insecure', 'cert', 'key', 'serverName', 'keepalive', 'idleTimeout', 'reconnectBase', 'reconnectCap', 'restartRetry', 'reconnectMaxAttempts', 'maxUdpPayload', 'flowIdle', 'grace', 'stateDir', 'logFormat', 'logLevel', 'config'];
     for (const name of names) {
       expect(text).toContain(`--${flagName(name)}`);
       expect(text).toContain(envName(name));

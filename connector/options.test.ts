@@ -42,6 +42,7 @@ describe('connector options', () => {
       idleTimeout: 5_000,
       reconnectBase: 100,
       reconnectCap: 30_000,
+      restartRetry: 250,
       reconnectMaxAttempts: 0,
       maxUdpPayload: 1350,
       stateDir: '.ztna',
@@ -101,7 +102,7 @@ describe('connector options', () => {
       [REQUIRED, { ZTNA_CA: 'ca.pem', ZTNA_INSECURE: '1' }, 'insecure', 'cannot be combined with --ca'],
       [[...REQUIRED, '--cert', 'c.pem'], {}, 'cert', '--key must be given too'],
       [[...REQUIRED, '--key', 'k.pem'], {}, 'key', '--cert must be given too'],
-      [[...REQUIRED, '--reconnect-max-attempts', '-1'], {}, 'reconnectMaxAttempts', 'expected an integer >= 0'],
+      [[...REQUIRED, '--reconnect-max-attempts', '-1'], {}, 'reconnectMaxAttempts', 'expected an integer in 0..1000000'],
       [[...REQUIRED, '--reconnect-base', '1m', '--reconnect-cap', '10s'], {}, 'reconnectBase', 'must be at most --reconnect-cap'],
       [[...REQUIRED, '--keepalive', '5s'], {}, 'keepalive', 'must be less than --idle-timeout'],
       [[...REQUIRED, '--grace', 'later'], {}, 'grace', '--grace (ZTNA_GRACE): expected a duration'],
@@ -124,7 +125,7 @@ describe('connector options', () => {
 
   test('help lists every option', () => {
     const text = usage(connectorSpec(false));
-    const names = ['server', 'service', 'forward', 'ops', 'ca', 'insecure', 'cert', 'key', 'serverName', 'flowIdle', 'grace', 'keepalive', 'idleTimeout', 'reconnectBase', 'reconnectCap', 'reconnectMaxAttempts', 'maxUdpPayload', 'stateDir', 'logFormat', 'logLevel', 'config'];
+    const names = ['server', 'service', 'forward', 'ops', 'ca', 'insecure', 'cert', 'key', 'serverName', 'flowIdle', 'grace', 'keepalive', 'idleTimeout', 'reconnectBase', 'reconnectCap', 'restartRetry', 'reconnectMaxAttempts', 'maxUdpPayload', 'stateDir', 'logFormat', 'logLevel', 'config'];
     for (const name of names) {
       expect(text).toContain(`--${flagName(name)}`);
       expect(text).toContain(envName(name));

@@ -1,6 +1,7 @@
 // The server's metric set: plain data built once at startup and passed to the
 // code that counts. Hot-path series (per datagram) are pre-created cells.
 import type { Registry } from 'prom-client';
+import { CERTIFICATE_EXPIRY, certificateMetrics } from '../core/metrics/certificates.ts';
 import { each, preset, computedGauge, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
 import { histogram } from '../core/metrics/histogram.ts';
 import type { ResultLabels } from '../core/metrics/labels.ts';
@@ -27,6 +28,7 @@ export const SERVER_STREAM_ENDS = ['fin', 'reset', 'connection_lost'] as const;
 export type ServerStreamEnd = (typeof SERVER_STREAM_ENDS)[number];
 
 const N = {
+  certificateExpiry: CERTIFICATE_EXPIRY,
   connectionsActive: 'ztna_server_connections_active',
   connectionsTotal: 'ztna_server_connections_total',
   registrations: 'ztna_server_registrations_total',
@@ -58,6 +60,7 @@ export function createServerMetrics(registry: Registry) {
     (performance.now() - startedAt) / 1000,
   );
   return {
+    ...certificateMetrics(registry),
     connectionsActive: preset(
       gaugeFamily<{ role: ServerRole }>(registry, N.connectionsActive, 'Open QUIC connections by peer role', ['role']),
       each('role', SERVER_ROLES),

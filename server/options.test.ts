@@ -36,6 +36,8 @@ describe('server options', () => {
       ca: undefined,
       grace: 10_000,
       alternate: undefined,
+      restartTryFor: 60_000,
+      restartReconnectIn: 0,
       idleTimeout: 30_000,
       keepalive: 1_000,
       flowIdle: 120_000,
@@ -72,6 +74,17 @@ describe('server options', () => {
     expect(parse(['--cert', 'c', '--key', 'k'])).toMatchObject({ cert: 'c', key: 'k' });
     expect(fieldOf(() => parse(['--cert', 'c']))).toBe('cert');
     expect(fieldOf(() => parse(['--key', 'k']))).toBe('key');
+  });
+
+  test('restart announcement: try-for and reconnect-in in u32 milliseconds; reconnect-in needs a restart', () => {
+    expect(parse(['--restart-try-for', '2m', '--restart-reconnect-in', '1.5s'])).toMatchObject({
+      restartTryFor: 120_000,
+      restartReconnectIn: 1_500,
+    });
+    expect(parse(['--restart-try-for', '0'])).toMatchObject({ restartTryFor: 0, restartReconnectIn: 0 });
+    expect(parse([], { ZTNA_RESTART_TRY_FOR: '15s' }).restartTryFor).toBe(15_000);
+    expect(fieldOf(() => parse(['--restart-try-for', '0', '--restart-reconnect-in', '1s']))).toBe('restartReconnectIn');
+    expect(fieldOf(() => parse(['--restart-try-for', '50d']))).toBe('restartTryFor'); // over 2^32-1 ms
   });
 
   test('errors name the field', () => {
@@ -112,5 +125,50 @@ console.log('ok');`;
     const ok = run([]);
     expect(ok.exitCode).toBe(0);
     expect(ok.stdout.toString()).toBe('ok\n');
+  });
+});
+
+describe('upper bounds', () => {
+  const message = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof ConfigError) return err.message;
+      throw err;
+    }
+    throw new Error('expected a ConfigError');
+  };
+
+  test('maxFlowsPerAgent: 1e12 is refused when parsed, from a flag, the environment or the config file', () => {
+    expect(message(() => parse(['--max-flows-per-agent', '1000000000000']))).toBe(
+      'invalid config: --max-flows-per-agent (ZTNA_MAX_FLOWS_PER_AGENT): expected an integer in 1..1000000, got "1000000000000"',
+    );
+    expect(message(() => parse([], { ZTNA_MAX_FLOWS_PER_AGENT: '1000000000000' }))).toContain('expected an integer in 1..1000000');
+    expect(message(() => parse(['--config', 'c.json'], {}, { 'c.json': '{"maxFlowsPerAgent": 1e12}' }))).toBe(
+      'invalid config: --max-flows-per-agent (ZTNA_MAX_FLOWS_PER_AGENT) in config file "c.json": expected an integer in 1..1000000, got "1000000000000"',
+    );
+    expect(parse(['--max-flows-per-agent', '1000000']).maxFlowsPerAgent).toBe(1_000_000);
+  });
+
+  test('every numeric option has a bound, shown in --help', () => {
+    const cases: [string, string][] = [
+      ['--max-connections-per-address', '65537'],
+      ['--max-handshakes', '100001'],
+      ['--max-registrations-per-connection', '65536'],
+      ['--max-datagram-rate', '10000001'],
+      ['--max-control-message', '4097'],
+      ['--max-udp-payload', '65528'],
+      ['--grace', '2h'],
+      ['--idle-timeout', '61m'],
+      ['--keepalive', '11m'],
+      ['--flow-idle', '25h'],
+    ];
+    for (const [flag, value] of cases) expect(message(() => parse([flag, value]))).toContain(`${flag} (`);
+    expect(message(() => parse(['--flow-idle', '25h']))).toContain('expected a duration of at most 24h, got "25h"');
+    // Timers cannot hold more than 2^31-1 ms: no duration goes past that, whatever its own bound.
+    expect(message(() => parse(['--flow-idle', '999999999999']))).toContain('at most 24h');
+    const help = usage(serverSpec(false));
+    expect(help).toContain('Range: 1..1000000.');
+    expect(help).toContain('Range: 1ms..24h.');
   });
 });

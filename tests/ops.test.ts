@@ -11,7 +11,7 @@ import { runConnector } from "../connector/main.ts";
 import { parseConnectorOptions } from "../connector/options.ts";
 import { runServer } from "../server/main.ts";
 import { parseServerOptions } from "../server/options.ts";
-import { captureLogger, cleanup, devCerts, startEcho, waitFor } from "./harness.ts";
+import { captureLogger, cleanup, devCerts, startEcho, udpClient, waitFor } from "./harness.ts";
 
 const teardown = cleanup();
 afterEach(() => teardown.run());
@@ -53,6 +53,28 @@ describe("ops endpoints of the programs", () => {
       expect(await get(program.ops!.url, "/healthz")).toMatchObject({ status: 200 });
       expect(await get(program.ops!.url, "/readyz")).toMatchObject({ status: 200 });
     }
+
+    // /status: the service with its connector (as the server sees it), the agent, a flow once one exists.
+    const user = teardown.add(await udpClient(), (x) => x.close());
+    user.send(new TextEncoder().encode("status"), agent.agent.listeners[0]!.address);
+    await user.next(2_000);
+    const status = await get(serverOps, "/status");
+    expect(status.status).toBe(200);
+    expect(status.type).toStartWith("application/json");
+    const doc = JSON.parse(status.body);
+    expect(doc).toMatchObject({ component: "server", draining: false, connectors: 1, agents: 1, flows: 1 });
+    expect(doc.version).toMatch(/^\d+\.\d+\.\d+ \(.+\)$/);
+    expect(Date.parse(doc.startedAt)).toBeLessThanOrEqual(Date.now());
+    expect(doc.uptimeSeconds).toBeGreaterThanOrEqual(0);
+    expect(doc.services).toHaveLength(1);
+    const [svc] = doc.services;
+    expect(svc).toMatchObject({ name: "echo", agents: 1, flows: 1 });
+    expect(svc.connectors).toHaveLength(1);
+    expect(svc.connectors[0]).toMatchObject({ identity: null, draining: false });
+    expect(svc.connectors[0].address).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(Date.now() - Date.parse(svc.connectors[0].since)).toBeLessThan(60_000);
+    // No secrets: nothing key- or token-like anywhere in the document.
+    expect(status.body).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE|token|secret/i);
 
     // Prometheus text with the component's own series and the process metrics.
     const metrics = await get(serverOps, "/metrics");

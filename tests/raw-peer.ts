@@ -1,5 +1,5 @@
 /** A bare QUIC client for tests that speak the protocol by hand, or break it on purpose. */
-import { createControlReader, encodeControl, type Address, type ControlMessage } from "../core/frame/control.ts";
+import { alpnFor, createControlReader, encodeControl, PROTOCOL_VERSION, type Address, type ControlMessage } from "../core/frame/control.ts";
 import { clientQuicConfig } from "../core/quic/config.ts";
 import { createEndpoint, type CloseInfo, type QuicConnection } from "../core/quic/endpoint.ts";
 import { devCerts } from "./harness.ts";
@@ -9,6 +9,8 @@ export interface RawPeer {
   control: Uint8Array[];
   /** The control messages decoded from `control`. */
   messages: ControlMessage[];
+  /** Control bytes that did not decode, as the error sentence (an old client would close on these). */
+  errors: string[];
   datagrams: Uint8Array[];
   closed: CloseInfo | null;
   send(msg: ControlMessage): void;
@@ -17,21 +19,31 @@ export interface RawPeer {
   close(): Promise<void>;
 }
 
-/** A bare QUIC client that speaks the protocol by hand (or not at all). */
-export async function rawPeer(server: Address, options: { waitMs?: number } = {}): Promise<RawPeer> {
+/**
+ * A bare QUIC client that speaks the protocol by hand (or not at all).
+ * `version` pins the one protocol version it offers (ALPN) and decodes and
+ * encodes with: 1 plays a client built before version 2 existed.
+ */
+export async function rawPeer(server: Address, options: { waitMs?: number; version?: number } = {}): Promise<RawPeer> {
   const c = await devCerts();
-  const peer = { control: [] as Uint8Array[], messages: [] as ControlMessage[], datagrams: [] as Uint8Array[], closed: null as CloseInfo | null } as RawPeer;
-  const reader = createControlReader();
+  const version = options.version ?? PROTOCOL_VERSION;
+  const peer = { control: [] as Uint8Array[], messages: [] as ControlMessage[], errors: [] as string[], datagrams: [] as Uint8Array[], closed: null as CloseInfo | null } as RawPeer;
+  const reader = createControlReader(undefined, version);
+  const config = clientQuicConfig({ caPem: c.caPem, insecure: false, idleTimeoutMs: 5_000 });
+  config.setApplicationProtos(alpnFor([version]));
   let established = false;
   const endpoint = await createEndpoint({
     bind: { host: "127.0.0.1", port: 0 },
     server: false,
-    config: clientQuicConfig({ caPem: c.caPem, insecure: false, idleTimeoutMs: 5_000 }),
+    config,
     handlers: {
       onEstablished: () => void (established = true),
       onStreamData: (_c, _id, data) => {
         peer.control.push(data.slice());
-        for (const m of reader.push(data)) if (m.ok) peer.messages.push(m.value);
+        for (const m of reader.push(data)) {
+          if (m.ok) peer.messages.push(m.value);
+          else peer.errors.push(m.error.message);
+        }
       },
       onDatagram: (_c, data) => void peer.datagrams.push(data.slice()),
       onClosed: (_c, info) => void (peer.closed = info),
@@ -39,7 +51,7 @@ export async function rawPeer(server: Address, options: { waitMs?: number } = {}
   });
   peer.close = () => endpoint.close();
   peer.conn = endpoint.connect(server, "localhost");
-  peer.send = (msg) => peer.conn.writeStream(0, encodeControl(msg));
+  peer.send = (msg) => peer.conn.writeStream(0, encodeControl(msg, version));
   Object.defineProperty(peer, "established", { get: () => established });
   const deadline = Date.now() + (options.waitMs ?? 3_000);
   while (!established && peer.closed === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));

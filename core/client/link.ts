@@ -1,24 +1,37 @@
 /**
  * A client's link to one server: dials, says HELLO, keeps the connection
- * alive, and reconnects with backoff when it drops. Requests (REGISTER, OPEN,
- * DEREGISTER) travel on the reliable control stream and are answered by
- * ACK/NACK with the same request id: no retry loop of our own.
+ * alive, and reconnects when it drops. Requests (REGISTER, OPEN, DEREGISTER)
+ * travel on the reliable control stream and are answered by ACK/NACK with the
+ * same request id: no retry loop of our own.
+ *
+ * Reconnecting: after a planned restart (GOAWAY with a restart hint) the link
+ * waits the hinted reconnect-in, then dials at a short fixed interval until
+ * the hinted try-for has passed since the connection ended, so it is back
+ * within about one interval of the new server listening. Any other loss, and
+ * a restart that outlasts its window, uses exponential backoff with jitter.
  */
 import { CloseCode } from "../frame/close.ts";
 import {
   type Address,
   type ControlMessage,
   type NackCode,
-  PROTOCOL_VERSION,
+  type RestartHint,
+  PROTOCOL_VERSIONS,
+  alpnFor,
   createControlReader,
   encodeControl,
+  versionOfAlpn,
 } from "../frame/control.ts";
 import { StreamResetCode } from "../frame/stream.ts";
 import type { Logger } from "../log.ts";
 import type { Config } from "../quic/native.ts";
 import { createEndpoint, type Endpoint, type QuicConnection } from "../quic/endpoint.ts";
 import { resolveAddress } from "../runtime/dns.ts";
+import { COMMIT, VERSION } from "../version.ts";
 import { createBackoff, sleep, type BackoffSettings } from "./backoff.ts";
+
+/** Default interval of the fast retries after a planned restart. */
+export const RESTART_RETRY_MS = 250;
 
 export type LinkState = "connecting" | "ready" | "backoff" | "closed";
 
@@ -53,6 +66,12 @@ export interface LinkSettings {
   maxPacketSize?: number;
   /** A connection that stayed up this long resets the backoff. */
   healthyAfterMs?: number;
+  /** Interval of the retries inside a restart window (jittered by ±20 %); default RESTART_RETRY_MS. */
+  restartRetryMs?: number;
+  /** Protocol versions offered by ALPN, newest first; default all (tests pin [1] to play an old client). */
+  versions?: readonly number[];
+  /** The build named in HELLO (protocol 2); default this one's version and commit. */
+  software?: string;
   log: Logger;
 }
 
@@ -91,6 +110,8 @@ export interface Link {
   connection(): QuicConnection | null;
   /** Closes the current connection (reconnecting later) without stopping the link. */
   bounce(reason: string): void;
+  /** New TLS files (SIGHUP) for the next connection; the current one keeps its own. */
+  reconfigure(config: Config): void;
   /** Stops for good: closes the connection and ends any backoff wait at once. */
   close(code?: number, reason?: string): Promise<void>;
 }
@@ -110,7 +131,17 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
   let lastDownReason = "";
   let downSince = 0;
   let goaway = false;
+  /** The restart announced on the current connection, if any. */
+  let announced: RestartHint | null = null;
+  /** While now < restartUntil, dial at the short fixed interval (a planned restart is under way). */
+  let restartUntil = 0;
+  /** RTT of the last connection, to size dials inside a restart window. */
+  let lastRttMs = 0;
+  let version = PROTOCOL_VERSIONS[0]!;
   let onConnClosed: ((reason: string) => void) | null = null;
+  const restartRetryMs = settings.restartRetryMs ?? RESTART_RETRY_MS;
+  // The link decides which protocol versions it speaks; the server picks the newest both do.
+  settings.quicConfig.setApplicationProtos(alpnFor(settings.versions ?? PROTOCOL_VERSIONS));
 
   const endpoint: Endpoint = await createEndpoint({
     bind: { host: settings.server.host.includes(":") ? "::" : "0.0.0.0", port: 0 },
@@ -130,7 +161,17 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     },
     handlers: {
       onEstablished(c) {
-        c.writeStream(0, encodeControl({ type: "hello", version: PROTOCOL_VERSION, role: settings.role, name: settings.name }));
+        if (c !== conn) return;
+        const agreed = versionOfAlpn(c.raw.applicationProto());
+        if (agreed === undefined) {
+          log.warn("protocol_error", { server: label, error: "no ztna protocol agreed by ALPN" });
+          c.close(CloseCode.PROTOCOL_ERROR, "no ztna protocol agreed by ALPN");
+          return;
+        }
+        version = agreed;
+        reader = createControlReader(undefined, version);
+        const software = settings.software ?? `${VERSION} (${COMMIT})`;
+        c.writeStream(0, encodeControl({ type: "hello", version, role: settings.role, name: settings.name, software }, version));
       },
       onStreamData(c, streamId, data, fin) {
         if (c !== conn) return;
@@ -180,10 +221,12 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
         observed = msg.observed;
         state = "ready";
         readyAt = Date.now();
+        restartUntil = 0;
         log.info("link_ready", {
           server: label,
           observed: formatAddress(msg.observed),
           max_datagram: conn?.maxDatagramSize() ?? 0,
+          protocol: version,
         });
         if (lastDownReason) events.onReconnected?.(link, lastDownReason, Date.now() - downSince);
         events.onReady(link);
@@ -200,6 +243,7 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
       }
       case "goaway":
         goaway = true;
+        announced = msg.restart ?? null;
         events.onControl(link, msg);
         return;
       default:
@@ -209,8 +253,9 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
 
   /** One connection's life: resolves with the reason it ended. */
   async function connectOnce(): Promise<string> {
-    reader = createControlReader();
+    reader = createControlReader(undefined, version);
     goaway = false;
+    announced = null;
     state = "connecting";
     let remote: Address;
     try {
@@ -222,11 +267,18 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     return new Promise((resolve) => {
       const c = endpoint.connect(remote, settings.serverName);
       conn = c;
+      // Inside a restart window a dial that hears nothing is given up soon and
+      // tried afresh: an Initial sent before the new server listened is only
+      // retransmitted after quiche's first PTO (about 1 s).
+      const dialMs =
+        Date.now() < restartUntil
+          ? Math.min(settings.connectTimeoutMs, Math.max(2 * restartRetryMs, 4 * lastRttMs))
+          : settings.connectTimeoutMs;
       const timer = setTimeout(() => {
         if (state === "ready") return;
         c.close(CloseCode.NO_ERROR, "connect timeout");
         finish("connect_failed");
-      }, settings.connectTimeoutMs);
+      }, dialMs);
       let done = false;
       const onAbort = () => finish("local");
       const finish = (reason: string) => {
@@ -248,6 +300,14 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     while (!stop.signal.aborted) {
       const reason = await connectOnce();
       const wasReady = state === "ready";
+      const restart = wasReady ? announced : null;
+      if (wasReady && conn) {
+        try {
+          lastRttMs = conn.rttSeconds() * 1000;
+        } catch {
+          // statistics of a freed connection: keep the previous figure
+        }
+      }
       conn = null;
       state = "backoff";
       for (const resolve of pending.values()) resolve({ ok: false, code: "link_down", reason });
@@ -257,10 +317,32 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
         lastDownReason = reason;
         downSince = Date.now();
         if (Date.now() - readyAt >= (settings.healthyAfterMs ?? 5_000)) backoff.reset();
+        // A planned restart opens a window of fast retries; any other loss closes it.
+        restartUntil = restart ? downSince + restart.tryForMs : 0;
+        if (restart) {
+          backoff.reset();
+          log.info("server_restarting", {
+            server: label,
+            reconnect_in_ms: restart.reconnectInMs,
+            try_for_ms: restart.tryForMs,
+            retry_ms: restartRetryMs,
+          });
+        }
       }
       if (stop.signal.aborted) break;
-      // A server that said GOAWAY or restarted is worth retrying at once.
-      const delay = wasReady && (reason === "goaway" || reason === "peer_closed") && backoff.attempts === 0 ? 0 : backoff.next();
+      let delay: number | null;
+      let mode = "backoff";
+      if (restart) {
+        delay = restart.reconnectInMs;
+        mode = "restart";
+      } else if (Date.now() < restartUntil) {
+        // Fixed interval, lightly jittered so a fleet does not dial in lockstep; backoff attempts are not spent.
+        delay = Math.round(restartRetryMs * (0.8 + 0.4 * Math.random()));
+        mode = "restart";
+      } else {
+        // A server that said GOAWAY or restarted is worth retrying at once.
+        delay = wasReady && (reason === "goaway" || reason === "peer_closed") && backoff.attempts === 0 ? 0 : backoff.next();
+      }
       if (delay === null) {
         log.error("link_gave_up", { server: label, attempts: backoff.attempts });
         state = "closed";
@@ -268,7 +350,9 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
         return;
       }
       if (!wasReady) lastDownReason ||= "connect_failed";
-      log.info("link_backoff", { server: label, delay_ms: delay, attempt: backoff.attempts, reason });
+      // Retries inside a restart window are frequent by design: logged at debug after the first.
+      const quiet = mode === "restart" && !restart;
+      log[quiet ? "debug" : "info"]("link_backoff", { server: label, delay_ms: delay, attempt: backoff.attempts, reason, mode });
       if (delay > 0 && !(await sleep(delay, stop.signal))) break;
     }
     state = "closed";
@@ -292,7 +376,7 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
       const c = conn;
       return new Promise((resolve) => {
         pending.set(req, resolve);
-        c.writeStream(0, encodeControl({ ...body, req } as ControlMessage));
+        c.writeStream(0, encodeControl({ ...body, req } as ControlMessage, version));
       });
     },
     sendDatagram(data) {
@@ -306,6 +390,9 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     },
     bounce(reason) {
       conn?.close(CloseCode.NO_ERROR, reason);
+    },
+    reconfigure(config) {
+      endpoint.reconfigure(config);
     },
     async close(code = CloseCode.NO_ERROR, reason = "client shutting down") {
       conn?.close(code, reason);

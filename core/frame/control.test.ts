@@ -8,10 +8,13 @@ import {
   MAX_CONTROL_MESSAGE,
   NACK_CODE_BYTES,
   PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
+  alpnFor,
   createControlReader,
   decodeControl,
   encodeControl,
   validateServiceName,
+  versionOfAlpn,
 } from './mod.ts';
 
 const FC = { seed: 42, numRuns: 3000 };
@@ -73,9 +76,10 @@ const svc63 = 'a'.repeat(63);
 const NACK_CODES = Object.keys(NACK_CODE_BYTES) as NackCode[];
 
 const samples: ControlMessage[] = [
-  { type: 'hello', version: PROTOCOL_VERSION, role: 'agent', name: 'laptop-7' },
+  { type: 'hello', version: PROTOCOL_VERSION, role: 'agent', name: 'laptop-7', software: '0.1.0 (4aeb86c)' },
   { type: 'hello', version: 0, role: 'connector', name: '' },
-  { type: 'hello', version: 255, role: 'agent', name: s255 },
+  { type: 'hello', version: 255, role: 'agent', name: s255, software: s255multi },
+  { type: 'hello', version: 2, role: 'connector', name: '', software: '' },
   { type: 'hello', version: 1, role: 'connector', name: s255multi },
   { type: 'hello', version: 1, role: 'agent', name: '\uFEFFstarts with a BOM, 日本語 🚀' },
   { type: 'welcome', version: 1, observed: { host: '203.0.113.7', port: 4433 } },
@@ -105,7 +109,22 @@ const samples: ControlMessage[] = [
   { type: 'goaway', reason: '', alternate: '' },
   { type: 'goaway', reason: 'shutting down', alternate: '192.0.2.10:4433' },
   { type: 'goaway', reason: s255, alternate: s255multi },
+  { type: 'goaway', reason: 'restarting', alternate: '', restart: { reconnectInMs: 0, tryForMs: 60_000 } },
+  { type: 'goaway', reason: s255, alternate: s255multi, restart: { reconnectInMs: 0xffffffff, tryForMs: 0xffffffff } },
+  { type: 'goaway', reason: '', alternate: 'b:1', restart: { reconnectInMs: 500, tryForMs: 1 } },
+  { type: 'probe', req: 7, service: '' },
+  { type: 'probe', req: 0xffffffff, service: svc63 },
+  { type: 'probe_reply', req: 7, serverTimeMs: 1_767_225_600_123, allowed: null, connectors: 0, draining: 0, software: '0.1.0 (source)' },
+  { type: 'probe_reply', req: 0, serverTimeMs: 0, allowed: true, connectors: 0xffff, draining: 1, software: '' },
+  { type: 'probe_reply', req: 1, serverTimeMs: Number.MAX_SAFE_INTEGER, allowed: false, connectors: 0, draining: 0xffff, software: s255 },
 ];
+
+/** What a message becomes on a version-1 connection: the fields version 1 lacks are left out. */
+function asV1(msg: ControlMessage): ControlMessage {
+  if (msg.type !== 'goaway') return msg;
+  const { restart: _dropped, ...v1 } = msg;
+  return v1;
+}
 
 const ALL_TYPES = Object.keys(CONTROL_TYPE_BYTES) as ControlMessage['type'][];
 
@@ -113,9 +132,29 @@ const ALL_TYPES = Object.keys(CONTROL_TYPE_BYTES) as ControlMessage['type'][];
 
 describe('constants', () => {
   test('protocol identifiers', () => {
-    expect(PROTOCOL_VERSION).toBe(1);
-    expect(ALPN).toBe('ztna/1');
+    expect(PROTOCOL_VERSION).toBe(2);
+    expect(PROTOCOL_VERSIONS).toEqual([2, 1]);
+    expect(ALPN).toBe('ztna/2');
     expect(MAX_CONTROL_MESSAGE).toBe(4096);
+  });
+
+  test('ALPN identifiers: offered newest first, read back to their version', () => {
+    expect(alpnFor()).toEqual(['ztna/2', 'ztna/1']);
+    expect(alpnFor([1])).toEqual(['ztna/1']);
+    expect(versionOfAlpn('ztna/1')).toBe(1);
+    expect(versionOfAlpn(new TextEncoder().encode('ztna/2'))).toBe(2);
+    for (const other of ['', 'ztna/3', 'ztna/0', 'ztna/01', 'ztna/2 ', 'h3', 'ztna/', 'ZTNA/1']) {
+      expect(versionOfAlpn(other)).toBeUndefined();
+    }
+    expect(() => alpnFor([3])).toThrow(/protocol version 3/);
+  });
+
+  test('a version this code does not speak is a programmer error', () => {
+    for (const v of [0, 3, 1.5]) {
+      expect(() => encodeControl({ type: 'ack', req: 1, channel: 1 }, v)).toThrow(/protocol version/);
+      expect(() => decodeControl(bytes(0x20, u32(1), u16(1)), v)).toThrow(/protocol version/);
+      expect(() => createControlReader(MAX_CONTROL_MESSAGE, v)).toThrow(/protocol version/);
+    }
   });
 
   test('samples cover every message type', () => {
@@ -132,6 +171,14 @@ describe('round trip', () => {
       expect((wire[0]! << 8) | wire[1]!).toBe(wire.length - 2);
       expect(wire[2]).toBe(CONTROL_TYPE_BYTES[msg.type]);
       expect(expectValue(decodeControl(wire.subarray(2)))).toEqual(msg);
+    });
+  }
+
+  for (const msg of samples) {
+    const label = `version 1: ${JSON.stringify(msg).slice(0, 80)}`;
+    test(label, () => {
+      const wire = encodeControl(msg, 1);
+      expect(expectValue(decodeControl(wire.subarray(2), 1))).toEqual(asV1(msg));
     });
   }
 
@@ -162,14 +209,67 @@ describe('exact wire layout', () => {
     [{ type: 'nack', req: 5, code: 'unknown_service', reason: 'no' }, bytes(0, 9, 0x21, u32(5), 3, 'no')],
     [{ type: 'service_status', service: 'db', up: true }, bytes(0, 5, 0x30, 'db', 1)],
     [{ type: 'service_status', service: 'db', up: false }, bytes(0, 5, 0x30, 'db', 0)],
-    [{ type: 'goaway', reason: 'bye', alternate: 'h:1' }, bytes(0, 9, 0x31, 'bye', 'h:1')],
+    [{ type: 'goaway', reason: 'bye', alternate: 'h:1' }, bytes(0, 17, 0x31, 'bye', 'h:1', u32(0), u32(0))],
+    [
+      { type: 'goaway', reason: 'bye', alternate: '', restart: { reconnectInMs: 250, tryForMs: 60_000 } },
+      bytes(0, 14, 0x31, 'bye', '', u32(250), u32(60_000)),
+    ],
+    [
+      { type: 'hello', version: 2, role: 'connector', name: 'c', software: '0.1' },
+      bytes(0, 9, 0x01, 2, 2, 'c', '0.1'),
+    ],
+    [{ type: 'probe', req: 2, service: 'db' }, bytes(0, 8, 0x13, u32(2), 'db')],
+    [{ type: 'probe', req: 2, service: '' }, bytes(0, 6, 0x13, u32(2), 0)],
+    [
+      { type: 'probe_reply', req: 3, serverTimeMs: 2 ** 32 + 5, allowed: true, connectors: 2, draining: 1, software: 'v' },
+      bytes(0, 20, 0x22, u32(3), u32(1), u32(5), 1, u16(2), u16(1), 'v'),
+    ],
   ];
   for (const [msg, wire] of cases) {
-    test(msg.type, () => {
+    test(`${msg.type} ${wire.length}`, () => {
       expect(encodeControl(msg)).toEqual(wire);
       expect(expectValue(decodeControl(wire.subarray(2)))).toEqual(msg);
     });
   }
+
+  // Version 1 is frozen: these bytes are what deployed version-1 peers send and expect.
+  const v1: [ControlMessage, Uint8Array][] = [
+    [{ type: 'hello', version: 1, role: 'agent', name: 'ab' }, bytes(0, 6, 0x01, 1, 1, 'ab')],
+    [{ type: 'goaway', reason: 'bye', alternate: 'h:1' }, bytes(0, 9, 0x31, 'bye', 'h:1')],
+    [{ type: 'ack', req: 5, channel: 0x0102 }, bytes(0, 7, 0x20, u32(5), 1, 2)],
+  ];
+  for (const [msg, wire] of v1) {
+    test(`version 1 ${msg.type}`, () => {
+      expect(encodeControl(msg, 1)).toEqual(wire);
+      expect(expectValue(decodeControl(wire.subarray(2), 1))).toEqual(msg);
+    });
+  }
+
+  test('version 1 leaves the restart out of GOAWAY; version 2 needs its fields', () => {
+    const restarting: ControlMessage = { type: 'goaway', reason: 'bye', alternate: 'h:1', restart: { reconnectInMs: 1, tryForMs: 2 } };
+    expect(encodeControl(restarting, 1)).toEqual(bytes(0, 9, 0x31, 'bye', 'h:1'));
+    // A version-1 GOAWAY on a version-2 connection is cut short.
+    expect(expectError(decodeControl(bytes(0x31, 'bye', 'h:1'), 2), 'truncated')).toContain('reconnect_in');
+    // And a version-2 GOAWAY on a version-1 connection has bytes left over.
+    expectError(decodeControl(body(restarting), 1), 'trailing_bytes');
+  });
+
+  test('HELLO layout follows its own version field', () => {
+    expect(encodeControl({ type: 'hello', version: 1, role: 'agent', name: 'a', software: 'ignored' })).toEqual(
+      bytes(0, 5, 0x01, 1, 1, 'a'),
+    );
+    expect(encodeControl({ type: 'hello', version: 2, role: 'agent', name: 'a' })).toEqual(bytes(0, 6, 0x01, 2, 1, 'a', ''));
+    // The same bytes decode alike whatever the connection's version.
+    for (const v of PROTOCOL_VERSIONS) {
+      expect(expectValue(decodeControl(bytes(0x01, 2, 1, 'a', 'sw'), v))).toEqual({
+        type: 'hello',
+        version: 2,
+        role: 'agent',
+        name: 'a',
+        software: 'sw',
+      });
+    }
+  });
 
   test('every NACK code maps to its number', () => {
     const expected: Record<NackCode, number> = {
@@ -288,6 +388,16 @@ describe('encode programmer errors', () => {
     expect(() => encodeControl({ type: 'register', req: 2 ** 32, service: 'a' })).toThrow(/REGISTER req/);
     expect(() => encodeControl({ type: 'open', req: -1, service: 'a' })).toThrow(/OPEN req/);
     expect(() => encodeControl({ type: 'ack', req: 0, channel: 0x10000 })).toThrow(/ACK channel/);
+    const restart = (reconnectInMs: number, tryForMs: number): ControlMessage => ({
+      type: 'goaway',
+      reason: '',
+      alternate: '',
+      restart: { reconnectInMs, tryForMs },
+    });
+    expect(() => encodeControl(restart(0, 0))).toThrow(/tryForMs must be a whole number > 0/);
+    expect(() => encodeControl(restart(0, 1.5))).toThrow(/tryForMs/);
+    expect(() => encodeControl(restart(-1, 10))).toThrow(/GOAWAY reconnect_in/);
+    expect(() => encodeControl(restart(0, 2 ** 32))).toThrow(/GOAWAY try_for/);
   });
 
   test('strings over 255 bytes', () => {
@@ -298,6 +408,9 @@ describe('encode programmer errors', () => {
       /NACK reason/,
     );
     expect(() => encodeControl({ type: 'goaway', reason: '', alternate: '🚀'.repeat(64) })).toThrow(/GOAWAY alternate/);
+    expect(() => encodeControl({ type: 'hello', version: 2, role: 'agent', name: '', software: 'x'.repeat(256) })).toThrow(
+      /HELLO software/,
+    );
   });
 
   test('invalid service names and enum values', () => {
@@ -353,6 +466,16 @@ describe('malformed input', () => {
     }
   });
 
+  test('truncated at every cut point, for every sample, on version 1', () => {
+    for (const msg of samples) {
+      const b = encodeControl(msg, 1).subarray(2);
+      for (let cut = 0; cut < b.length; cut++) {
+        const d = decodeControl(b.subarray(0, cut), 1);
+        if (d.ok || d.error.kind !== 'truncated') throw new Error(`${msg.type} cut at ${cut}: ${JSON.stringify(d)}`);
+      }
+    }
+  });
+
   test('trailing bytes, for every sample', () => {
     for (const msg of samples) {
       const b = body(msg);
@@ -388,13 +511,15 @@ describe('malformed input', () => {
     ];
     const fields: [string, (s: number[]) => Uint8Array][] = [
       ['HELLO name', (s) => bytes(0x01, 1, 1, rawStr(s))],
+      ['HELLO software', (s) => bytes(0x01, 2, 1, 'n', rawStr(s))],
       ['REGISTER service', (s) => bytes(0x10, u32(1), rawStr(s))],
       ['DEREGISTER service', (s) => bytes(0x11, u32(1), rawStr(s))],
       ['OPEN service', (s) => bytes(0x12, u32(1), rawStr(s))],
       ['NACK reason', (s) => bytes(0x21, u32(1), 1, rawStr(s))],
       ['SERVICE_STATUS service', (s) => bytes(0x30, rawStr(s), 1)],
-      ['GOAWAY reason', (s) => bytes(0x31, rawStr(s), 'ok')],
-      ['GOAWAY alternate', (s) => bytes(0x31, 'ok', rawStr(s))],
+      ['GOAWAY reason', (s) => bytes(0x31, rawStr(s), 'ok', u32(0), u32(0))],
+      ['GOAWAY alternate', (s) => bytes(0x31, 'ok', rawStr(s), u32(0), u32(0))],
+      ['PROBE_REPLY software', (s) => bytes(0x22, u32(1), u32(0), u32(1), 1, u16(0), u16(0), rawStr(s))],
     ];
     for (const [field, build] of fields) {
       test(field, () => {
@@ -418,6 +543,12 @@ describe('malformed input', () => {
         expect(expectError(decodeControl(bytes(0x30, 'db', up)), 'bad_value')).toContain('up');
       }
     });
+    test('PROBE_REPLY allowed and time', () => {
+      for (const allowed of [3, 255]) {
+        expect(expectError(decodeControl(bytes(0x22, u32(1), u32(0), u32(1), allowed, u16(0), u16(0), 'v')), 'bad_value')).toContain('allowed');
+      }
+      expect(expectError(decodeControl(bytes(0x22, u32(1), u32(2 ** 21), u32(0), 1, u16(0), u16(0), 'v')), 'bad_value')).toContain('2^53');
+    });
     test('NACK code', () => {
       for (const code of [0, 7, 255]) {
         expect(expectError(decodeControl(bytes(0x21, u32(1), code, 'r')), 'bad_value')).toContain('code');
@@ -434,6 +565,19 @@ describe('malformed input', () => {
       const mapped = [6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4, 0, 80];
       expectError(decodeControl(bytes(0x03, mapped)), 'bad_value');
     });
+    test('GOAWAY reconnect_in without try_for', () => {
+      for (const reconnectIn of [1, 500, 0xffffffff]) {
+        const m = expectError(decodeControl(bytes(0x31, '', '', u32(reconnectIn), u32(0))), 'bad_value');
+        expect(m).toContain('reconnect_in');
+      }
+      // try_for alone is a restart that may begin at once.
+      expect(expectValue(decodeControl(bytes(0x31, '', '', u32(0), u32(1))))).toEqual({
+        type: 'goaway',
+        reason: '',
+        alternate: '',
+        restart: { reconnectInMs: 0, tryForMs: 1 },
+      });
+    });
     test('the first fault wins over later ones', () => {
       // bad role and trailing bytes: the role comes first
       expectError(decodeControl(bytes(0x01, 1, 9, 'n', 0)), 'bad_value');
@@ -449,10 +593,12 @@ describe('malformed input', () => {
       ['DEREGISTER', (s) => bytes(0x11, u32(1), s)],
       ['OPEN', (s) => bytes(0x12, u32(1), s)],
       ['SERVICE_STATUS', (s) => bytes(0x30, s, 1)],
+      ['PROBE', (s) => bytes(0x13, u32(1), s)],
     ];
     for (const [name, build] of builders) {
       test(name, () => {
-        for (const s of names) {
+        // PROBE may name no service at all ('').
+        for (const s of names.filter((n) => !(name === 'PROBE' && n === ''))) {
           expect(expectError(decodeControl(build(s)), 'bad_value')).toStartWith(`${name} service`);
         }
       });
@@ -461,7 +607,7 @@ describe('malformed input', () => {
 });
 
 describe('stream reader', () => {
-  const stream = concat(samples.map(encodeControl));
+  const stream = concat(samples.map((m) => encodeControl(m)));
   const decodeAll = (chunks: Uint8Array[]): Decoded<ControlMessage>[] => {
     const reader = createControlReader();
     return chunks.flatMap((c) => reader.push(c));
@@ -502,7 +648,7 @@ describe('stream reader', () => {
 
   test('many messages per chunk', () => {
     const many: ControlMessage[] = Array.from({ length: 2000 }, (_, i) => ({ type: 'ack', req: i, channel: i & 0xffff }));
-    const got = decodeAll([concat(many.map(encodeControl))]);
+    const got = decodeAll([concat(many.map((m) => encodeControl(m)))]);
     expect(got).toEqual(many.map((value): Decoded<ControlMessage> => ({ ok: true, value })));
   });
 
@@ -598,12 +744,15 @@ const arbAddress = fc.record({
   port: fc.integer({ min: 0, max: 0xffff }),
 });
 const arbMessage: fc.Arbitrary<ControlMessage> = fc.oneof(
-  fc.record({
-    type: fc.constant('hello' as const),
-    version: fc.integer({ min: 0, max: 255 }),
-    role: fc.constantFrom('agent' as const, 'connector' as const),
-    name: arbString,
-  }),
+  fc
+    .record({
+      type: fc.constant('hello' as const),
+      version: fc.integer({ min: 0, max: 255 }),
+      role: fc.constantFrom('agent' as const, 'connector' as const),
+      name: arbString,
+      software: arbString,
+    })
+    .map((m): ControlMessage => (m.version >= 2 ? m : { type: m.type, version: m.version, role: m.role, name: m.name })),
   fc.record({ type: fc.constant('welcome' as const), version: fc.integer({ min: 0, max: 255 }), observed: arbAddress }),
   fc.record({ type: fc.constant('observed' as const), observed: arbAddress }),
   fc.record({ type: fc.constantFrom('register' as const, 'deregister' as const, 'open' as const), req: arbU32, service: arbService }),
@@ -611,6 +760,22 @@ const arbMessage: fc.Arbitrary<ControlMessage> = fc.oneof(
   fc.record({ type: fc.constant('nack' as const), req: arbU32, code: fc.constantFrom(...NACK_CODES), reason: arbString }),
   fc.record({ type: fc.constant('service_status' as const), service: arbService, up: fc.boolean() }),
   fc.record({ type: fc.constant('goaway' as const), reason: arbString, alternate: arbString }),
+  fc.record({
+    type: fc.constant('goaway' as const),
+    reason: arbString,
+    alternate: arbString,
+    restart: fc.record({ reconnectInMs: arbU32, tryForMs: fc.integer({ min: 1, max: 0xffffffff }) }),
+  }),
+  fc.record({ type: fc.constant('probe' as const), req: arbU32, service: fc.oneof(fc.constant(''), arbService) }),
+  fc.record({
+    type: fc.constant('probe_reply' as const),
+    req: arbU32,
+    serverTimeMs: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    allowed: fc.constantFrom(null, true, false),
+    connectors: fc.integer({ min: 0, max: 0xffff }),
+    draining: fc.integer({ min: 0, max: 0xffff }),
+    software: arbString,
+  }),
 );
 
 type Mutation =
@@ -639,11 +804,11 @@ function mutate(input: Uint8Array, mutations: Mutation[]): Uint8Array {
 }
 
 /** Decodes without throwing, fails only with a known kind, and success is canonical. */
-function checkDecode(input: Uint8Array): void {
-  const d = decodeControl(input);
+function checkDecode(input: Uint8Array, version = PROTOCOL_VERSION): void {
+  const d = decodeControl(input, version);
   if (d.ok) {
     // One value, one encoding: what decodes re-encodes to the same bytes.
-    expect(encodeControl(d.value).subarray(2)).toEqual(input);
+    expect(encodeControl(d.value, version).subarray(2)).toEqual(input);
   } else {
     expect(isKnownKind(d.error.kind)).toBe(true);
     expect(typeof d.error.message).toBe('string');
@@ -651,13 +816,13 @@ function checkDecode(input: Uint8Array): void {
 }
 
 describe('properties', () => {
-  test('arbitrary valid messages round trip', () => {
+  test('arbitrary valid messages round trip, on every version', () => {
     fc.assert(
-      fc.property(arbMessage, (msg) => {
-        const d = expectValue(decodeControl(body(msg)));
+      fc.property(arbMessage, fc.constantFrom(...PROTOCOL_VERSIONS), (msg, version) => {
+        const d = expectValue(decodeControl(encodeControl(msg, version).subarray(2), version));
         // Hosts come back canonical, so compare through a second encoding.
-        expect(encodeControl(d)).toEqual(encodeControl(msg));
-        if (msg.type !== 'welcome' && msg.type !== 'observed') expect(d).toEqual(msg);
+        expect(encodeControl(d, version)).toEqual(encodeControl(msg, version));
+        if (msg.type !== 'welcome' && msg.type !== 'observed') expect(d).toEqual(version === 1 ? asV1(msg) : msg);
       }),
       FC,
     );
@@ -667,18 +832,38 @@ describe('properties', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (b) => checkDecode(b)), FC);
   });
 
-  test('random bytes behind a known type byte never throw', () => {
+  test('random bytes behind a known type byte never throw, on every version', () => {
     const types = Object.values(CONTROL_TYPE_BYTES);
     fc.assert(
-      fc.property(fc.constantFrom(...types), fc.uint8Array({ maxLength: 80 }), (t, rest) => checkDecode(bytes(t, rest))),
+      fc.property(
+        fc.constantFrom(...types),
+        fc.uint8Array({ maxLength: 80 }),
+        fc.constantFrom(...PROTOCOL_VERSIONS),
+        (t, rest, version) => checkDecode(bytes(t, rest), version),
+      ),
       FC,
     );
   });
 
-  test('mutations of valid encodings never throw', () => {
+  test('mutations of valid encodings never throw, on every version', () => {
     fc.assert(
-      fc.property(arbMessage, fc.array(arbMutation, { minLength: 1, maxLength: 4 }), (msg, muts) => {
-        checkDecode(mutate(body(msg), muts));
+      fc.property(
+        arbMessage,
+        fc.array(arbMutation, { minLength: 1, maxLength: 4 }),
+        fc.constantFrom(...PROTOCOL_VERSIONS),
+        (msg, muts, version) => {
+          checkDecode(mutate(encodeControl(msg, version).subarray(2), muts), version);
+        },
+      ),
+      FC,
+    );
+  });
+
+  test('a message of one version read as the other never throws', () => {
+    fc.assert(
+      fc.property(arbMessage, fc.constantFrom(...PROTOCOL_VERSIONS), (msg, version) => {
+        const other = version === 1 ? 2 : 1;
+        checkDecode(encodeControl(msg, version).subarray(2), other);
       }),
       FC,
     );
@@ -705,7 +890,7 @@ describe('properties', () => {
         fc.array(arbMutation, { maxLength: 3 }),
         fc.array(fc.nat(), { maxLength: 4 }),
         (msgs, muts, cuts) => {
-          const wire = mutate(concat(msgs.map(encodeControl)), muts);
+          const wire = mutate(concat(msgs.map((m) => encodeControl(m))), muts);
           const points = [0, ...cuts.map((c) => c % (wire.length + 1)).sort((a, b) => a - b), wire.length];
           const reader = createControlReader();
           for (let i = 1; i < points.length; i++) {

@@ -22,8 +22,35 @@ import type { Decoded } from './errors.ts';
 
 export type { Address } from './bytes.ts';
 
-export const PROTOCOL_VERSION = 1;
-export const ALPN = 'ztna/1';
+/** The newest protocol version this code speaks. */
+export const PROTOCOL_VERSION = 2;
+/** Every version this code speaks, newest first (the order a client offers them in). */
+export const PROTOCOL_VERSIONS: readonly number[] = [2, 1];
+/** The ALPN identifier of PROTOCOL_VERSION; version N is `ztna/N`. */
+export const ALPN = 'ztna/2';
+
+/** ALPN identifiers for `versions`, in the order given (newest first for an offer). */
+export function alpnFor(versions: readonly number[] = PROTOCOL_VERSIONS): string[] {
+  for (const v of versions) checkVersion(v);
+  return versions.map((v) => `ztna/${v}`);
+}
+
+/**
+ * The version an ALPN identifier (as negotiated, bytes or text) stands for,
+ * or undefined when it is not one this code speaks.
+ */
+export function versionOfAlpn(alpn: Uint8Array | string): number | undefined {
+  const text = typeof alpn === 'string' ? alpn : new TextDecoder().decode(alpn);
+  const m = /^ztna\/([1-9][0-9]{0,2})$/.exec(text);
+  const v = m ? Number(m[1]) : NaN;
+  return PROTOCOL_VERSIONS.includes(v) ? v : undefined;
+}
+
+function checkVersion(version: number): void {
+  if (!PROTOCOL_VERSIONS.includes(version)) {
+    throw new Error(`protocol version ${String(version)} is not one of ${PROTOCOL_VERSIONS.join(', ')}`);
+  }
+}
 /** Upper bound of the length prefix (type byte + body). */
 export const MAX_CONTROL_MESSAGE = 4096;
 /** Size of the u16 length prefix in front of every control message. */
@@ -39,8 +66,19 @@ export type NackCode =
   | 'draining'
   | 'duplicate';
 
+/**
+ * A planned restart, announced in GOAWAY (version 2): come back after
+ * `reconnectInMs` and keep trying at a short fixed interval until `tryForMs`
+ * after the connection ended. Both are u32 milliseconds; tryForMs > 0.
+ */
+export interface RestartHint {
+  reconnectInMs: number;
+  tryForMs: number;
+}
+
 export type ControlMessage =
-  | { type: 'hello'; version: number; role: Role; name: string }
+  /** `software` (version 2 and later): the client's build, e.g. "0.1.0 (4aeb86c)"; '' = not said. */
+  | { type: 'hello'; version: number; role: Role; name: string; software?: string }
   | { type: 'welcome'; version: number; observed: Address }
   | { type: 'observed'; observed: Address }
   | { type: 'register'; req: number; service: string }
@@ -49,7 +87,27 @@ export type ControlMessage =
   | { type: 'ack'; req: number; channel: number }
   | { type: 'nack'; req: number; code: NackCode; reason: string }
   | { type: 'service_status'; service: string; up: boolean }
-  | { type: 'goaway'; reason: string; alternate: string };
+  /** `restart` (version 2 and later): absent = not a planned restart (leaving, or unknown). */
+  | { type: 'goaway'; reason: string; alternate: string; restart?: RestartHint }
+  /** A question without side effects (ztna doctor): may I act for `service` ('' = none asked), and is it served? */
+  | { type: 'probe'; req: number; service: string }
+  | ProbeReply;
+
+/** The server's answer to PROBE. */
+export interface ProbeReply {
+  type: 'probe_reply';
+  req: number;
+  /** The server's clock, ms since the epoch (for clock skew). */
+  serverTimeMs: number;
+  /** Whether this connection's identity may open (agents) or register (connectors) the service; null when none was asked. */
+  allowed: boolean | null;
+  /** Live connectors of the service on this server (0 when not allowed). */
+  connectors: number;
+  /** Connectors that deregistered and only finish their flows (0 when not allowed). */
+  draining: number;
+  /** The server's build, e.g. `0.1.0 (4aeb86c)`. */
+  software: string;
+}
 
 export type ControlType = ControlMessage['type'];
 
@@ -61,8 +119,10 @@ export const CONTROL_TYPE_BYTES = {
   register: 0x10,
   deregister: 0x11,
   open: 0x12,
+  probe: 0x13,
   ack: 0x20,
   nack: 0x21,
+  probe_reply: 0x22,
   service_status: 0x30,
   goaway: 0x31,
 } as const satisfies Record<ControlType, number>;
@@ -111,11 +171,15 @@ function writeService(w: typeof scratch, name: string, what: string): void {
 }
 
 /**
- * Encodes a message with its length prefix. Throws a plain Error only for
- * programmer errors (values out of range, strings over 255 bytes, invalid
- * service names or hosts); callers validate untrusted input first.
+ * Encodes a message with its length prefix, in the layout of protocol
+ * `version` (the one negotiated for the connection; HELLO follows its own
+ * version field). Fields the version does not have are left out. Throws a
+ * plain Error only for programmer errors (values out of range, strings over
+ * 255 bytes, invalid service names or hosts); callers validate untrusted
+ * input first.
  */
-export function encodeControl(msg: ControlMessage): Uint8Array {
+export function encodeControl(msg: ControlMessage, version: number = PROTOCOL_VERSION): Uint8Array {
+  checkVersion(version);
   const w = scratch;
   w.pos = CONTROL_LENGTH_PREFIX; // prefix is patched in once the size is known
   switch (msg.type) {
@@ -126,6 +190,7 @@ export function encodeControl(msg: ControlMessage): Uint8Array {
       writeU8(w, msg.version, 'HELLO version');
       writeU8(w, role, 'HELLO role');
       writeStr(w, msg.name, 'HELLO name');
+      if (msg.version >= 2) writeStr(w, msg.software ?? '', 'HELLO software');
       break;
     }
     case 'welcome':
@@ -170,7 +235,34 @@ export function encodeControl(msg: ControlMessage): Uint8Array {
       writeU8(w, CONTROL_TYPE_BYTES.goaway, 'type');
       writeStr(w, msg.reason, 'GOAWAY reason');
       writeStr(w, msg.alternate, 'GOAWAY alternate');
+      if (version >= 2) {
+        const restart = msg.restart;
+        if (restart !== undefined && !(Number.isInteger(restart.tryForMs) && restart.tryForMs > 0)) {
+          throw new Error(`GOAWAY restart tryForMs must be a whole number > 0, got ${String(restart.tryForMs)}`);
+        }
+        writeU32(w, restart?.reconnectInMs ?? 0, 'GOAWAY reconnect_in');
+        writeU32(w, restart?.tryForMs ?? 0, 'GOAWAY try_for');
+      }
       break;
+    case 'probe':
+      writeU8(w, CONTROL_TYPE_BYTES.probe, 'type');
+      writeU32(w, msg.req, 'PROBE req');
+      if (msg.service === '') writeStr(w, '', 'PROBE service');
+      else writeService(w, msg.service, 'PROBE');
+      break;
+    case 'probe_reply': {
+      const t = msg.serverTimeMs;
+      if (!Number.isSafeInteger(t) || t < 0) throw new Error(`PROBE_REPLY serverTimeMs must be a whole number >= 0, got ${String(t)}`);
+      writeU8(w, CONTROL_TYPE_BYTES.probe_reply, 'type');
+      writeU32(w, msg.req, 'PROBE_REPLY req');
+      writeU32(w, Math.floor(t / 2 ** 32), 'PROBE_REPLY time_hi');
+      writeU32(w, t % 2 ** 32, 'PROBE_REPLY time_lo');
+      writeU8(w, msg.allowed === null ? 2 : msg.allowed ? 1 : 0, 'PROBE_REPLY allowed');
+      writeU16(w, msg.connectors, 'PROBE_REPLY connectors');
+      writeU16(w, msg.draining, 'PROBE_REPLY draining');
+      writeStr(w, msg.software, 'PROBE_REPLY software');
+      break;
+    }
     default:
       throw new Error(`unknown control message type ${JSON.stringify((msg as { type: unknown }).type)}`);
   }
@@ -209,6 +301,20 @@ function readNackCode(r: Reader): NackCode {
   return 'invalid_request';
 }
 
+/** A service name, or '' for "none". */
+function readOptionalService(r: Reader): string {
+  const at = r.pos;
+  if (r.buf[at] === 0) return readStr(r, 'service');
+  return readService(r);
+}
+
+function readAllowed(r: Reader): boolean | null {
+  const at = r.pos;
+  const b = readU8(r, 'allowed');
+  if (b > 2) failRead(r, 'bad_value', `${r.context} allowed ${b} at offset ${at} is not 0, 1 or 2`);
+  return b === 2 ? null : b === 1;
+}
+
 function readUp(r: Reader): boolean {
   const at = r.pos;
   const b = readU8(r, 'up');
@@ -216,16 +322,31 @@ function readUp(r: Reader): boolean {
   return b === 1;
 }
 
+function readRestart(r: Reader): RestartHint | undefined {
+  const reconnectInMs = readU32(r, 'reconnect_in');
+  const at = r.pos;
+  const tryForMs = readU32(r, 'try_for');
+  if (r.error !== undefined || tryForMs > 0) return { reconnectInMs, tryForMs };
+  // try_for 0 means "no restart"; then reconnect_in must be 0 too (one value, one encoding).
+  if (reconnectInMs !== 0) {
+    failRead(r, 'bad_value', `${r.context} reconnect_in ${reconnectInMs} with try_for 0 at offset ${at}: no restart has no reconnect time`);
+  }
+  return undefined;
+}
+
 // Reads one message body after the type byte; undefined for an unknown type.
 // Field reads are sticky on error, so the object built here is simply
 // discarded by the caller when r.error is set.
-function readBody(r: Reader, type: number): ControlMessage | undefined {
+function readBody(r: Reader, type: number, version: number): ControlMessage | undefined {
   switch (type) {
     case CONTROL_TYPE_BYTES.hello: {
       r.context = 'HELLO';
-      const version = readU8(r, 'version');
+      const helloVersion = readU8(r, 'version');
       const role = readRole(r);
-      return { type: 'hello', version, role, name: readStr(r, 'name') };
+      const name = readStr(r, 'name');
+      // HELLO's layout follows its own version field: it comes before any version is agreed.
+      if (helloVersion < 2) return { type: 'hello', version: helloVersion, role, name };
+      return { type: 'hello', version: helloVersion, role, name, software: readStr(r, 'software') };
     }
     case CONTROL_TYPE_BYTES.welcome: {
       r.context = 'WELCOME';
@@ -269,7 +390,27 @@ function readBody(r: Reader, type: number): ControlMessage | undefined {
     case CONTROL_TYPE_BYTES.goaway: {
       r.context = 'GOAWAY';
       const reason = readStr(r, 'reason');
-      return { type: 'goaway', reason, alternate: readStr(r, 'alternate') };
+      const alternate = readStr(r, 'alternate');
+      if (version < 2) return { type: 'goaway', reason, alternate };
+      const restart = readRestart(r);
+      return restart === undefined ? { type: 'goaway', reason, alternate } : { type: 'goaway', reason, alternate, restart };
+    }
+    case CONTROL_TYPE_BYTES.probe: {
+      r.context = 'PROBE';
+      const req = readU32(r, 'req');
+      return { type: 'probe', req, service: readOptionalService(r) };
+    }
+    case CONTROL_TYPE_BYTES.probe_reply: {
+      r.context = 'PROBE_REPLY';
+      const req = readU32(r, 'req');
+      const hi = readU32(r, 'time_hi');
+      const lo = readU32(r, 'time_lo');
+      if (hi >= 2 ** 21) failRead(r, 'bad_value', `PROBE_REPLY time_hi ${hi} is beyond 2^53 ms`);
+      const allowed = readAllowed(r);
+      const connectors = readU16(r, 'connectors');
+      const draining = readU16(r, 'draining');
+      const software = readStr(r, 'software');
+      return { type: 'probe_reply', req, serverTimeMs: hi * 2 ** 32 + lo, allowed, connectors, draining, software };
     }
     default:
       return undefined;
@@ -281,10 +422,12 @@ function hex2(b: number): string {
 }
 
 /**
- * Decodes one control message body (type byte + fields, no length prefix).
- * Never throws; every failure is reported as a FrameError.
+ * Decodes one control message body (type byte + fields, no length prefix) in
+ * the layout of protocol `version` (HELLO follows its own version field).
+ * Never throws on input; every failure is reported as a FrameError.
  */
-export function decodeControl(body: Uint8Array): Decoded<ControlMessage> {
+export function decodeControl(body: Uint8Array, version: number = PROTOCOL_VERSION): Decoded<ControlMessage> {
+  checkVersion(version);
   if (body.length > MAX_CONTROL_MESSAGE) {
     return {
       ok: false,
@@ -297,7 +440,7 @@ export function decodeControl(body: Uint8Array): Decoded<ControlMessage> {
   const r = createReader(body, 'control message');
   const type = readU8(r, 'type');
   if (r.error !== undefined) return { ok: false, error: r.error };
-  const value = readBody(r, type);
+  const value = readBody(r, type, version);
   if (value === undefined) {
     return { ok: false, error: { kind: 'unknown_type', message: `unknown control message type ${hex2(type)}` } };
   }
@@ -323,7 +466,9 @@ export interface ControlReader {
  * An oversized length prefix poisons the reader: the stream can no longer be
  * framed, so every later push returns that same error.
  */
-export function createControlReader(maxMessage: number = MAX_CONTROL_MESSAGE): ControlReader {
+export function createControlReader(maxMessage: number = MAX_CONTROL_MESSAGE, version: number = PROTOCOL_VERSION): ControlReader {
+  checkVersion(version);
+  const decode = (body: Uint8Array) => decodeControl(body, version);
   // The limit can be lowered per stream but never raised past the protocol's.
   if (!Number.isInteger(maxMessage) || maxMessage < 1 || maxMessage > MAX_CONTROL_MESSAGE) {
     throw new Error(`maxMessage must be an integer in 1..${MAX_CONTROL_MESSAGE}, got ${String(maxMessage)}`);
@@ -379,7 +524,7 @@ export function createControlReader(maxMessage: number = MAX_CONTROL_MESSAGE): C
         partialLen += n;
         off += n;
         if (partialLen < total) return out;
-        out.push(decodeControl(buf.subarray(CONTROL_LENGTH_PREFIX, total)));
+        out.push(decode(buf.subarray(CONTROL_LENGTH_PREFIX, total)));
         partialLen = 0;
       }
     }
@@ -399,7 +544,7 @@ export function createControlReader(maxMessage: number = MAX_CONTROL_MESSAGE): C
       }
       const end = off + CONTROL_LENGTH_PREFIX + len;
       if (end > chunk.length) break;
-      out.push(decodeControl(chunk.subarray(off + CONTROL_LENGTH_PREFIX, end)));
+      out.push(decode(chunk.subarray(off + CONTROL_LENGTH_PREFIX, end)));
       off = end;
     }
 

@@ -3,9 +3,12 @@
 export type { Decoded, FrameError, FrameErrorKind } from './errors.ts';
 export { FRAME_ERROR_KINDS } from './errors.ts';
 
-export type { Address, ControlMessage, ControlReader, ControlType, NackCode, Role } from './control.ts';
+export type { Address, ControlMessage, ControlReader, ControlType, NackCode, ProbeReply, RestartHint, Role } from './control.ts';
 export {
   ALPN,
+  PROTOCOL_VERSIONS,
+  alpnFor,
+  versionOfAlpn,
   CONTROL_LENGTH_PREFIX,
   CONTROL_TYPE_BYTES,
   MAX_CONTROL_MESSAGE,

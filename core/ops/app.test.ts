@@ -4,10 +4,15 @@ import { counter } from '../metrics/cells.ts';
 import { createOpsApp } from './app.ts';
 import type { Readiness } from './app.ts';
 
-function setup(opts: { health?: () => boolean; ready?: () => Readiness } = {}) {
+function setup(opts: { health?: () => boolean; ready?: () => Readiness; status?: () => unknown } = {}) {
   const registry = new Registry();
   const hits = counter(registry, 'ztna_test_hits_total', 'test counter');
-  const app = createOpsApp({ registry, ready: opts.ready ?? (() => ({ ready: true })), ...(opts.health ? { health: opts.health } : {}) });
+  const app = createOpsApp({
+    registry,
+    ready: opts.ready ?? (() => ({ ready: true })),
+    ...(opts.health ? { health: opts.health } : {}),
+    ...(opts.status ? { status: opts.status } : {}),
+  });
   return { app, registry, hits };
 }
 
@@ -75,6 +80,31 @@ describe('/metrics', () => {
     const res = await app.request('/metrics');
     expect(res.status).toBe(500);
     expect(await res.text()).toContain('collector down');
+  });
+});
+
+describe('/status', () => {
+  test('JSON from the callback, read per request, never cached', async () => {
+    let n = 0;
+    const { app } = setup({ status: () => ({ component: 'test', calls: ++n }) });
+    let res = await app.request('/status');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toStartWith('application/json');
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(await res.json()).toEqual({ component: 'test', calls: 1 });
+    res = await app.request('/status');
+    expect(await res.json()).toEqual({ component: 'test', calls: 2 });
+  });
+
+  test('a throwing callback is a 500 with the reason, not a crash', async () => {
+    const { app } = setup({ status: () => { throw new Error('tables busy'); } });
+    const res = await app.request('/status');
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({ error: 'status failed: tables busy' });
+  });
+
+  test('404 for a program without a status document', async () => {
+    expect((await setup().app.request('/status')).status).toBe(404);
   });
 });
 

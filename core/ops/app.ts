@@ -1,4 +1,5 @@
-// The ops HTTP surface every program exposes: liveness, readiness, metrics.
+// The ops HTTP surface every program exposes: liveness, readiness, metrics,
+// and (where the program provides one) a JSON status document.
 // Web-standard Request/Response only (via Hono), so it runs on any runtime
 // and tests can drive it with `app.request()` without a socket.
 import { Hono } from 'hono';
@@ -15,9 +16,11 @@ export interface OpsAppOptions {
   /** Liveness; defaults to always alive. */
   health?: () => boolean;
   ready: () => Readiness;
+  /** `GET /status`: a JSON document of the program's state; absent = 404. */
+  status?: () => unknown;
 }
 
-export function createOpsApp({ registry, health = () => true, ready }: OpsAppOptions): Hono {
+export function createOpsApp({ registry, health = () => true, ready, status }: OpsAppOptions): Hono {
   const app = new Hono();
 
   // Probes and scrapes must always see current state, never a cached copy.
@@ -42,6 +45,16 @@ export function createOpsApp({ registry, health = () => true, ready }: OpsAppOpt
       return c.text(`metrics collection failed: ${e instanceof Error ? e.message : String(e)}`, 500);
     }
   });
+
+  if (status) {
+    app.get('/status', (c) => {
+      try {
+        return c.json(status() as object);
+      } catch (e) {
+        return c.json({ error: `status failed: ${e instanceof Error ? e.message : String(e)}` }, 500);
+      }
+    });
+  }
 
   app.notFound((c) => c.text('not found', 404));
   return app;

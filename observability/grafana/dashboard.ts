@@ -366,6 +366,20 @@ const processRow: RowSpec = {
         { title: 'Open file descriptors', description: 'Open fds against the limit (ztna_process_open_fds / ztna_process_max_fds).', kind: 'timeseries', unit: 'percentunit', w: 8, targets: [t(`ztna_process_open_fds{${J}} / ztna_process_max_fds{${J}}`, '{{job}} {{instance}}')] },
       ],
     },
+    {
+      h: 6,
+      panels: [
+        {
+          title: 'Certificate expiry',
+          description: 'Time left until each certificate a program uses expires (ztna_certificate_expiry_timestamp_seconds): its own (role = the program) and the CAs it trusts (role = ca). Orange within 14 days (ZtnaCertificateExpiringSoon fires), red within 3. Rotation without downtime: docs/certificates.md.',
+          kind: 'stat',
+          unit: 's',
+          w: 24,
+          targets: [t(`ztna_certificate_expiry_timestamp_seconds{${J}} - time()`, '{{job}} {{instance}} {{role}} {{subject}}')],
+          thresholds: [[null, 'red'], [3 * 86400, 'orange'], [14 * 86400, 'green']],
+        },
+      ],
+    },
   ],
 };
 
