@@ -49,7 +49,7 @@ export interface AgentSettings {
   keepaliveMs: number;
   connectTimeoutMs: number;
   /** Largest QUIC packet sent (the configured max UDP payload); default 1350-byte packets. */
-  maxPacketSize?: number;
+  maxUdpPayload?: number;
   backoff: BackoffSettings;
   /** Dial interval inside a server's announced restart window (default RESTART_RETRY_MS). */
   restartRetryMs?: number;
@@ -322,7 +322,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
         quicConfig,
         keepaliveMs: settings.keepaliveMs,
         connectTimeoutMs: settings.connectTimeoutMs,
-        maxPacketSize: settings.maxPacketSize,
+        maxUdpPayload: settings.maxUdpPayload,
         // With other servers to try, give up on this one quickly and move on.
         backoff: multi ? { ...settings.backoff, maxAttempts: 2 } : settings.backoff,
         restartRetryMs: settings.restartRetryMs,

@@ -38,7 +38,7 @@ export interface ConnectorSettings {
   keepaliveMs: number;
   connectTimeoutMs: number;
   /** Largest QUIC packet sent (the configured max UDP payload); default 1350-byte packets. */
-  maxPacketSize?: number;
+  maxUdpPayload?: number;
   backoff: BackoffSettings;
   /** Dial interval inside a server's announced restart window (default RESTART_RETRY_MS). */
   restartRetryMs?: number;
@@ -267,7 +267,7 @@ export async function startConnector(
         quicConfig: settings.quicConfig,
         keepaliveMs: settings.keepaliveMs,
         connectTimeoutMs: settings.connectTimeoutMs,
-        maxPacketSize: settings.maxPacketSize,
+        maxUdpPayload: settings.maxUdpPayload,
         backoff: settings.backoff,
         restartRetryMs: settings.restartRetryMs,
         log,

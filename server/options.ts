@@ -78,7 +78,7 @@ export function serverSpec(stdoutIsTty: boolean) {
       idleTimeout: opt(duration({ min: 1, max: HOUR }), { help: 'QUIC idle timeout for silent peers', default: '30s' }),
       keepalive: opt(duration({ min: 1, max: 10 * MINUTE }), { help: 'Keepalive ping interval', default: '1s' }),
       flowIdle: opt(duration({ min: 1, max: DAY }), { help: 'Close relayed flows idle this long', default: '120s' }),
-      maxConnectionsPerAddress: opt(integer({ min: 1, max: 65_536 }), { help: 'Connections one source address may hold', default: '256' }),
+      maxConnectionsPerAddress: opt(integer({ min: 1, max: 65_536 }), { help: 'Connections one source address may hold before they say HELLO (handshaking or silent); when full, the oldest is closed. Peers that said HELLO never count', default: '256' }),
       maxHandshakes: opt(integer({ min: 1, max: 100_000 }), { help: 'Handshakes in progress at once', default: '1024' }),
       maxFlowsPerAgent: opt(integer({ min: 1, max: 1_000_000 }), { help: 'Flows one agent connection may open', default: '4096' }),
       maxRegistrationsPerConnection: opt(integer({ min: 1, max: 65_535 }), { help: 'Services one connector connection may register', default: '64' }),

@@ -16,6 +16,7 @@ import {
   versionOfAlpn,
 } from "../core/frame/control.ts";
 import { DATAGRAM_HEADER_LEN, type DatagramHeader, parseDatagram, writeDatagramHeader } from "../core/frame/datagram.ts";
+import { formatAddress } from "../core/net/address.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
 import { createEndpoint, type Endpoint, type QuicConnection } from "../core/quic/endpoint.ts";
@@ -223,6 +224,8 @@ export async function startServer(
       }
       if (session.helloTimer) clearTimeout(session.helloTimer);
       session.helloTimer = null;
+      // A peer that says HELLO no longer counts against its address's unproven connections.
+      conn.markProven();
       const peer = createPeer(nextPeerId++, msg.role, conn);
       session.peer = peer;
       session.facts.identity = identityText(conn.peerCertificate());
@@ -371,12 +374,11 @@ export async function startServer(
     retry: true,
     retryKey: settings.retryKey,
     keepaliveMs: settings.keepaliveMs,
-    maxPacketSize: settings.maxUdpPayload,
-    maxConnectionsPerAddress: limits.connectionsPerAddress,
+    maxUdpPayload: settings.maxUdpPayload,
+    maxUnprovenPerAddress: limits.connectionsPerAddress,
     maxHandshakes: limits.handshakes,
     maxDatagramsPerSecond: limits.datagramsPerSecond,
-    // One configuration per connection: each carries its own stateless reset token.
-    config: () => quicConfig({ certPem: settings.certPem, keyPem: settings.keyPem, clientCaPem: settings.clientCaPem }),
+    config: quicConfig({ certPem: settings.certPem, keyPem: settings.keyPem, clientCaPem: settings.clientCaPem }),
     statelessResetKey: settings.resetKey,
     // Limits hit keep their own names; the rest are stray packets.
     onDrop: (reason) => dropped(LIMIT_DROPS.has(reason) ? reason : `packet_${reason}`),
@@ -522,7 +524,7 @@ export async function startServer(
         }),
       ),
     reloadTls(tls) {
-      endpoint.reconfigure(() => quicConfig(tls));
+      endpoint.reconfigure(quicConfig(tls));
       log.info("tls_reloaded", { mtls: tls.clientCaPem !== undefined });
     },
   };
@@ -547,8 +549,7 @@ function identityText(cert: Uint8Array | null): string | null {
   return uris.join(",");
 }
 
-function remoteText(conn: QuicConnection): string {
-  const { host, port } = conn.remote;
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+function remoteText(conn: QuicConnection<unknown>): string {
+  return formatAddress(conn.remote);
 }
 

@@ -181,11 +181,11 @@ describe("ztna doctor: each failure names its cause and fix", () => {
       bind: { host: "127.0.0.1", port: 0 },
       server: true,
       retry: false,
-      config: () => {
+      config: (() => {
         const config = serverQuicConfig({ certPem: te.encode(serverPair.certPem), keyPem: te.encode(serverPair.keyPem), idleTimeoutMs: 5_000 });
         config.setApplicationProtos(["h3"]);
         return config;
-      },
+      })(),
       handlers: {},
     });
     teardown.add(other, (e) => e.close());

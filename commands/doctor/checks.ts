@@ -235,7 +235,7 @@ async function checkServer(options: DoctorOptions, server: HostPort, role: "agen
     config: files.config,
     role,
     timeoutMs: options.timeout,
-    maxPacketSize: options.maxUdpPayload,
+    maxUdpPayload: options.maxUdpPayload,
   });
   if (!dialed.ok) {
     const f = dialed.failure;

@@ -29,7 +29,7 @@ export interface DialOptions {
   role: "agent" | "connector";
   /** Until WELCOME, from the first packet. */
   timeoutMs: number;
-  maxPacketSize?: number;
+  maxUdpPayload?: number;
 }
 
 /** Why a dial did not reach WELCOME. */
@@ -103,7 +103,7 @@ export async function dial(options: DialOptions): Promise<{ ok: true; session: D
     bind: { host: options.server.host.includes(":") ? "::" : "0.0.0.0", port: 0 },
     server: false,
     config: options.config,
-    maxPacketSize: options.maxPacketSize,
+    maxUdpPayload: options.maxUdpPayload,
     keepaliveMs: 1_000,
     onSocketError(error) {
       socketError ??= error.message;

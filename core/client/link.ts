@@ -26,6 +26,7 @@ import { StreamResetCode } from "../frame/stream.ts";
 import type { Logger } from "../log.ts";
 import type { Config } from "../quic/native.ts";
 import { createEndpoint, type Endpoint, type QuicConnection } from "../quic/endpoint.ts";
+import { formatAddress } from "../net/address.ts";
 import { resolveAddress } from "../runtime/dns.ts";
 import { COMMIT, VERSION } from "../version.ts";
 import { createBackoff, sleep, type BackoffSettings } from "./backoff.ts";
@@ -63,7 +64,7 @@ export interface LinkSettings {
   connectTimeoutMs: number;
   backoff: BackoffSettings;
   /** Largest QUIC packet sent (the configured max UDP payload). */
-  maxPacketSize?: number;
+  maxUdpPayload?: number;
   /** A connection that stayed up this long resets the backoff. */
   healthyAfterMs?: number;
   /** Interval of the retries inside a restart window (jittered by ±20 %); default RESTART_RETRY_MS. */
@@ -147,7 +148,7 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     bind: { host: settings.server.host.includes(":") ? "::" : "0.0.0.0", port: 0 },
     server: false,
     config: settings.quicConfig,
-    maxPacketSize: settings.maxPacketSize,
+    maxUdpPayload: settings.maxUdpPayload,
     keepaliveMs: settings.keepaliveMs,
     onSocketError: (error) => {
       log.debug("socket_error", { server: label, error: error.message });
@@ -406,6 +407,4 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
   return link;
 }
 
-export function formatAddress(a: Address): string {
-  return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
+export { formatAddress };

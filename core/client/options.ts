@@ -130,7 +130,7 @@ export interface LinkBasics {
   keepaliveMs: number;
   connectTimeoutMs: number;
   backoff: BackoffSettings;
-  maxPacketSize: number;
+  maxUdpPayload: number;
   restartRetryMs: number;
 }
 
@@ -146,7 +146,7 @@ export function linkBasics(options: ClientOptions, log: Logger, tls: ClientTls =
     keepaliveMs: options.keepalive,
     connectTimeoutMs: Math.max(options.idleTimeout, 1_000),
     backoff: { baseMs: options.reconnectBase, capMs: options.reconnectCap, maxAttempts: options.reconnectMaxAttempts },
-    maxPacketSize: options.maxUdpPayload,
+    maxUdpPayload: options.maxUdpPayload,
     restartRetryMs: options.restartRetry,
   };
 }

@@ -1,0 +1,141 @@
+/**
+ * When the engine sends: connections with something to send are marked
+ * dirty and flushed together (one sendmmsg per batch of packets), ACK-only
+ * work waits a little so a one-way stream does not double its packets, and
+ * each connection's quiche timer is kept armed.
+ */
+import type { UdpSocket } from "../runtime/udp.ts";
+import type { Conn } from "./connection.ts";
+
+/** Packets handed to the socket in one sendmmsg. */
+const SEND_BATCH = 64;
+/** Delayed ACKs: flush ACK-only work after this many packets or this long. */
+export const ACK_EVERY = 8;
+export const ACK_DELAY_MS = 1;
+/** Flushes closer together than this (smoothed) mean the process is busy: batch. */
+const BUSY_GAP_MS = 0.1;
+
+export interface SchedulerHost<Ctx> {
+  readonly socket: UdpSocket;
+  /** Largest packet quiche may write. */
+  readonly packetSize: number;
+  /** quiche's timer fired: let it run, then hand over what it produced. */
+  onTimer(state: Conn<Ctx>): void;
+  /** After a flush: quiche closed the connection (or started draining). */
+  onFlushed(state: Conn<Ctx>): void;
+}
+
+export interface Scheduler<Ctx> {
+  /** Something the application queued (or a close): flush soon. */
+  markDirty(state: Conn<Ctx>): void;
+  /**
+   * Packets arrived and were processed. What is left to send is often only
+   * an ACK: once established, that waits for ACK_EVERY packets or
+   * ACK_DELAY_MS, whichever comes first; anything else flushes at once.
+   */
+  afterPackets(state: Conn<Ctx>): void;
+  /** Sends everything every dirty connection has, now. */
+  flushAll(): void;
+  /** Stops a connection's timers (it is gone). */
+  forget(state: Conn<Ctx>): void;
+}
+
+export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
+  const dirty = new Set<Conn<Ctx>>();
+  const sendBufs = Array.from({ length: SEND_BATCH }, () => new Uint8Array(host.packetSize));
+  const sendList: (Uint8Array | number | string)[] = [];
+  let flushScheduled = false;
+  // Smoothed gap between flushes: the load signal for batching.
+  let lastFlush = 0;
+  let flushGapMs = 10;
+
+  function markDirty(state: Conn<Ctx>) {
+    dirty.add(state);
+    if (flushScheduled) return;
+    flushScheduled = true;
+    // Bun drains microtasks after every received packet, so a microtask
+    // flushes per packet: lowest latency when idle. When flushes come back to
+    // back the process is busy: a zero timer lets the socket's whole batch in
+    // first, so one sendmmsg carries many packets. (setImmediate would be
+    // quicker, but a loop woken only by UDP does not always run it.)
+    if (flushGapMs < BUSY_GAP_MS) setTimeout(flushAll, 0);
+    else queueMicrotask(flushAll);
+  }
+
+  function afterPackets(state: Conn<Ctx>) {
+    if (!state.wasEstablished || ++state.unflushedInputs >= ACK_EVERY) return markDirty(state);
+    if (state.ackTimer === null && !dirty.has(state)) {
+      state.ackTimer = setTimeout(() => {
+        state.ackTimer = null;
+        if (!state.closed) markDirty(state);
+      }, ACK_DELAY_MS);
+    }
+  }
+
+  function flushAll() {
+    flushScheduled = false;
+    const now = performance.now();
+    flushGapMs = flushGapMs * 0.9 + Math.min(now - lastFlush, 10) * 0.1;
+    lastFlush = now;
+    for (const state of dirty) flush(state);
+    dirty.clear();
+  }
+
+  function flush(state: Conn<Ctx>) {
+    const conn = state.conn;
+    state.unflushedInputs = 0;
+    if (state.ackTimer !== null) {
+      clearTimeout(state.ackTimer);
+      state.ackTimer = null;
+    }
+    let count = 0;
+    for (;;) {
+      const buf = sendBufs[count]!;
+      let result;
+      try {
+        result = conn.send(buf);
+      } catch {
+        break;
+      }
+      if (result === null) break;
+      const [n, info] = result;
+      sendList.push(buf.subarray(0, n), info.to.port, info.to.host);
+      if (++count === SEND_BATCH) {
+        host.socket.sendMany(sendList, count);
+        sendList.length = 0;
+        count = 0;
+      }
+    }
+    if (count > 0) {
+      host.socket.sendMany(sendList, count);
+      sendList.length = 0;
+    }
+    host.onFlushed(state);
+    if (!state.gone) arm(state);
+  }
+
+  /** Keeps quiche's timer armed; an earlier timer is kept (firing early is harmless). */
+  function arm(state: Conn<Ctx>) {
+    const timeout = state.conn.timeout();
+    if (timeout === null) return;
+    const at = Date.now() + timeout;
+    if (state.timer !== null && state.timerAt <= at + 1) return;
+    if (state.timer !== null) clearTimeout(state.timer);
+    state.timerAt = at;
+    state.timer = setTimeout(() => {
+      state.timer = null;
+      if (state.gone) return;
+      host.onTimer(state);
+      markDirty(state);
+    }, timeout);
+  }
+
+  function forget(state: Conn<Ctx>) {
+    if (state.timer !== null) clearTimeout(state.timer);
+    if (state.ackTimer !== null) clearTimeout(state.ackTimer);
+    state.timer = state.ackTimer = null;
+    dirty.delete(state);
+  }
+
+  return { markDirty, afterPackets, flushAll, forget };
+}
