@@ -19,7 +19,8 @@ import { DATAGRAM_HEADER_LEN, type DatagramHeader, parseDatagram, writeDatagramH
 import { formatAddress } from "../core/net/address.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
-import { createEndpoint, type Endpoint, type QuicConnection } from "../core/quic/endpoint.ts";
+import { createEndpoint, type CloseInfo, type Endpoint, type QuicConnection } from "../core/quic/endpoint.ts";
+import { classifyHandshakeFailure, refusalHint } from "./refusals.ts";
 import { serverQuicConfig } from "../core/quic/config.ts";
 import {
   type Peer,
@@ -210,6 +211,19 @@ export async function startServer(
     });
     send(session.conn, { type: "nack", req: msg.req, code, reason });
   };
+
+  /** A handshake that never completed: counted by reason, logged once per client address and reason a minute. */
+  function handshakeFailed(conn: QuicConnection, info: CloseInfo) {
+    const failure = classifyHandshakeFailure(info);
+    metrics.handshakeFailures.child({ reason: failure.reason }).inc();
+    refusals.log("warn", "handshake_failed", `${failure.reason}|${conn.remote.host}`, {
+      peer: remoteText(conn),
+      reason: failure.reason,
+      alert: failure.alert,
+      refused_by: failure.by,
+      hint: refusalHint(failure),
+    });
+  }
 
   function onControl(session: Session, msg: ControlMessage) {
     const conn = session.conn;
@@ -428,6 +442,7 @@ export async function startServer(
       },
       onDatagram,
       onClosed(conn, info) {
+        if (!conn.established) return handshakeFailed(conn, info);
         streams.onClosed(conn);
         const session = conn.context as Session | undefined;
         if (!session) return;

@@ -10,7 +10,7 @@ afterEach(() => teardown.run());
 describe("limits", () => {
   test("unproven connections per source address: the oldest silent one makes room", async () => {
     const s = teardown.add(await startTestServer({ limits: { connectionsPerAddress: 2 } }), (x) => x.server.close());
-    const peers = [];
+    const peers: Awaited<ReturnType<typeof rawPeer>>[] = [];
     for (let i = 0; i < 3; i++) peers.push(teardown.add(await rawPeer(s.server.address, { waitMs: 1_000 }), (p) => p.close()));
     expect(peers.map((p) => p.established)).toEqual([true, true, true]);
     // The first never said HELLO: it is the one closed for the third, with CONNECTION_REFUSED.
@@ -23,7 +23,7 @@ describe("limits", () => {
 
   test("peers that said HELLO do not count against their address", async () => {
     const s = teardown.add(await startTestServer({ limits: { connectionsPerAddress: 2 } }), (x) => x.server.close());
-    const proven = [];
+    const proven: Awaited<ReturnType<typeof rawPeer>>[] = [];
     for (let i = 0; i < 4; i++) {
       const peer = teardown.add(await rawPeer(s.server.address), (p) => p.close());
       peer.send({ type: "hello", version: PROTOCOL_VERSION, role: "agent", name: `honest-${i}` });

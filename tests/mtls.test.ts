@@ -289,6 +289,16 @@ describe("mTLS handshake", () => {
     expect(a.agent.ready().ready).toBe(false);
     expect(await handshakesCompleted(s)).toBe(0);
     expect(connectionsTotal(s)).toBe(0);
+    // The refusals are seen: counted by alert on the server, logged once per client and reason,
+    // and named with what to check on each client.
+    await waitFor(() => s.metrics.handshakeFailures.child({ reason: "certificate_required" }).value >= 1, 2_000, "counted");
+    await waitFor(() => s.metrics.handshakeFailures.child({ reason: "unknown_ca" }).value >= 1, 2_000, "counted");
+    const serverLines = logged(s.log, "handshake_failed");
+    expect(serverLines.map((l) => l.reason).sort()).toEqual(["certificate_required", "unknown_ca"]);
+    expect(serverLines.every((l) => l.level === "warn" && String(l.peer).startsWith("127.0.0.1:") && l.refused_by === "server")).toBe(true);
+    expect(logged(c.log, "handshake_refused")[0]).toMatchObject({ alert: "certificate_required", refused_by: "server", code: "0x174" });
+    expect(logged(a.log, "handshake_refused")[0]).toMatchObject({ alert: "unknown_ca", refused_by: "server", code: "0x130" });
+    expect(String(logged(a.log, "handshake_refused")[0]!.fix)).toContain("--ca");
   });
 
   test("a server certificate reload with a new client CA: new CA's clients get in, old CA's are refused, live connections keep working", async () => {

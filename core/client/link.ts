@@ -27,6 +27,8 @@ import type { Logger } from "../log.ts";
 import type { Config } from "../quic/native.ts";
 import { createEndpoint, type Endpoint, type QuicConnection } from "../quic/endpoint.ts";
 import { formatAddress } from "../net/address.ts";
+import { createRepeatLog } from "../log-repeats.ts";
+import { explainRefusal, hex } from "../tls-alerts.ts";
 import { resolveAddress } from "../runtime/dns.ts";
 import { COMMIT, VERSION } from "../version.ts";
 import { createBackoff, sleep, type BackoffSettings } from "./backoff.ts";
@@ -144,6 +146,8 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
   // The link decides which protocol versions it speaks; the server picks the newest both do.
   settings.quicConfig.setApplicationProtos(alpnFor(settings.versions ?? PROTOCOL_VERSIONS));
 
+  // A refused client redials with backoff: the reason is logged once, then counted.
+  const refusals = createRepeatLog(log);
   const endpoint: Endpoint = await createEndpoint({
     bind: { host: settings.server.host.includes(":") ? "::" : "0.0.0.0", port: 0 },
     server: false,
@@ -210,7 +214,20 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
               : info.local
                 ? "local"
                 : "reset";
-        log.info("link_closed", { server: label, reason, detail: info.reason });
+        // A refused handshake (a close with a TLS alert; a client may already count itself
+        // established when the server refuses its certificate) says why, and what to check.
+        const refusal = explainRefusal(info);
+        if (refusal) {
+          refusals.log("warn", "handshake_refused", `${label}|${refusal.by}|${refusal.alert}`, {
+            server: label,
+            alert: refusal.alert,
+            code: hex(refusal.code),
+            refused_by: refusal.by,
+            cause: refusal.cause,
+            fix: refusal.fix,
+          });
+        }
+        log.info("link_closed", { server: label, reason: refusal ? "handshake_refused" : reason, detail: info.reason || refusal?.alert || "" });
         onConnClosed?.(reason);
       },
     },
@@ -400,6 +417,7 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
       stop.abort();
       await running;
       await endpoint.close(code, reason);
+      refusals.close();
     },
   };
 

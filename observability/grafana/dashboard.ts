@@ -140,8 +140,9 @@ const serverRow: RowSpec = {
     {
       h: 8,
       panels: [
-        { title: 'Handshake duration', description: 'QUIC handshake time of accepted connections (ztna_server_handshake_duration_seconds).', kind: 'timeseries', unit: 's', w: 12, targets: quantiles('ztna_server_handshake_duration_seconds', S, RATE) },
-        { title: 'Protocol errors by kind', description: 'Connections closed for protocol violations per second (ztna_server_protocol_errors_total).', kind: 'timeseries', unit: 'ops', w: 12, targets: [t(`sum by (kind) (rate(ztna_server_protocol_errors_total{${S}}[${RATE}]))`, '{{kind}}')] },
+        { title: 'Handshake duration', description: 'QUIC handshake time of accepted connections (ztna_server_handshake_duration_seconds).', kind: 'timeseries', unit: 's', w: 8, targets: quantiles('ztna_server_handshake_duration_seconds', S, RATE) },
+        { title: 'Handshake failures by reason', description: 'QUIC handshakes that did not complete per second, by the TLS alert that ended them (ztna_server_handshake_failures_total): certificate_required, unknown_ca and certificate_expired are clients refused for their certificate; timeout is a client that went quiet. The handshake_failed log lines name the addresses.', kind: 'timeseries', unit: 'ops', w: 8, stack: true, targets: [t(`sum by (reason) (rate(ztna_server_handshake_failures_total{${S}}[${RATE}]))`, '{{reason}}')] },
+        { title: 'Protocol errors by kind', description: 'Connections closed for protocol violations per second (ztna_server_protocol_errors_total).', kind: 'timeseries', unit: 'ops', w: 8, targets: [t(`sum by (kind) (rate(ztna_server_protocol_errors_total{${S}}[${RATE}]))`, '{{kind}}')] },
       ],
     },
     {
