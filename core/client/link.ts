@@ -108,6 +108,8 @@ export interface Link {
   request(body: RequestBody): Promise<RequestResult>;
   /** Sends a DATAGRAM if the link is ready; false otherwise (the caller counts the drop). */
   sendDatagram(data: Uint8Array): boolean;
+  /** False when a DATAGRAM would be refused now (not ready, or the queue is full). */
+  canSendDatagram(): boolean;
   rttSeconds(): number;
   /** The current QUIC connection while the link is ready (for opening streams), else null. */
   connection(): QuicConnection | null;
@@ -399,6 +401,9 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     },
     sendDatagram(data) {
       return state === "ready" && conn !== null && conn.sendDatagram(data);
+    },
+    canSendDatagram() {
+      return state === "ready" && conn !== null && conn.canSendDatagram();
     },
     rttSeconds() {
       return conn?.rttSeconds() ?? 0;

@@ -64,7 +64,7 @@ function applyTransport(config: Config, options: TransportOptions): Config {
   // grows with it, and the link spirals into seconds of RTT that it never
   // leaves (issue 8). BBR keeps its window from measured bandwidth and
   // minimum RTT, so random loss costs retransmissions, not the link.
-  config.setCcAlgorithm(quiche.CongestionControlAlgorithm.BBR);
+  config.setCcAlgorithm(process.env.ZTNA_CC === "cubic" ? quiche.CongestionControlAlgorithm.CUBIC : process.env.ZTNA_CC === "reno" ? quiche.CongestionControlAlgorithm.Reno : quiche.CongestionControlAlgorithm.BBR);
   // Our engine sends ACKs within ACK_DELAY_MS (core/quic/endpoint.ts);
   // promising a shorter delay than quiche's 25 ms default shortens the probe
   // timeout that recovers a lost tail.

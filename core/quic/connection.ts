@@ -20,7 +20,7 @@ interface PendingWrites {
 export interface Conn<Ctx> extends QuicConnection<Ctx> {
   readonly conn: Connection;
   /** Our connection IDs that route to this connection (map keys). */
-  cids: string[];
+  cids: number[];
   /** Next bidirectional stream id this side may open. */
   nextStream: number;
   /** Streams the application paused (backpressure): not read until resumed. */
@@ -29,6 +29,12 @@ export interface Conn<Ctx> extends QuicConnection<Ctx> {
   /** DATAGRAM token bucket (only with a rate limit). */
   dgramTokens: number;
   dgramRefill: number;
+  /**
+   * quiche's DATAGRAM queue was full at the last try: until the next flush
+   * drains it, further DATAGRAMs are refused without asking quiche, so an
+   * overload is dropped at the cost of a comparison.
+   */
+  dgramFull: boolean;
   /** Packets received since the last flush: ACK-only work waits for a few. */
   unflushedInputs: number;
   ackTimer: ReturnType<typeof setTimeout> | null;
@@ -40,8 +46,8 @@ export interface Conn<Ctx> extends QuicConnection<Ctx> {
   proven: boolean;
   /** Removed from the endpoint (quiche closed); `closed` may come earlier, at draining. */
   gone: boolean;
-  /** Last packet received (ms since epoch): keepalive and idle decisions. */
-  lastActivity: number;
+  /** The endpoint's keepalive epoch of the last packet received. */
+  activeEpoch: number;
   /** Reused for every recv: quiche copies what it needs. */
   recvInfo: { from: Address; to: Address };
 }
@@ -92,6 +98,7 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
     pending: new Map(),
     dgramTokens: Number.isFinite(host.dgramRate) ? host.dgramRate : 0,
     dgramRefill: performance.now(),
+    dgramFull: false,
     unflushedInputs: 0,
     ackTimer: null,
     timer: null,
@@ -99,18 +106,22 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
     wasEstablished: false,
     proven: !host.server,
     gone: false,
-    lastActivity: now,
+    activeEpoch: 0,
     recvInfo: { from: remote, to: host.local },
     sendDatagram(data) {
-      if (state.closed) return false;
-      let ok: boolean;
+      if (state.closed || state.dgramFull) return false;
+      let queued: boolean;
       try {
-        ok = conn.dgramSend(data) !== null;
+        queued = conn.dgramSend(data) !== null;
       } catch {
-        ok = false; // larger than the peer accepts, or not yet negotiated
+        return false; // larger than the peer accepts, or not yet negotiated
       }
-      if (ok) host.markDirty(state);
-      return ok;
+      if (queued) host.markDirty(state);
+      else state.dgramFull = true;
+      return queued;
+    },
+    canSendDatagram() {
+      return !state.dgramFull && !state.closed;
     },
     writeStream(streamId, data, fin = false) {
       if (state.closed) return;

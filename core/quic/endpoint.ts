@@ -38,17 +38,25 @@ const textDecoder = new TextDecoder();
 const textEncoder = new TextEncoder();
 const CONNECTION_REFUSED = 0x2;
 
-function cidKey(bytes: Uint8Array, offset: number, len: number): string {
-  // Latin-1 string of the raw bytes: cheap to build and a good Map key.
-  let s = "";
-  for (let i = offset; i < offset + len; i++) s += String.fromCharCode(bytes[i]!);
-  return s;
+/**
+ * The routing key of a connection ID: its first 48 bits as a number (exact in
+ * a double, no allocation per packet). Our IDs are random, and an ID whose key
+ * is taken is drawn again, so the key is unique among ours; a foreign ID of
+ * another length never matches (its key carries the length).
+ */
+function cidKey(bytes: Uint8Array, offset: number, len: number): number {
+  if (len < 6) return -1 - len;
+  const b = bytes;
+  const o = offset;
+  const hi = (b[o]! << 8) | b[o + 1]!;
+  const lo = ((b[o + 2]! << 24) | (b[o + 3]! << 16) | (b[o + 4]! << 8) | b[o + 5]!) >>> 0;
+  return len === CID_LEN ? hi * 0x1_0000_0000 + lo : -(hi * 0x1_0000_0000 + lo) - 100;
 }
 
 export async function createEndpoint<Ctx = unknown>(options: EndpointOptions<Ctx>): Promise<Endpoint<Ctx>> {
   // ---- the endpoint's state, in one place
   /** Every connection by each of our connection IDs. */
-  const byCid = new Map<string, Conn<Ctx>>();
+  const byCid = new Map<number, Conn<Ctx>>();
   const all = new Set<Conn<Ctx>>();
   /** Connections whose handshake has not completed. */
   let handshaking = 0;
@@ -63,6 +71,8 @@ export async function createEndpoint<Ctx = unknown>(options: EndpointOptions<Ctx
   let config: Config = options.config;
   let closing = false;
   let endedSinceRelease = 0;
+  /** Advanced by the keepalive timer; a packet records it as the time it arrived. */
+  let epoch = 0;
   const drop = options.onDrop ?? (() => {});
   const handlers = options.handlers;
   const resetKey = options.statelessResetKey;
@@ -134,6 +144,8 @@ export async function createEndpoint<Ctx = unknown>(options: EndpointOptions<Ctx
       drop(decision.reason);
       return undefined;
     }
+    // Our retry chose this ID without state; in the rare case its key is taken, the client tries again.
+    if (byCid.has(cidKey(decision.scid, 0, decision.scid.length))) return drop("cid_collision"), undefined;
     // quiche copies the transport parameters at accept: stamp this connection's reset token first.
     if (resetKey) config.setStatelessResetToken(resetTokenValue(resetToken(resetKey, decision.scid)));
     let conn: Connection;
@@ -178,7 +190,7 @@ export async function createEndpoint<Ctx = unknown>(options: EndpointOptions<Ctx
       // quiche rejects undecryptable or malformed packets; the connection survives.
       drop("recv_error");
     }
-    state.lastActivity = Date.now();
+    state.activeEpoch = epoch;
     processInput(state);
     scheduler.afterPackets(state);
   }
@@ -247,24 +259,27 @@ export async function createEndpoint<Ctx = unknown>(options: EndpointOptions<Ctx
   });
   local = socket.address;
 
+  // Keepalive: every half interval the epoch advances; a connection that
+  // received nothing for two whole epochs (the keepalive interval) gets a
+  // PING. Packets only store the epoch number: no clock is read per packet.
   let keepalive: ReturnType<typeof setInterval> | null = null;
   if (options.keepaliveMs && options.keepaliveMs > 0) {
-    const every = options.keepaliveMs;
     keepalive = setInterval(() => {
-      const now = Date.now();
+      epoch++;
       for (const state of all) {
-        if (state.wasEstablished && now - state.lastActivity >= every) {
+        if (state.wasEstablished && epoch - state.activeEpoch >= 3) {
           state.conn.sendAckEliciting();
           scheduler.markDirty(state);
         }
       }
-    }, Math.max(50, Math.floor(every / 2)));
+    }, Math.max(50, Math.floor(options.keepaliveMs / 2)));
   }
 
   return {
     address: local,
     connect(remote, serverName) {
-      const scid = randomCid();
+      let scid = randomCid();
+      while (byCid.has(cidKey(scid, 0, CID_LEN))) scid = randomCid();
       const conn = quiche.Connection.connect(serverName, scid, local, remote, config);
       const state = track(conn, scid, remote);
       scheduler.markDirty(state);

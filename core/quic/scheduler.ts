@@ -14,6 +14,13 @@ export const ACK_EVERY = 8;
 export const ACK_DELAY_MS = 1;
 /** Flushes closer together than this (smoothed) mean the process is busy: batch. */
 const BUSY_GAP_MS = 0.1;
+/**
+ * While busy, a batch waits at most this long. The zero timer that flushes a
+ * batch runs only when the loop has no socket work left, so under a flood it
+ * can starve for hundreds of milliseconds; the packets that keep arriving
+ * flush it instead once it is this old.
+ */
+const MAX_BATCH_WAIT_MS = 0.25;
 
 export interface SchedulerHost<Ctx> {
   readonly socket: UdpSocket;
@@ -45,21 +52,41 @@ export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
   const sendBufs = Array.from({ length: SEND_BATCH }, () => new Uint8Array(host.packetSize));
   const sendList: (Uint8Array | number | string)[] = [];
   let flushScheduled = false;
+  let flushing = false;
+  /** A zero timer is on its way (at most one at a time). */
+  let timerPending = false;
+  const late = new Set<Conn<Ctx>>();
   // Smoothed gap between flushes: the load signal for batching.
   let lastFlush = 0;
   let flushGapMs = 10;
 
   function markDirty(state: Conn<Ctx>) {
+    if (flushing) {
+      // Marked while a flush runs (a handler reacting to a close): flushed right after it.
+      late.add(state);
+      return;
+    }
     dirty.add(state);
-    if (flushScheduled) return;
+    if (flushScheduled) {
+      if (flushGapMs < BUSY_GAP_MS && performance.now() - lastFlush > MAX_BATCH_WAIT_MS) flushAll();
+      return;
+    }
     flushScheduled = true;
     // Bun drains microtasks after every received packet, so a microtask
     // flushes per packet: lowest latency when idle. When flushes come back to
     // back the process is busy: a zero timer lets the socket's whole batch in
     // first, so one sendmmsg carries many packets. (setImmediate would be
     // quicker, but a loop woken only by UDP does not always run it.)
-    if (flushGapMs < BUSY_GAP_MS) setTimeout(flushAll, 0);
-    else queueMicrotask(flushAll);
+    if (flushGapMs >= BUSY_GAP_MS) queueMicrotask(flushAll);
+    else if (!timerPending) {
+      timerPending = true;
+      setTimeout(onZeroTimer, 0);
+    }
+  }
+
+  function onZeroTimer() {
+    timerPending = false;
+    if (flushScheduled) flushAll();
   }
 
   function afterPackets(state: Conn<Ctx>) {
@@ -74,11 +101,31 @@ export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
 
   function flushAll() {
     flushScheduled = false;
+    if (flushing || dirty.size === 0) return;
     const now = performance.now();
     flushGapMs = flushGapMs * 0.9 + Math.min(now - lastFlush, 10) * 0.1;
     lastFlush = now;
-    for (const state of dirty) flush(state);
-    dirty.clear();
+    flushing = true;
+    try {
+      for (const state of dirty) flush(state);
+      sendBatch();
+    } finally {
+      flushing = false;
+      dirty.clear();
+    }
+    if (late.size > 0) {
+      for (const state of late) markDirty(state);
+      late.clear();
+    }
+  }
+
+  /** Packets of every connection flushed together share one sendmmsg (up to SEND_BATCH). */
+  let batched = 0;
+  function sendBatch() {
+    if (batched === 0) return;
+    host.socket.sendMany(sendList, batched);
+    sendList.length = 0;
+    batched = 0;
   }
 
   function flush(state: Conn<Ctx>) {
@@ -88,9 +135,8 @@ export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
       clearTimeout(state.ackTimer);
       state.ackTimer = null;
     }
-    let count = 0;
     for (;;) {
-      const buf = sendBufs[count]!;
+      const buf = sendBufs[batched]!;
       let result;
       try {
         result = conn.send(buf);
@@ -100,16 +146,9 @@ export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
       if (result === null) break;
       const [n, info] = result;
       sendList.push(buf.subarray(0, n), info.to.port, info.to.host);
-      if (++count === SEND_BATCH) {
-        host.socket.sendMany(sendList, count);
-        sendList.length = 0;
-        count = 0;
-      }
+      if (++batched === SEND_BATCH) sendBatch();
     }
-    if (count > 0) {
-      host.socket.sendMany(sendList, count);
-      sendList.length = 0;
-    }
+    state.dgramFull = false;
     host.onFlushed(state);
     if (!state.gone) arm(state);
   }

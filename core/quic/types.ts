@@ -47,6 +47,11 @@ export interface QuicConnection<Ctx = unknown> {
   context: Ctx | undefined;
   /** Queues a DATAGRAM; false when it is too large or quiche's queue is full (counted by callers). */
   sendDatagram(data: Uint8Array): boolean;
+  /**
+   * False while quiche's DATAGRAM queue is known to be full (until the next
+   * flush): callers drop at once instead of preparing a datagram for nothing.
+   */
+  canSendDatagram(): boolean;
   /** Writes to a stream, queueing whatever flow control does not take yet; never drops bytes. */
   writeStream(streamId: number, data: Uint8Array, fin?: boolean): void;
   /** Bytes queued on a stream that quiche has not accepted yet (for backpressure). */
