@@ -28,7 +28,6 @@ export { startAgent, type Agent, type AgentSettings } from "./agent/agent.ts";
 
 // The wire protocol.
 export * from "./core/frame/mod.ts";
-export { CloseCode } from "./core/frame/close.ts";
 
 // Operations: the checks every program makes of its TLS files at start, and
 // `ztna doctor`'s checks as a function (each result with status, cause and fix).

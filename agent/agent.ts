@@ -7,15 +7,16 @@
  * The agent uses one server at a time and moves to the next configured one
  * on GOAWAY or loss, keeping the old link a moment for replies in flight.
  */
-import { CloseCode } from "../core/frame/close.ts";
-import type { Address, ControlMessage } from "../core/frame/control.ts";
 import {
+  CloseCode,
+  type ControlMessage,
   DATAGRAM_HEADER_LEN,
   type DatagramHeader,
-  MAX_UDP_PAYLOAD,
+  MAX_TUNNEL_PAYLOAD,
   parseDatagram,
   writeDatagramHeader,
-} from "../core/frame/datagram.ts";
+} from "../core/frame/mod.ts";
+import type { Address } from "../core/net/address.ts";
 import { formatHostPort } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
@@ -188,12 +189,12 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
   }
 
   function onLocal(listener: Listener, data: Uint8Array, port: number, host: string) {
-    if (data.length > MAX_UDP_PAYLOAD) {
+    if (data.length > MAX_TUNNEL_PAYLOAD) {
       drop.oversized.inc();
       const now = Date.now();
       if (now - lastOversizeLog > 5_000) {
         lastOversizeLog = now;
-        log.warn("datagram_too_large", { service: listener.service, bytes: data.length, max: MAX_UDP_PAYLOAD, client: `${host}:${port}` });
+        log.warn("datagram_too_large", { service: listener.service, bytes: data.length, max: MAX_TUNNEL_PAYLOAD, client: `${host}:${port}` });
       }
       return;
     }

@@ -6,8 +6,8 @@
  * once with a TCP reset rather than left hanging.
  */
 import net from "node:net";
-import type { Address } from "../core/frame/control.ts";
-import { StreamResetCode, encodeStreamHeader, streamResetName } from "../core/frame/stream.ts";
+import { encodeStreamHeader, StreamResetCode, streamResetName } from "../core/frame/mod.ts";
+import type { Address } from "../core/net/address.ts";
 import type { Link } from "../core/client/link.ts";
 import { createTcpPipe, resetSocket, type PipeEnd, type TcpPipe } from "../core/client/tcp-pipe.ts";
 import { formatHostPort } from "../core/config.ts";

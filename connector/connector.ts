@@ -4,15 +4,16 @@
  * flow. Replies are accepted only from exactly `forward_addr` (address and
  * port) and are framed into one reused 64 KiB buffer.
  */
-import { CloseCode } from "../core/frame/close.ts";
-import type { Address, ControlMessage } from "../core/frame/control.ts";
 import {
+  CloseCode,
+  type ControlMessage,
   DATAGRAM_HEADER_LEN,
   type DatagramHeader,
-  MAX_UDP_PAYLOAD,
+  MAX_TUNNEL_PAYLOAD,
   parseDatagram,
   writeDatagramHeader,
-} from "../core/frame/datagram.ts";
+} from "../core/frame/mod.ts";
+import type { Address } from "../core/net/address.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
 import { fourRates, linkStatus, processFacts, type ConnectorStatusDocument } from "../core/client/status.ts";
@@ -156,7 +157,7 @@ export async function startConnector(
           drop.source_mismatch.inc();
           return;
         }
-        if (data.length > MAX_UDP_PAYLOAD) {
+        if (data.length > MAX_TUNNEL_PAYLOAD) {
           drop.oversized.inc();
           return;
         }

@@ -6,8 +6,13 @@
  * resets the stream with CONNECT_FAILED.
  */
 import net from "node:net";
-import type { Address } from "../core/frame/control.ts";
-import { StreamResetCode, createStreamHeaderReader, streamResetName, type StreamHeaderReader } from "../core/frame/stream.ts";
+import {
+  createStreamHeaderReader,
+  type StreamHeaderReader,
+  StreamResetCode,
+  streamResetName,
+} from "../core/frame/mod.ts";
+import type { Address } from "../core/net/address.ts";
 import type { Link } from "../core/client/link.ts";
 import { createTcpPipe, resetSocket, type PipeEnd, type TcpPipe } from "../core/client/tcp-pipe.ts";
 import type { Logger } from "../core/log.ts";

@@ -5,7 +5,7 @@
  */
 import { isIP } from "node:net";
 import { formatHostPort } from "./config.ts";
-import type { Address } from "./frame/control.ts";
+import type { Address } from "./net/address.ts";
 import type { Logger } from "./log.ts";
 import { resolveAddress } from "./runtime/dns.ts";
 

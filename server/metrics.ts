@@ -5,7 +5,7 @@ import { CERTIFICATE_EXPIRY, certificateMetrics } from '../core/metrics/certific
 import { each, preset, computedGauge, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
 import { histogram } from '../core/metrics/histogram.ts';
 import type { ResultLabels } from '../core/metrics/labels.ts';
-import { STREAM_RESET_NAMES } from '../core/frame/stream.ts';
+import { STREAM_RESET_NAMES } from '../core/frame/mod.ts';
 
 export const SERVER_ROLES = ['connector', 'agent'] as const;
 export type ServerRole = (typeof SERVER_ROLES)[number];

@@ -3,20 +3,22 @@
  * connectors per service, tells each peer its observed address, and relays
  * DATAGRAMs per flow between them.
  */
-import { CloseCode } from "../core/frame/close.ts";
 import {
-  type Address,
-  type ControlMessage,
-  type NackCode,
-  PROTOCOL_VERSIONS,
   alpnFor,
+  CloseCode,
+  type ControlMessage,
   createControlReader,
+  DATAGRAM_HEADER_LEN,
+  type DatagramHeader,
   encodeControl,
+  type NackCode,
+  parseDatagram,
+  PROTOCOL_VERSIONS,
   validateServiceName,
   versionOfAlpn,
-} from "../core/frame/control.ts";
-import { DATAGRAM_HEADER_LEN, type DatagramHeader, parseDatagram, writeDatagramHeader } from "../core/frame/datagram.ts";
-import { formatAddress } from "../core/net/address.ts";
+  writeDatagramHeader,
+} from "../core/frame/mod.ts";
+import { type Address, formatAddress } from "../core/net/address.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
 import { createEndpoint, type CloseInfo, type Endpoint, type QuicConnection } from "../core/quic/endpoint.ts";

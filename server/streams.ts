@@ -12,13 +12,13 @@
  * from core/frame/stream.ts, counted by result.
  */
 import {
-  StreamResetCode,
   createStreamHeaderReader,
   encodeStreamHeader,
   normaliseResetCode,
-  streamResetName,
   type StreamHeaderReader,
-} from "../core/frame/stream.ts";
+  StreamResetCode,
+  streamResetName,
+} from "../core/frame/mod.ts";
 import { formatAddress } from "../core/net/address.ts";
 import type { Logger } from "../core/log.ts";
 import type { QuicConnection } from "../core/quic/endpoint.ts";

@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MAX_UDP_PAYLOAD } from "../core/frame/datagram.ts";
+import { MAX_TUNNEL_PAYLOAD } from "../core/frame/mod.ts";
 import type { UdpSocket } from "../core/runtime/udp.ts";
 import { VERSION } from "../core/version.ts";
 import { build, type BuildResult } from "../scripts/build.ts";
@@ -120,7 +120,7 @@ describe("compiled binary", () => {
     await agent.waitForLog("service_opened", 15_000);
 
     client = await udpClient();
-    for (const [i, size] of [0, 1, 64, 512, 1000, MAX_UDP_PAYLOAD].entries()) {
+    for (const [i, size] of [0, 1, 64, 512, 1000, MAX_TUNNEL_PAYLOAD].entries()) {
       const payload = bytes(size, i + 1);
       client.send(payload, listen);
       const reply = await client.next(5_000);

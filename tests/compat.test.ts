@@ -5,8 +5,7 @@
  * on loopback; the "old" side speaks only what version 1 had.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { encodeDatagram, parseDatagram } from "../core/frame/datagram.ts";
-import type { ControlMessage } from "../core/frame/control.ts";
+import { type ControlMessage, encodeDatagram, parseDatagram } from "../core/frame/mod.ts";
 import { rawPeer, type RawPeer } from "./raw-peer.ts";
 import { bytes, cleanup, logged, startEcho, startTestAgent, startTestConnector, startTestServer, udpClient, waitFor } from "./harness.ts";
 

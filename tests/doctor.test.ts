@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCa, issueCertificate, type PemPair } from "../core/certs.ts";
-import type { Address } from "../core/frame/control.ts";
+import type { Address } from "../core/net/address.ts";
 import { clientQuicConfig, serverQuicConfig } from "../core/quic/config.ts";
 import { createEndpoint } from "../core/quic/endpoint.ts";
 import { openUdp } from "../core/runtime/udp.ts";

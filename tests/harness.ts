@@ -13,7 +13,7 @@ import { createAgentMetrics, type AgentMetrics } from "../agent/metrics.ts";
 import { startConnector, type Connector, type ConnectorSettings } from "../connector/connector.ts";
 import { createConnectorMetrics, type ConnectorMetrics } from "../connector/metrics.ts";
 import { ensureDevCertificates } from "../core/certs.ts";
-import type { Address } from "../core/frame/control.ts";
+import type { Address } from "../core/net/address.ts";
 import { createLogger, type Logger } from "../core/log.ts";
 import { clientQuicConfig } from "../core/quic/config.ts";
 import { createRegistry } from "../core/metrics/registry.ts";

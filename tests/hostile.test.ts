@@ -6,9 +6,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { encodeControl, PROTOCOL_VERSION } from "../core/frame/control.ts";
-import { encodeDatagram } from "../core/frame/datagram.ts";
-import { FRAME_ERROR_KINDS } from "../core/frame/errors.ts";
+import { encodeControl, encodeDatagram, FRAME_ERROR_KINDS, PROTOCOL_VERSION } from "../core/frame/mod.ts";
 import { rawPeer } from "./raw-peer.ts";
 import { bytes, cleanup, startEcho, startTestAgent, startTestConnector, startTestServer, udpClient, waitFor } from "./harness.ts";
 

@@ -1,6 +1,6 @@
 /** Abuse limits: each one holds, is counted when hit, and leaves honest peers alone. */
 import { afterEach, describe, expect, test } from "bun:test";
-import { PROTOCOL_VERSION } from "../core/frame/control.ts";
+import { PROTOCOL_VERSION } from "../core/frame/mod.ts";
 import { bytes, cleanup, startEcho, startTestAgent, startTestConnector, startTestServer, udpClient, waitFor } from "./harness.ts";
 import { rawPeer } from "./raw-peer.ts";
 

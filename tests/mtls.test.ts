@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCa, issueCertificate, x509, type PemPair } from "../core/certs.ts";
-import type { Address } from "../core/frame/control.ts";
+import type { Address } from "../core/net/address.ts";
 import { clientQuicConfig } from "../core/quic/config.ts";
 import { createEndpoint, type CloseInfo } from "../core/quic/endpoint.ts";
 import type { Config } from "../core/quic/native.ts";

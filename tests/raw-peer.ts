@@ -1,5 +1,12 @@
 /** A bare QUIC client for tests that speak the protocol by hand, or break it on purpose. */
-import { alpnFor, createControlReader, encodeControl, PROTOCOL_VERSION, type Address, type ControlMessage } from "../core/frame/control.ts";
+import {
+  alpnFor,
+  type ControlMessage,
+  createControlReader,
+  encodeControl,
+  PROTOCOL_VERSION,
+} from "../core/frame/mod.ts";
+import type { Address } from "../core/net/address.ts";
 import { clientQuicConfig } from "../core/quic/config.ts";
 import { createEndpoint, type CloseInfo, type QuicConnection } from "../core/quic/endpoint.ts";
 import { devCerts } from "./harness.ts";

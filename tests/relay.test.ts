@@ -3,7 +3,7 @@
  * back, over real QUIC on loopback.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { MAX_UDP_PAYLOAD } from "../core/frame/datagram.ts";
+import { MAX_TUNNEL_PAYLOAD } from "../core/frame/mod.ts";
 import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
 import {
   bytes,
@@ -57,7 +57,7 @@ describe("relay", () => {
     const echo = teardown.add(await startEcho(), (x) => x.close());
     const { a } = await topology({ echo });
     const client = teardown.add(await udpClient(), (x) => x.close());
-    for (const size of [0, 1, 1000, MAX_UDP_PAYLOAD]) {
+    for (const size of [0, 1, 1000, MAX_TUNNEL_PAYLOAD]) {
       const payload = bytes(size, size);
       client.send(payload, a.listen("echo"));
       const reply = await client.next();
@@ -70,9 +70,9 @@ describe("relay", () => {
     const echo = teardown.add(await startEcho(), (x) => x.close());
     const { a } = await topology({ echo });
     const client = teardown.add(await udpClient(), (x) => x.close());
-    client.send(bytes(MAX_UDP_PAYLOAD + 1), a.listen("echo"));
+    client.send(bytes(MAX_TUNNEL_PAYLOAD + 1), a.listen("echo"));
     await waitFor(() => a.metrics.drops.child({ reason: "oversized" }).value === 1, 2_000, "oversized drop");
-    expect(logged(a.log, "datagram_too_large")[0]).toMatchObject({ bytes: MAX_UDP_PAYLOAD + 1, max: MAX_UDP_PAYLOAD });
+    expect(logged(a.log, "datagram_too_large")[0]).toMatchObject({ bytes: MAX_TUNNEL_PAYLOAD + 1, max: MAX_TUNNEL_PAYLOAD });
     // Nothing came back, and the path still works afterwards.
     client.send(bytes(10), a.listen("echo"));
     expect((await client.next()).length).toBe(10);
@@ -182,7 +182,7 @@ describe("larger QUIC packets (jumbo-frame or loopback deployments)", () => {
     const a = teardown.add(await startTestAgent([s.server.address], ["echo"], jumbo), (x) => x.agent.close());
     await waitFor(() => a.agent.ready().ready, 5_000, "agent ready");
     const client = teardown.add(await udpClient(), (x) => x.close());
-    for (const size of [0, MAX_UDP_PAYLOAD]) {
+    for (const size of [0, MAX_TUNNEL_PAYLOAD]) {
       const payload = bytes(size, 7);
       client.send(payload, a.listen("echo"));
       expect(Buffer.from(await client.next()).equals(Buffer.from(payload))).toBe(true);

@@ -5,8 +5,17 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
-import { type Address, type ControlMessage, PROTOCOL_VERSION, createControlReader, encodeControl } from "../core/frame/control.ts";
-import { StreamResetCode, encodeEndSegment, encodeSegmentPrefix, encodeStreamHeader } from "../core/frame/stream.ts";
+import {
+  type ControlMessage,
+  createControlReader,
+  encodeControl,
+  encodeEndSegment,
+  encodeSegmentPrefix,
+  encodeStreamHeader,
+  PROTOCOL_VERSION,
+  StreamResetCode,
+} from "../core/frame/mod.ts";
+import type { Address } from "../core/net/address.ts";
 import { clientQuicConfig } from "../core/quic/config.ts";
 import { createEndpoint } from "../core/quic/endpoint.ts";
 import {

@@ -19,7 +19,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseAgentOptions } from "../../agent/options.ts";
-import { createControlReader, encodeControl, PROTOCOL_VERSION, type ControlReader } from "../../core/frame/control.ts";
+import { type ControlReader, createControlReader, encodeControl, PROTOCOL_VERSION } from "../../core/frame/mod.ts";
 import { clientQuicConfig } from "../../core/quic/config.ts";
 import { createEndpoint, type Endpoint, type QuicConnection } from "../../core/quic/endpoint.ts";
 import { flag, numberFlag, onCommands, parseHostPort, report } from "../lib/child-io.ts";

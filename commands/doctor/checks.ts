@@ -10,10 +10,15 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { formatHostPort, type HostPort } from "../../core/config.ts";
 import { clientTlsFiles } from "../../core/client/tls.ts";
-import { CloseCode } from "../../core/frame/close.ts";
-import { DATAGRAM_HEADER_LEN, MAX_DATAGRAM_LEN, MAX_UDP_PAYLOAD } from "../../core/frame/datagram.ts";
-import { StreamResetCode, streamResetName } from "../../core/frame/stream.ts";
-import type { ProbeReply } from "../../core/frame/control.ts";
+import {
+  CloseCode,
+  DATAGRAM_HEADER_LEN,
+  MAX_DATAGRAM_LEN,
+  MAX_TUNNEL_PAYLOAD,
+  type ProbeReply,
+  StreamResetCode,
+  streamResetName,
+} from "../../core/frame/mod.ts";
 import { clientQuicConfig } from "../../core/quic/config.ts";
 import type { Config } from "../../core/quic/native.ts";
 import { explainRefusal, hex } from "../../core/tls-alerts.ts";
@@ -552,7 +557,7 @@ async function pathCheck(session: DoctorSession, clock: { server: number; sentAt
     causes.push(`tunnelled UDP payloads over ${largest - DATAGRAM_HEADER_LEN} bytes will be lost: the path MTU is smaller than the QUIC packets`);
     fixes.push("lower --max-udp-payload on every program to what the path carries, or raise the MTU on the way");
   } else {
-    parts.push(`DATAGRAMs up to ${largest} bytes cross the path (every tunnel payload, up to ${MAX_UDP_PAYLOAD} bytes, fits)`);
+    parts.push(`DATAGRAMs up to ${largest} bytes cross the path (every tunnel payload, up to ${MAX_TUNNEL_PAYLOAD} bytes, fits)`);
   }
   if (max < MAX_DATAGRAM_LEN) {
     status = status === "pass" ? "warn" : status;

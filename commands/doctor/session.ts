@@ -6,18 +6,21 @@
  */
 import {
   alpnFor,
-  createControlReader,
-  encodeControl,
-  PROTOCOL_VERSIONS,
-  versionOfAlpn,
-  type Address,
+  CloseCode,
   type ControlMessage,
+  createControlReader,
+  createSegmentReader,
+  DATAGRAM_HEADER_LEN,
+  encodeControl,
+  encodeEndSegment,
+  encodeStreamHeader,
   type NackCode,
   type ProbeReply,
-} from "../../core/frame/control.ts";
-import { DATAGRAM_HEADER_LEN, writeDatagramHeader } from "../../core/frame/datagram.ts";
-import { createSegmentReader, encodeEndSegment, encodeStreamHeader } from "../../core/frame/stream.ts";
-import { CloseCode } from "../../core/frame/close.ts";
+  PROTOCOL_VERSIONS,
+  versionOfAlpn,
+  writeDatagramHeader,
+} from "../../core/frame/mod.ts";
+import type { Address } from "../../core/net/address.ts";
 import type { Config } from "../../core/quic/native.ts";
 import { createEndpoint, type CloseInfo, type Endpoint, type QuicConnection } from "../../core/quic/endpoint.ts";
 import { COMMIT, VERSION } from "../../core/version.ts";

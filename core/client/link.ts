@@ -10,23 +10,22 @@
  * within about one interval of the new server listening. Any other loss, and
  * a restart that outlasts its window, uses exponential backoff with jitter.
  */
-import { CloseCode } from "../frame/close.ts";
 import {
-  type Address,
-  type ControlMessage,
-  type NackCode,
-  type RestartHint,
-  PROTOCOL_VERSIONS,
   alpnFor,
+  CloseCode,
+  type ControlMessage,
   createControlReader,
   encodeControl,
+  type NackCode,
+  PROTOCOL_VERSIONS,
+  type RestartHint,
+  StreamResetCode,
   versionOfAlpn,
-} from "../frame/control.ts";
-import { StreamResetCode } from "../frame/stream.ts";
+} from "../frame/mod.ts";
 import type { Logger } from "../log.ts";
 import type { Config } from "../quic/native.ts";
 import { createEndpoint, type Endpoint, type QuicConnection } from "../quic/endpoint.ts";
-import { formatAddress } from "../net/address.ts";
+import { type Address, formatAddress } from "../net/address.ts";
 import { createRepeatLog } from "../log-repeats.ts";
 import { explainRefusal, hex } from "../tls-alerts.ts";
 import { resolveAddress } from "../runtime/dns.ts";

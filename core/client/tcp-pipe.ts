@@ -12,12 +12,12 @@
  */
 import type { Socket } from "node:net";
 import {
-  StreamResetCode,
   createSegmentReader,
   encodeEndSegment,
   encodeSegmentPrefix,
   normaliseResetCode,
-} from "../frame/stream.ts";
+  StreamResetCode,
+} from "../frame/mod.ts";
 import type { QuicConnection } from "../quic/endpoint.ts";
 
 /** Bytes queued on a stream beyond what QUIC accepted before the socket is paused. */

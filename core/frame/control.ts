@@ -56,7 +56,9 @@ export const MAX_CONTROL_MESSAGE = 4096;
 /** Size of the u16 length prefix in front of every control message. */
 export const CONTROL_LENGTH_PREFIX = 2;
 
-export type Role = 'agent' | 'connector';
+/** Who a client is, said in HELLO: the one role vocabulary of the programs, the relay and the metrics. */
+export const ROLES = ['agent', 'connector'] as const;
+export type Role = (typeof ROLES)[number];
 
 export type NackCode =
   | 'invalid_request'
@@ -111,20 +113,26 @@ export interface ProbeReply {
 
 export type ControlType = ControlMessage['type'];
 
-/** Wire type byte of each message. */
+/**
+ * Wire type byte of each message, and its fields after the type byte
+ * (docs/protocol.md §2.3). `str` is a u8 byte length and UTF-8; `service` a
+ * str holding a valid service name; `address` a u8 family (4 or 6), 4 or 16
+ * address bytes and a u16 port. Bytes: 0x0_ session, 0x1_ requests,
+ * 0x2_ answers, 0x3_ notifications.
+ */
 export const CONTROL_TYPE_BYTES = {
-  hello: 0x01,
-  welcome: 0x02,
-  observed: 0x03,
-  register: 0x10,
-  deregister: 0x11,
-  open: 0x12,
-  probe: 0x13,
-  ack: 0x20,
-  nack: 0x21,
-  probe_reply: 0x22,
-  service_status: 0x30,
-  goaway: 0x31,
+  hello: 0x01, // client → server, first: u8 version, u8 role (ROLE_BYTES), str name; v2: + str software
+  welcome: 0x02, // server → client, answers HELLO: u8 version, address observed (the client as the server sees it)
+  observed: 0x03, // server → client: address observed (the client's address changed)
+  register: 0x10, // connector → server: u32 req, service; answered by ACK (its channel) or NACK
+  deregister: 0x11, // connector → server: u32 req, service; answered by ACK (channel 0) or NACK
+  open: 0x12, // agent → server: u32 req, service; answered by ACK (its channel) or NACK
+  probe: 0x13, // client → server (v2): u32 req, service or empty str; answered by PROBE_REPLY, changes nothing
+  ack: 0x20, // server → client: u32 req, u16 channel
+  nack: 0x21, // server → client: u32 req, u8 code (NACK_CODE_BYTES), str reason
+  probe_reply: 0x22, // server → client (v2): u32 req, u32 time_hi, u32 time_lo, u8 allowed (0 no, 1 yes, 2 none asked), u16 connectors, u16 draining, str software
+  service_status: 0x30, // server → agent: service, u8 up (0 or 1)
+  goaway: 0x31, // server → client: str reason, str alternate (host:port or empty); v2: + u32 reconnect_in ms, u32 try_for ms (0 = no restart)
 } as const satisfies Record<ControlType, number>;
 
 export const ROLE_BYTES = { agent: 1, connector: 2 } as const satisfies Record<Role, number>;

@@ -5,7 +5,7 @@ import {
   DATAGRAM_HEADER_LEN,
   FRAME_ERROR_KINDS,
   MAX_DATAGRAM_LEN,
-  MAX_UDP_PAYLOAD,
+  MAX_TUNNEL_PAYLOAD,
   encodeDatagram,
   parseDatagram,
   writeDatagramHeader,
@@ -18,7 +18,7 @@ const fresh = (): DatagramHeader => ({ channel: -1, flow: -1, payloadLength: -1 
 describe('datagram constants', () => {
   test('values', () => {
     expect(DATAGRAM_HEADER_LEN).toBe(6);
-    expect(MAX_UDP_PAYLOAD).toBe(1300);
+    expect(MAX_TUNNEL_PAYLOAD).toBe(1300);
     expect(MAX_DATAGRAM_LEN).toBe(1306);
   });
 });
@@ -30,7 +30,7 @@ describe('encode and parse', () => {
 
   const cases: [number, number, number][] = [
     [0, 0, 0],
-    [0xffff, 0xffffffff, MAX_UDP_PAYLOAD],
+    [0xffff, 0xffffffff, MAX_TUNNEL_PAYLOAD],
     [1, 0x80000000, 1],
     [0x8000, 0x7fffffff, 100],
     [42, 1, 1199],
@@ -82,8 +82,8 @@ describe('malformed datagrams', () => {
     expect(parseDatagram(new Uint8Array(0), 0, fresh())?.kind).toBe('truncated');
   });
 
-  test('payload over MAX_UDP_PAYLOAD is oversized', () => {
-    const wire = new Uint8Array(DATAGRAM_HEADER_LEN + MAX_UDP_PAYLOAD + 1);
+  test('payload over MAX_TUNNEL_PAYLOAD is oversized', () => {
+    const wire = new Uint8Array(DATAGRAM_HEADER_LEN + MAX_TUNNEL_PAYLOAD + 1);
     const h = fresh();
     const err = parseDatagram(wire, wire.length, h);
     expect(err?.kind).toBe('oversized');
@@ -122,8 +122,8 @@ describe('encode programmer errors', () => {
     expect(() => writeDatagramHeader(new Uint8Array(5), 0, 0)).toThrow(/at least 6/);
   });
 
-  test('payload over MAX_UDP_PAYLOAD', () => {
-    expect(() => encodeDatagram(1, 1, new Uint8Array(MAX_UDP_PAYLOAD + 1))).toThrow(/MAX_UDP_PAYLOAD/);
+  test('payload over MAX_TUNNEL_PAYLOAD', () => {
+    expect(() => encodeDatagram(1, 1, new Uint8Array(MAX_TUNNEL_PAYLOAD + 1))).toThrow(/MAX_TUNNEL_PAYLOAD/);
   });
 });
 
@@ -133,7 +133,7 @@ describe('properties', () => {
       fc.property(
         fc.integer({ min: 0, max: 0xffff }),
         fc.integer({ min: 0, max: 0xffffffff }),
-        fc.uint8Array({ maxLength: MAX_UDP_PAYLOAD }),
+        fc.uint8Array({ maxLength: MAX_TUNNEL_PAYLOAD }),
         (channel, flow, payload) => {
           const wire = encodeDatagram(channel, flow, payload);
           const h = fresh();

@@ -5,10 +5,16 @@
 
 import type { FrameError } from './errors.ts';
 
+/** A DATAGRAM frame's payload: u16 channel, u32 flow, then the tunnelled UDP payload unchanged. */
 export const DATAGRAM_HEADER_LEN = 6;
-export const MAX_UDP_PAYLOAD = 1300;
+/**
+ * Largest UDP payload one datagram tunnels (what a local client sent). Not
+ * the QUIC packet size (core/quic/config.ts QUIC_UDP_PAYLOAD, --max-udp-payload):
+ * 1300 + the header fits a 1350-byte QUIC packet with room to spare.
+ */
+export const MAX_TUNNEL_PAYLOAD = 1300;
 /** Largest datagram this protocol sends or accepts (header + payload). */
-export const MAX_DATAGRAM_LEN = DATAGRAM_HEADER_LEN + MAX_UDP_PAYLOAD;
+export const MAX_DATAGRAM_LEN = DATAGRAM_HEADER_LEN + MAX_TUNNEL_PAYLOAD;
 
 export interface DatagramHeader {
   channel: number;
@@ -23,7 +29,7 @@ const TRUNCATED: FrameError = Object.freeze({
 });
 const OVERSIZED: FrameError = Object.freeze({
   kind: 'oversized',
-  message: `datagram payload exceeds MAX_UDP_PAYLOAD (${MAX_UDP_PAYLOAD} bytes)`,
+  message: `datagram payload exceeds MAX_TUNNEL_PAYLOAD (${MAX_TUNNEL_PAYLOAD} bytes)`,
 });
 const LENGTH_BEYOND_BUFFER: FrameError = Object.freeze({
   kind: 'truncated',
@@ -54,7 +60,7 @@ export function parseDatagram(buf: Uint8Array, len: number, into: DatagramHeader
   if (!(len >= DATAGRAM_HEADER_LEN)) return TRUNCATED;
   if (len > buf.length) return LENGTH_BEYOND_BUFFER;
   const payloadLength = len - DATAGRAM_HEADER_LEN;
-  if (payloadLength > MAX_UDP_PAYLOAD) return OVERSIZED;
+  if (payloadLength > MAX_TUNNEL_PAYLOAD) return OVERSIZED;
   into.channel = (buf[0]! << 8) | buf[1]!;
   into.flow = ((buf[2]! << 24) | (buf[3]! << 16) | (buf[4]! << 8) | buf[5]!) >>> 0;
   into.payloadLength = payloadLength;
@@ -63,8 +69,8 @@ export function parseDatagram(buf: Uint8Array, len: number, into: DatagramHeader
 
 /** Allocating convenience for tests and tools: header + a copy of payload. */
 export function encodeDatagram(channel: number, flow: number, payload: Uint8Array): Uint8Array {
-  if (payload.length > MAX_UDP_PAYLOAD) {
-    throw new Error(`datagram payload of ${payload.length} bytes exceeds MAX_UDP_PAYLOAD (${MAX_UDP_PAYLOAD})`);
+  if (payload.length > MAX_TUNNEL_PAYLOAD) {
+    throw new Error(`datagram payload of ${payload.length} bytes exceeds MAX_TUNNEL_PAYLOAD (${MAX_TUNNEL_PAYLOAD})`);
   }
   const out = new Uint8Array(DATAGRAM_HEADER_LEN + payload.length);
   writeDatagramHeader(out, channel, flow);

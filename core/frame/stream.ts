@@ -13,7 +13,12 @@
 
 import type { Decoded, FrameError } from './errors.ts';
 
-/** Type byte of the stream header; other values are reserved for later stream kinds. */
+/**
+ * Type byte of the stream header; other values are reserved for later stream
+ * kinds. Layout: u8 STREAM_OPEN, u16 channel (never 0), in the direction of
+ * the peer that opened the stream; then segments [u32 n][n bytes] each way,
+ * ended by END ([u32 0]) written with the QUIC FIN.
+ */
 export const STREAM_OPEN = 0x01;
 export const STREAM_HEADER_LEN = 3;
 

@@ -8,7 +8,7 @@ import {
   decodeControl,
   encodeControl,
   encodeDatagram,
-  MAX_UDP_PAYLOAD,
+  MAX_TUNNEL_PAYLOAD,
   parseDatagram,
   validateServiceName,
   type ControlMessage,
@@ -65,15 +65,15 @@ denoTest("an oversized length prefix poisons the stream reader", () => {
 });
 
 denoTest("datagram header round trip, and truncated / oversized datagrams", () => {
-  const payload = new Uint8Array(MAX_UDP_PAYLOAD).fill(0xab);
+  const payload = new Uint8Array(MAX_TUNNEL_PAYLOAD).fill(0xab);
   const dgram = encodeDatagram(0xfffe, 0xdeadbeef, payload);
   const into: DatagramHeader = { channel: 0, flow: 0, payloadLength: 0 };
   assert.equal(parseDatagram(dgram, dgram.length, into), null);
-  assert.deepEqual(into, { channel: 0xfffe, flow: 0xdeadbeef, payloadLength: MAX_UDP_PAYLOAD });
+  assert.deepEqual(into, { channel: 0xfffe, flow: 0xdeadbeef, payloadLength: MAX_TUNNEL_PAYLOAD });
   assert.equal(parseDatagram(dgram, 5, into)?.kind, "truncated");
   const big = new Uint8Array(dgram.length + 1);
   assert.equal(parseDatagram(big, big.length, into)?.kind, "oversized");
-  assert.throws(() => encodeDatagram(1, 1, new Uint8Array(MAX_UDP_PAYLOAD + 1)));
+  assert.throws(() => encodeDatagram(1, 1, new Uint8Array(MAX_TUNNEL_PAYLOAD + 1)));
 });
 
 denoTest("service names: 1..63 bytes of [A-Za-z0-9._-], not starting with punctuation", () => {
