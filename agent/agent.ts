@@ -16,15 +16,14 @@ import {
   parseDatagram,
   writeDatagramHeader,
 } from "../core/frame/mod.ts";
-import type { Address } from "../core/net/address.ts";
-import { formatHostPort } from "../core/config.ts";
+import { type Address, formatAddress } from "../core/net/address.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
 import { fourRates, linkStatus, processFacts, type AgentStatusDocument } from "../core/client/status.ts";
 import { sampleRates } from "../core/rates.ts";
 import { COMMIT, VERSION } from "../core/version.ts";
 import { bindError } from "../core/startup.ts";
-import { formatAddress, LINK_STATE_VALUE, RESTART_RETRY_MS, startLink, type Link } from "../core/client/link.ts";
+import { LINK_STATE_VALUE, RESTART_RETRY_MS, startLink, type Link } from "../core/client/link.ts";
 import type { BackoffSettings } from "../core/client/backoff.ts";
 import type { Config } from "../core/quic/native.ts";
 import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
@@ -194,7 +193,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
       const now = Date.now();
       if (now - lastOversizeLog > 5_000) {
         lastOversizeLog = now;
-        log.warn("datagram_too_large", { service: listener.service, bytes: data.length, max: MAX_TUNNEL_PAYLOAD, client: `${host}:${port}` });
+        log.warn("datagram_too_large", { service: listener.service, bytes: data.length, max: MAX_TUNNEL_PAYLOAD, client: formatAddress({ host, port }) });
       }
       return;
     }
@@ -415,7 +414,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     } catch (error) {
       for (const l of listeners) l.socket.close();
       await tcp.close();
-      throw bindError(error, "--map", "UDP", map.listen, `--map ${map.service}=udp://${formatHostPort(map.listen)}`);
+      throw bindError(error, "--map", "UDP", map.listen, `--map ${map.service}=udp://${formatAddress(map.listen)}`);
     }
     listeners.push(listener);
   }

@@ -1,5 +1,6 @@
 /** `ztna agent`: local listeners mapped to remote services through the relay. */
-import { formatHostPort, loadOrExit } from "../core/config.ts";
+import { loadOrExit } from "../core/config.ts";
+import { formatAddress } from "../core/net/address.ts";
 import { linkBasics } from "../core/client/options.ts";
 import { createLogger, type Logger } from "../core/log.ts";
 import { createRegistry } from "../core/metrics/registry.ts";
@@ -38,7 +39,7 @@ export async function runAgent(options: AgentOptions, log?: Logger): Promise<Age
   warnIfCertificateOmitsServices(tls.files.chain[0], options.map.map((m) => m.service), log);
   const maps = [];
   for (const m of options.map) {
-    maps.push({ ...m, listen: await resolveFlag(`--map ${m.service}=${m.protocol}://${formatHostPort(m.listen)}`, m.listen) });
+    maps.push({ ...m, listen: await resolveFlag(`--map ${m.service}=${m.protocol}://${formatAddress(m.listen)}`, m.listen) });
   }
   let agent: Agent | null = null;
   const ops = await bindOps({

@@ -3,7 +3,6 @@ import {
   custom,
   defineSpec,
   duration,
-  formatHostPort,
   hostPortOrOff,
   isValidServiceName,
   list,
@@ -13,6 +12,7 @@ import {
   parseHostPort,
 } from '../core/config.ts';
 import type { HostPort, ReadFile } from '../core/config.ts';
+import { formatAddress } from '../core/net/address.ts';
 import {
   checkClientOptions,
   commonOptions,
@@ -63,7 +63,7 @@ function checkDuplicateListeners(mappings: AgentMapping[]): void {
   const seen = new Set<string>();
   for (const { protocol, listen } of mappings) {
     if (listen.port === 0) continue;
-    const key = `${protocol}://${formatHostPort(listen)}`;
+    const key = `${protocol}://${formatAddress(listen)}`;
     if (seen.has(key)) throw optionError('map', `duplicate listen address ${key}`);
     seen.add(key);
   }

@@ -7,10 +7,9 @@
  */
 import net from "node:net";
 import { encodeStreamHeader, StreamResetCode, streamResetName } from "../core/frame/mod.ts";
-import type { Address } from "../core/net/address.ts";
+import { type Address, formatAddress } from "../core/net/address.ts";
 import type { Link } from "../core/client/link.ts";
 import { createTcpPipe, resetSocket, type PipeEnd, type TcpPipe } from "../core/client/tcp-pipe.ts";
-import { formatHostPort } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
 import { bindError } from "../core/startup.ts";
@@ -119,7 +118,7 @@ export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTc
       });
     } catch (error) {
       for (const s of servers) s.close();
-      throw bindError(error, "--map", "TCP", map.listen, `--map ${map.service}=tcp://${formatHostPort(map.listen)}`);
+      throw bindError(error, "--map", "TCP", map.listen, `--map ${map.service}=tcp://${formatAddress(map.listen)}`);
     }
     server.on("error", (error) => log.warn("listener_error", { service: map.service, error: error.message }));
     const bound = server.address() as net.AddressInfo;

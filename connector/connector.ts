@@ -13,13 +13,13 @@ import {
   parseDatagram,
   writeDatagramHeader,
 } from "../core/frame/mod.ts";
-import type { Address } from "../core/net/address.ts";
+import { type Address, formatAddress } from "../core/net/address.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
 import { fourRates, linkStatus, processFacts, type ConnectorStatusDocument } from "../core/client/status.ts";
 import { sampleRates } from "../core/rates.ts";
 import { COMMIT, VERSION } from "../core/version.ts";
-import { formatAddress, LINK_STATE_VALUE, startLink, type Link } from "../core/client/link.ts";
+import { LINK_STATE_VALUE, startLink, type Link } from "../core/client/link.ts";
 import type { BackoffSettings } from "../core/client/backoff.ts";
 import type { Config } from "../core/quic/native.ts";
 import { resolveAddress } from "../core/runtime/dns.ts";

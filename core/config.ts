@@ -214,11 +214,6 @@ export function parseHostPort(raw: string, allowPortZero = true): HostPort {
   return { host, port };
 }
 
-/** Render a HostPort back into `host:port` / `[v6]:port`. */
-export function formatHostPort(hp: HostPort): string {
-  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
-}
-
 export function hostPort(opts: { allowPortZero?: boolean } = {}): Kind<HostPort> {
   return custom('HOST:PORT', (raw) => parseHostPort(raw, opts.allowPortZero ?? true));
 }

@@ -4,8 +4,7 @@
  * port, and what is wrong, instead of a stack trace.
  */
 import { isIP } from "node:net";
-import { formatHostPort } from "./config.ts";
-import type { Address } from "./net/address.ts";
+import { type Address, formatAddress } from "./net/address.ts";
 import type { Logger } from "./log.ts";
 import { resolveAddress } from "./runtime/dns.ts";
 
@@ -29,7 +28,7 @@ export async function resolveFlag(flag: string, address: Address): Promise<Addre
   } catch (error) {
     const code = (error as { code?: string }).code ?? "";
     const why = code === "ENOTFOUND" || code === "ENODATA" ? "does not resolve" : `could not be resolved (${code || (error as Error).message})`;
-    throw new StartupError(`${flag} ${formatHostPort(address)}: the name ${address.host} ${why}; check the spelling and this host's DNS (/etc/resolv.conf, /etc/hosts)`);
+    throw new StartupError(`${flag} ${formatAddress(address)}: the name ${address.host} ${why}; check the spelling and this host's DNS (/etc/resolv.conf, /etc/hosts)`);
   }
 }
 
@@ -38,7 +37,7 @@ export async function resolveFlag(flag: string, address: Address): Promise<Addre
  * defaults to `FLAG HOST:PORT`), protocol and port. Errors that are not
  * socket errors are returned unchanged.
  */
-export function bindError(error: unknown, flag: string, proto: "UDP" | "TCP", address: Address, where = `${flag} ${formatHostPort(address)}`): Error {
+export function bindError(error: unknown, flag: string, proto: "UDP" | "TCP", address: Address, where = `${flag} ${formatAddress(address)}`): Error {
   const code = (error as { code?: string })?.code ?? "";
   switch (code) {
     case "EADDRINUSE":

@@ -471,7 +471,7 @@ export async function startServer(
     updateGauges();
   }, Math.max(250, Math.min(5_000, settings.flowIdleMs / 4)));
 
-  log.info("listening", { addr: `${endpoint.address.host}:${endpoint.address.port}` });
+  log.info("listening", { addr: formatAddress(endpoint.address) });
 
   let closed = false;
   const close = async () => {

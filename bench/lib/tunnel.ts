@@ -5,15 +5,11 @@
  */
 import { join } from "node:path";
 import { ensureDevCertificates } from "../../core/certs.ts";
+import { type Address, formatAddress } from "../../core/net/address.ts";
 import { addressOf, portOfUrl, sourceCommand, spawnProgram, type Program, type ProgramName } from "../../scripts/programs.ts";
 import { guarded, track } from "./processes.ts";
 
-export interface Address {
-  host: string;
-  port: number;
-}
-
-export const hostPort = (a: Address) => `${a.host}:${a.port}`;
+export type { Address } from "../../core/net/address.ts";
 
 export interface LaunchOptions {
   cwd: string;
@@ -91,12 +87,12 @@ export async function startTunnel(work: string, services: ServiceSpec[], agents:
   const kinds: Record<string, Kind> = { server: "server" };
   const opsPorts: Record<string, number> = { server: server.opsPort };
   const programs: Record<string, Program> = { server: server.program };
-  const client = ["--server", hostPort(server.address), "--server-name", "localhost", "--ca", server.caPath, "--state-dir", server.stateDir, "--ops", "127.0.0.1:0", "--grace", "1s"];
+  const client = ["--server", formatAddress(server.address), "--server-name", "localhost", "--ca", server.caPath, "--state-dir", server.stateDir, "--ops", "127.0.0.1:0", "--grace", "1s"];
 
   const started: Promise<void>[] = [];
   for (const s of services) {
     const label = `connector:${s.name}`;
-    const p = launch("connector", [...client, "--service", s.name, "--forward", hostPort(s.forward)], options);
+    const p = launch("connector", [...client, "--service", s.name, "--forward", formatAddress(s.forward)], options);
     programs[label] = p;
     pids[label] = p.pid;
     kinds[label] = "connector";
@@ -112,7 +108,7 @@ export async function startTunnel(work: string, services: ServiceSpec[], agents:
   const addAgent = async (a: AgentSpec, via?: Address) => {
     const label = `agent:${a.name}`;
     const maps = a.maps.map((m) => `${m.service}=${m.proto}://127.0.0.1:0`).join(",");
-    const args = via ? client.map((arg, i) => (client[i - 1] === "--server" ? hostPort(via) : arg)) : client;
+    const args = via ? client.map((arg, i) => (client[i - 1] === "--server" ? formatAddress(via) : arg)) : client;
     const p = launch("agent", [...args, "--map", maps], options);
     programs[label] = p;
     pids[label] = p.pid;

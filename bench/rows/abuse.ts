@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { spawnBenchChild } from "../lib/child.ts";
 import { readMemory, MiB } from "../lib/proc.ts";
 import { fmt, mib, rate } from "../lib/table.ts";
-import { hostPort, startServer } from "../lib/tunnel.ts";
+import { formatAddress } from "../../core/net/address.ts";
+import { startServer } from "../lib/tunnel.ts";
 import { round, type Env } from "./env.ts";
 
 /** Issue 8's bound: back within this much of idle. */
@@ -45,7 +46,7 @@ export async function runAbuse(env: Env): Promise<AbuseResult> {
   let peak = idleRssMiB ?? 0;
   const sampler = setInterval(() => (peak = Math.max(peak, rss() ?? 0)), 100);
 
-  const swarm = spawnBenchChild("quic-swarm-refused", "quic-swarm.ts", ["--target", hostPort(server.address), "--ca", server.caPath]);
+  const swarm = spawnBenchChild("quic-swarm-refused", "quic-swarm.ts", ["--target", formatAddress(server.address), "--ca", server.caPath]);
   await swarm.next(20_000);
   swarm.send(`refuse ${abuseHandshakes}`);
   const r = (await swarm.next(60_000 + abuseHandshakes * 50)) as { dialled: number; refused: number; registered: number; perSecond: number; reasons: Record<string, number> };

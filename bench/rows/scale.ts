@@ -11,7 +11,8 @@ import { spawnBenchChild } from "../lib/child.ts";
 import { cpuMeter, readMemory, MiB } from "../lib/proc.ts";
 import type { LatencySummary } from "../lib/stats.ts";
 import { fmt, mib, pct, rate, table, us } from "../lib/table.ts";
-import { hostPort, startServer } from "../lib/tunnel.ts";
+import { formatAddress } from "../../core/net/address.ts";
+import { startServer } from "../lib/tunnel.ts";
 import { round, type Env } from "./env.ts";
 
 export interface ScaleStep {
@@ -61,7 +62,7 @@ export async function runScale(env: Env): Promise<ScaleResult> {
     return m ? round(m.rss / MiB) : null;
   };
   const serverIdleRssMiB = rss(server.program.pid);
-  const swarm = spawnBenchChild("quic-swarm", "quic-swarm.ts", ["--target", hostPort(server.address), "--ca", server.caPath]);
+  const swarm = spawnBenchChild("quic-swarm", "quic-swarm.ts", ["--target", formatAddress(server.address), "--ca", server.caPath]);
   const ready = (await swarm.next(20_000)) as { keepaliveMs: number };
   const ask = async (command: string, timeoutMs: number) => {
     swarm.send(command);

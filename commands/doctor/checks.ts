@@ -8,7 +8,8 @@
 import { X509Certificate } from "node:crypto";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { formatHostPort, type HostPort } from "../../core/config.ts";
+import type { HostPort } from "../../core/config.ts";
+import { formatAddress } from "../../core/net/address.ts";
 import { clientTlsFiles } from "../../core/client/tls.ts";
 import {
   CloseCode,
@@ -212,7 +213,7 @@ function describeFiles(tls: TlsInspection, spec: TlsFileSpec) {
 // 2-7, per server
 
 async function checkServer(options: DoctorOptions, server: HostPort, role: "agent" | "connector", files: FilesResult): Promise<Check[]> {
-  const label = formatHostPort(server);
+  const label = formatAddress(server);
   const out: Check[] = [];
   const add = (c: Omit<Check, "server">) => out.push({ ...c, server: label });
   const skipRest = (from: CheckId, why: string) => {
@@ -419,8 +420,8 @@ function authorisationCheck(
   leaf: CertSummary | undefined,
   probeError: string | null,
 ): Omit<Check, "server"> {
-  const hello = `HELLO accepted as ${role} (seen from ${formatHostPort(session.observed)})`;
-  const data: Record<string, unknown> = { role, observed: formatHostPort(session.observed), server: reply?.software ?? null };
+  const hello = `HELLO accepted as ${role} (seen from ${formatAddress(session.observed)})`;
+  const data: Record<string, unknown> = { role, observed: formatAddress(session.observed), server: reply?.software ?? null };
   if (reply === null) {
     const closed = session.closed();
     return {

@@ -4,7 +4,8 @@
  * `--watch` to refresh it. `--ops` (or ZTNA_OPS, or `ops` in the program's
  * own --config file) says which program; the default is a local server.
  */
-import { boolean, ConfigError, custom, defineSpec, duration, HelpRequested, load, opt, parseHostPort, formatHostPort } from "../../core/config.ts";
+import { boolean, ConfigError, custom, defineSpec, duration, HelpRequested, load, opt, parseHostPort } from "../../core/config.ts";
+import { formatAddress } from "../../core/net/address.ts";
 import { render } from "./render.ts";
 
 export interface StatusIo {
@@ -26,7 +27,7 @@ export function statusUrl(raw: string): string {
   const hp = parseHostPort(text, false);
   // A wildcard listen address is reached on loopback.
   const host = hp.host === "0.0.0.0" ? "127.0.0.1" : hp.host === "::" ? "::1" : hp.host;
-  return `http://${formatHostPort({ host, port: hp.port })}/status`;
+  return `http://${formatAddress({ host, port: hp.port })}/status`;
 }
 
 export function statusSpec() {

@@ -429,4 +429,3 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
   return link;
 }
 
-export { formatAddress };

@@ -4,7 +4,8 @@
  * registered or opened, flows and rates. Plain data; the program fills it.
  * Additive changes only: `ztna status` and scripts parse these.
  */
-import { formatAddress, type Link, type LinkState } from "./link.ts";
+import { formatAddress } from "../net/address.ts";
+import type { Link, LinkState } from "./link.ts";
 import { roundRate, type SampledRates } from "../rates.ts";
 
 export interface LinkStatus {

@@ -3,6 +3,7 @@
  * `Bun.serve` under Bun, `Deno.serve` under Deno. Everything above it (Hono
  * apps) only sees Request/Response.
  */
+import { formatAddress } from "../net/address.ts";
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
@@ -71,5 +72,5 @@ function serveDeno(deno: DenoLike, { host, port, fetch }: HttpServeOptions): Htt
 }
 
 function httpUrl(host: string, port: number): string {
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
+  return `http://${formatAddress({ host, port })}/`;
 }
