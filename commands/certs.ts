@@ -21,7 +21,7 @@ import {
   readIdentity,
   x509,
   type PemPair,
-  type Role,
+  type IdentityRole,
 } from "../core/certs.ts";
 import { isValidServiceName } from "../core/config.ts";
 import { fileExists } from "../core/runtime/fs.ts";
@@ -192,7 +192,7 @@ async function init(argv: string[], io: CertsIo): Promise<void> {
 // issue
 
 interface IssueRequest {
-  role: Role;
+  role: IdentityRole;
   services: string[];
   dnsNames: string[];
   ipAddresses: string[];
@@ -229,7 +229,7 @@ function checkRequest(values: { role?: string; service?: string[]; dns?: string[
       }
     }
   }
-  return { role: role as Role, services, dnsNames, ipAddresses };
+  return { role: role as IdentityRole, services, dnsNames, ipAddresses };
 }
 
 function defaultBasename(req: IssueRequest): string {

@@ -56,8 +56,8 @@ const DAY_MS = 86_400_000;
 const CLOCK_SKEW_MS = 5 * 60_000;
 
 // Identity reading lives in identity.ts (no issuing library needed to serve).
-export { readIdentity, type Identity, type Role } from './identity.ts';
-import { keyMatches, type Role } from './identity.ts';
+export { readIdentity, type Identity, type IdentityRole } from './identity.ts';
+import { keyMatches, type IdentityRole } from './identity.ts';
 import { fileExists } from './runtime/fs.ts';
 
 export interface PemPair {
@@ -119,7 +119,7 @@ export async function createCa(opts: { commonName: string; days: number; notBefo
 
 export interface IssueOptions {
   ca: PemPair;
-  role: Role;
+  role: IdentityRole;
   /** connector: the services it may publish; agent: the services it may reach (`*` = all). */
   services?: string[];
   /** server: DNS names for the SAN. */
@@ -133,7 +133,7 @@ export interface IssueOptions {
 }
 
 /** The SAN URI naming a peer's role and one service it is allowed. */
-export function identityUri(role: Role, service?: string): string {
+export function identityUri(role: IdentityRole, service?: string): string {
   return service === undefined ? `ztna://${role}` : `ztna://${role}/${service}`;
 }
 

@@ -5,11 +5,12 @@
  * so a running server does not load the certificate-issuing library.
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
+import type { Role } from "./frame/mod.ts";
 
-export type Role = "server" | "connector" | "agent";
+export type IdentityRole = "server" | Role;
 
 export interface Identity {
-  role: Role | undefined;
+  role: IdentityRole | undefined;
   services: string[];
 }
 
@@ -21,7 +22,7 @@ const IDENTITY_URI_RE = /^ztna:\/\/(server|connector|agent)(?:\/(.*))?$/;
  * several roles, the first role wins and only its services count.
  */
 export function readIdentity(certDer: Uint8Array): Identity {
-  let role: Role | undefined;
+  let role: IdentityRole | undefined;
   const services: string[] = [];
   let names: string[];
   try {
@@ -33,7 +34,7 @@ export function readIdentity(certDer: Uint8Array): Identity {
     if (!name.startsWith("URI:")) continue;
     const m = IDENTITY_URI_RE.exec(name.slice(4));
     if (!m) continue;
-    const r = m[1] as Role;
+    const r = m[1] as IdentityRole;
     role ??= r;
     if (r === role && m[2] !== undefined && m[2] !== "" && !services.includes(m[2])) services.push(m[2]);
   }

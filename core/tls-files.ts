@@ -10,7 +10,7 @@
  */
 import { X509Certificate, createHash, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { readIdentity, type Role } from "./identity.ts";
+import { readIdentity, type IdentityRole } from "./identity.ts";
 
 export const DAY_MS = 86_400_000;
 /** Certificates expiring within this many days get a warning. */
@@ -39,7 +39,7 @@ export interface CertSummary {
   notAfter: Date;
   isCa: boolean;
   /** From the `ztna://` SAN URIs. */
-  role: Role | undefined;
+  role: IdentityRole | undefined;
   services: string[];
   /** SHA-256 of the DER, hex. */
   sha256: string;

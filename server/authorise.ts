@@ -5,12 +5,11 @@
  * The TLS handshake has already checked that the certificate chains to the
  * configured CA and is in date; this only decides what the holder may do.
  */
+import type { Role } from "../core/frame/mod.ts";
 import { readIdentity } from "../core/identity.ts";
 
-export type PeerRole = "agent" | "connector";
-
 /** Whether the holder of `certDer` may act as `role` for `service`; false without a certificate. */
-export type Authorise = (certDer: Uint8Array | null, role: PeerRole, service: string) => boolean;
+export type Authorise = (certDer: Uint8Array | null, role: Role, service: string) => boolean;
 
 /** Agents may carry `ztna://agent/*` to reach every service; connectors never get a wildcard. */
 const AGENT_WILDCARD = "*";

@@ -5,9 +5,9 @@ import { CERTIFICATE_EXPIRY, certificateMetrics } from '../core/metrics/certific
 import { each, preset, computedGauge, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
 import { histogram } from '../core/metrics/histogram.ts';
 import type { ResultLabels } from '../core/metrics/labels.ts';
-import { STREAM_RESET_NAMES } from '../core/frame/mod.ts';
+import { type Role, STREAM_RESET_NAMES } from '../core/frame/mod.ts';
 
-export const SERVER_ROLES = ['connector', 'agent'] as const;
+export const SERVER_ROLES = ['connector', 'agent'] as const satisfies readonly Role[];
 export type ServerRole = (typeof SERVER_ROLES)[number];
 
 export const RELAY_DIRECTIONS = ['agent_to_connector', 'connector_to_agent'] as const;

@@ -5,11 +5,12 @@
  *
  * Plain data and functions, no I/O: the server wires it to QUIC.
  */
+import type { Role } from "../core/frame/mod.ts";
 
 /** A connected peer (agent or connector), as the relay sees it. */
 export interface Peer<C = unknown> {
   readonly id: number;
-  readonly role: "agent" | "connector";
+  readonly role: Role;
   readonly conn: C;
   /** Channels granted to this peer (REGISTER for connectors, OPEN for agents). */
   readonly channels: Map<number, Binding<C>>;
@@ -66,7 +67,7 @@ export function createRelay<C>(): Relay<C> {
   return { services: new Map(), flowCount: 0 };
 }
 
-export function createPeer<C>(id: number, role: "agent" | "connector", conn: C): Peer<C> {
+export function createPeer<C>(id: number, role: Role, conn: C): Peer<C> {
   return { id, role, conn, channels: new Map(), nextChannel: 1, flows: new Map(), nextFlow: 1 };
 }
 

@@ -22,6 +22,7 @@ import { type Address, formatAddress } from "../core/net/address.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
 import { createEndpoint, type CloseInfo, type Endpoint, type QuicConnection } from "../core/quic/endpoint.ts";
+import type { Authorise } from "./authorise.ts";
 import { classifyHandshakeFailure, refusalHint } from "./refusals.ts";
 import { serverQuicConfig } from "../core/quic/config.ts";
 import {
@@ -52,7 +53,7 @@ export interface ServerSettings {
   /** Client CA for mTLS; without it the server runs open. */
   clientCaPem?: Uint8Array;
   /** Authorises a peer's requests from its certificate; undefined allows all. */
-  authorise?: (cert: Uint8Array | null, role: "agent" | "connector", service: string) => boolean;
+  authorise?: Authorise;
   graceMs: number;
   idleTimeoutMs: number;
   /** Largest UDP payload of a QUIC packet (default 1350). */

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import type { Role } from "../core/frame/mod.ts";
 import { createPeer, createRelay, drainConnector, openService, registerConnector, routeFromAgent, type Peer } from "./relay.ts";
 import { buildStatus, type PeerFacts } from "./status.ts";
 
@@ -8,7 +9,7 @@ function fixture() {
   const relay = createRelay<string>();
   const peers: Peer<string>[] = [];
   const facts = new Map<Peer<string>, PeerFacts>();
-  const add = (role: "agent" | "connector", address: string, more: Partial<PeerFacts> = {}) => {
+  const add = (role: Role, address: string, more: Partial<PeerFacts> = {}) => {
     const peer = createPeer(peers.length + 1, role, address);
     peers.push(peer);
     facts.set(peer, { address, identity: null, version: null, registeredAt: new Map(), ...more });

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCa, issueCertificate, x509, type PemPair } from "../core/certs.ts";
+import type { Role } from "../core/frame/mod.ts";
 import type { Address } from "../core/net/address.ts";
 import { clientQuicConfig } from "../core/quic/config.ts";
 import { createEndpoint, type CloseInfo } from "../core/quic/endpoint.ts";
@@ -51,7 +52,7 @@ beforeAll(async () => {
   serverPair = await issueCertificate({ ca, role: "server", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], days: 2 });
 });
 
-function issue(role: "connector" | "agent", services: string[], from: PemPair = ca): Promise<PemPair> {
+function issue(role: Role, services: string[], from: PemPair = ca): Promise<PemPair> {
   return issueCertificate({ ca: from, role, services, days: 2 });
 }
 

@@ -17,6 +17,7 @@ import {
   MAX_DATAGRAM_LEN,
   MAX_TUNNEL_PAYLOAD,
   type ProbeReply,
+  type Role,
   StreamResetCode,
   streamResetName,
 } from "../../core/frame/mod.ts";
@@ -57,7 +58,7 @@ export interface Check {
 
 export interface Report {
   ok: boolean;
-  role: "agent" | "connector";
+  role: Role;
   checks: Check[];
 }
 
@@ -212,7 +213,7 @@ function describeFiles(tls: TlsInspection, spec: TlsFileSpec) {
 // ---------------------------------------------------------------------------
 // 2-7, per server
 
-async function checkServer(options: DoctorOptions, server: HostPort, role: "agent" | "connector", files: FilesResult): Promise<Check[]> {
+async function checkServer(options: DoctorOptions, server: HostPort, role: Role, files: FilesResult): Promise<Check[]> {
   const label = formatAddress(server);
   const out: Check[] = [];
   const add = (c: Omit<Check, "server">) => out.push({ ...c, server: label });
@@ -413,7 +414,7 @@ function helloRefused(info: { reason: string; peer: { isApp: boolean; errorCode:
 
 function authorisationCheck(
   session: DoctorSession,
-  role: "agent" | "connector",
+  role: Role,
   options: DoctorOptions,
   reply: ProbeReply | null,
   ms: number,

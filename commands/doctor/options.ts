@@ -14,6 +14,7 @@ import {
   string,
 } from '../../core/config.ts';
 import type { HostPort, ReadFile } from '../../core/config.ts';
+import { ROLES, type Role } from '../../core/frame/mod.ts';
 import { MINUTE, quicPacketOption, serverOptions, trustOptions } from '../../core/client/options.ts';
 
 export interface DoctorOptions {
@@ -24,7 +25,7 @@ export interface DoctorOptions {
   key?: string;
   serverName?: string;
   /** HELLO as this role; default: the certificate's, else agent. */
-  role?: 'agent' | 'connector';
+  role?: Role;
   service?: string;
   probe?: 'udp' | 'tcp';
   probeData: string;
@@ -47,7 +48,7 @@ export function doctorSpec() {
     options: {
       ...serverOptions(),
       ...trustOptions(),
-      role: opt(oneOf(['agent', 'connector'] as const), { help: 'Say HELLO as this role (default: the certificate\'s role, else agent)' }),
+      role: opt(oneOf(ROLES), { help: 'Say HELLO as this role (default: the certificate\'s role, else agent)' }),
       service: opt(serviceName(), { help: 'Check this service: may this identity open/register it, and does it have connectors' }),
       probe: opt(oneOf(['udp', 'tcp'] as const), { help: 'With --service: a round trip through it, a UDP datagram or a TCP connect (needs an agent identity)' }),
       probeData: opt(string('TEXT'), { help: 'Payload of the UDP probe (a service may answer only what it understands)', default: 'ztna doctor probe' }),

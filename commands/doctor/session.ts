@@ -17,6 +17,7 @@ import {
   type NackCode,
   type ProbeReply,
   PROTOCOL_VERSIONS,
+  type Role,
   versionOfAlpn,
   writeDatagramHeader,
 } from "../../core/frame/mod.ts";
@@ -29,7 +30,7 @@ export interface DialOptions {
   server: Address;
   serverName: string;
   config: Config;
-  role: "agent" | "connector";
+  role: Role;
   /** Until WELCOME, from the first packet. */
   timeoutMs: number;
   maxUdpPayload?: number;

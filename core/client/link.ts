@@ -19,6 +19,7 @@ import {
   type NackCode,
   PROTOCOL_VERSIONS,
   type RestartHint,
+  type Role,
   StreamResetCode,
   versionOfAlpn,
 } from "../frame/mod.ts";
@@ -57,7 +58,7 @@ export interface LinkSettings {
   server: Address;
   /** TLS name to verify the server certificate against. */
   serverName: string;
-  role: "agent" | "connector";
+  role: Role;
   name: string;
   quicConfig: Config;
   keepaliveMs: number;

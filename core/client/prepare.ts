@@ -4,6 +4,7 @@
  * server name resolves, so a mistake stops it at once with one line.
  */
 import type { HostPort } from "../config.ts";
+import type { Role } from "../frame/mod.ts";
 import type { Logger } from "../log.ts";
 import { certificatesInUse, publishCertificates, type CertificateLabels } from "../metrics/certificates.ts";
 import type { GaugeFamily } from "../metrics/cells.ts";
@@ -11,7 +12,7 @@ import { resolveFlag } from "../startup.ts";
 import { clientTls, type ClientTls, type ClientTlsChoice } from "./tls.ts";
 
 export async function prepareClient(
-  role: "connector" | "agent",
+  role: Role,
   options: ClientTlsChoice & { server: HostPort[] },
   certificateExpiry: GaugeFamily<CertificateLabels>,
   log: Logger,
@@ -30,7 +31,7 @@ export async function prepareClient(
  * `tls_reload_failed` and returns null (the running files stay in force).
  */
 export function reloadClientTls(
-  role: "connector" | "agent",
+  role: Role,
   options: ClientTlsChoice,
   certificateExpiry: GaugeFamily<CertificateLabels>,
   log: Logger,
