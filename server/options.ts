@@ -14,6 +14,7 @@ import {
 } from '../core/config.ts';
 import type { HostPort, LogFormat, LogLevel, ReadFile } from '../core/config.ts';
 import { commonOptions, DAY, HOUR, MINUTE, quicPacketOption } from '../core/client/options.ts';
+import { MAX_CONTROL_MESSAGE } from '../core/frame/mod.ts';
 
 export interface ServerOptions {
   /** QUIC listen address. */
@@ -82,7 +83,7 @@ export function serverSpec(stdoutIsTty: boolean) {
       maxHandshakes: opt(integer({ min: 1, max: 100_000 }), { help: 'Handshakes in progress at once', default: '1024' }),
       maxFlowsPerAgent: opt(integer({ min: 1, max: 1_000_000 }), { help: 'Flows one agent connection may open', default: '4096' }),
       maxRegistrationsPerConnection: opt(integer({ min: 1, max: 65_535 }), { help: 'Services one connector connection may register', default: '64' }),
-      maxControlMessage: opt(integer({ min: 64, max: 4096 }), { help: 'Largest control message accepted, bytes', default: '4096' }),
+      maxControlMessage: opt(integer({ min: 64, max: MAX_CONTROL_MESSAGE }), { help: 'Largest control message accepted, bytes', default: String(MAX_CONTROL_MESSAGE) }),
       maxDatagramRate: opt(integer({ min: 1, max: 10_000_000 }), { help: 'DATAGRAMs per second one connection may send', default: '200000' }),
       ...quicPacketOption(),
       ...commonOptions(stdoutIsTty),

@@ -11,6 +11,7 @@ import {
   DATAGRAM_HEADER_LEN,
   type DatagramHeader,
   encodeControl,
+  MAX_CONTROL_MESSAGE,
   type NackCode,
   parseDatagram,
   PROTOCOL_VERSIONS,
@@ -90,7 +91,7 @@ const DEFAULT_LIMITS: ServerLimits = {
   helloTimeoutMs: 5_000,
   connectionsPerAddress: 256,
   handshakes: 1024,
-  controlMessage: 4096,
+  controlMessage: MAX_CONTROL_MESSAGE,
   datagramsPerSecond: 200_000,
 };
 

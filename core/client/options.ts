@@ -21,6 +21,7 @@ import type { Logger } from '../log.ts';
 import type { BackoffSettings } from './backoff.ts';
 import { clientTls, type ClientTls } from './tls.ts';
 import type { Config } from '../quic/native.ts';
+import { QUIC_UDP_PAYLOAD } from '../quic/config.ts';
 
 export interface ClientOptions {
   /** Relay servers, tried in order. */
@@ -95,9 +96,10 @@ export function linkTimingOptions() {
 /** QUIC packet size, shared by all three programs. */
 export function quicPacketOption() {
   return {
+    // 1200: the smallest QUIC allows (RFC 9000 §14); 65527: the largest a UDP datagram holds over IPv6.
     maxUdpPayload: opt(integer({ min: 1200, max: 65527 }), {
       help: 'Largest UDP payload of a QUIC packet; raise only where the path MTU allows (jumbo frames, loopback)',
-      default: '1350',
+      default: String(QUIC_UDP_PAYLOAD),
     }),
   };
 }
