@@ -28,7 +28,8 @@ import type { BackoffSettings } from "../core/client/backoff.ts";
 import type { Config } from "../core/quic/native.ts";
 import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
 import { createBufferViews } from "../core/runtime/views.ts";
-import type { AgentMetrics } from "./metrics.ts";
+import { AGENT_DROP_REASONS, type AgentMetrics } from "./metrics.ts";
+import { dropCounter } from "../core/metrics/drops.ts";
 import { startAgentTcp, type TcpRoute } from "./tcp.ts";
 
 /** For this long after its link became ready, an agent re-asks a refused OPEN at the restart interval. */
@@ -141,15 +142,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
   const fromServer = metrics.datagrams.child({ direction: "from_server" });
   const bytesTo = metrics.bytes.child({ direction: "to_server" });
   const bytesFrom = metrics.bytes.child({ direction: "from_server" });
-  const drop = {
-    oversized: metrics.drops.child({ reason: "oversized" }),
-    service_down: metrics.drops.child({ reason: "service_down" }),
-    not_connected: metrics.drops.child({ reason: "not_connected" }),
-    unknown_flow: metrics.drops.child({ reason: "unknown_flow" }),
-    malformed: metrics.drops.child({ reason: "malformed" }),
-    queue_full: metrics.drops.child({ reason: "queue_full" }),
-    draining: metrics.drops.child({ reason: "draining" }),
-  };
+  const drop = dropCounter(metrics.drops, AGENT_DROP_REASONS).cells;
   let lastOversizeLog = 0;
   // Replaced on reload: links started later (another server) use the newest files.
   let quicConfig = settings.quicConfig;

@@ -25,7 +25,8 @@ import type { Config } from "../core/quic/native.ts";
 import { resolveAddress } from "../core/runtime/dns.ts";
 import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
 import { createBufferViews } from "../core/runtime/views.ts";
-import type { ConnectorMetrics } from "./metrics.ts";
+import { CONNECTOR_DROP_REASONS, type ConnectorMetrics } from "./metrics.ts";
+import { dropCounter } from "../core/metrics/drops.ts";
 import { createTcpForwarder } from "./tcp.ts";
 
 export interface ConnectorSettings {
@@ -116,14 +117,7 @@ export async function startConnector(
   const fromService = metrics.datagrams.child({ direction: "from_service" });
   const bytesTo = metrics.bytes.child({ direction: "to_service" });
   const bytesFrom = metrics.bytes.child({ direction: "from_service" });
-  const drop = {
-    source_mismatch: metrics.drops.child({ reason: "source_mismatch" }),
-    oversized: metrics.drops.child({ reason: "oversized" }),
-    malformed: metrics.drops.child({ reason: "malformed" }),
-    unknown_channel: metrics.drops.child({ reason: "unknown_channel" }),
-    queue_full: metrics.drops.child({ reason: "queue_full" }),
-    send_error: metrics.drops.child({ reason: "send_error" }),
-  };
+  const drop = dropCounter(metrics.drops, CONNECTOR_DROP_REASONS).cells;
 
   const startedAt = Date.now();
   // Rates for /status: datagrams and bytes to and from the service, sampled every second.

@@ -41,6 +41,7 @@ import {
   routeFromConnector,
 } from "./relay.ts";
 import type { ServerMetrics } from "./metrics.ts";
+import { dropCounter } from "../core/metrics/drops.ts";
 import { buildStatus, type PeerFacts } from "./status.ts";
 import { createTrafficSampler, type ServerStatusWithRates } from "./traffic.ts";
 import { createStreamRelay } from "./streams.ts";
@@ -150,12 +151,8 @@ export async function startServer(
   const bytesA2C = metrics.bytesRelayed.child({ direction: "agent_to_connector" });
   const bytesC2A = metrics.bytesRelayed.child({ direction: "connector_to_agent" });
   const flowsOpened = metrics.flowsOpened;
-  const dropCells = new Map<string, { inc(n?: number): void }>();
-  const dropped = (reason: string) => {
-    let cell = dropCells.get(reason);
-    if (!cell) dropCells.set(reason, (cell = metrics.drops.child({ reason })));
-    cell.inc();
-  };
+  // Reasons come from the relay and the engine as data: cells are made on first use.
+  const dropped = dropCounter(metrics.drops, []).count;
   const updateGauges = () => {
     metrics.flowsActive.set(relay.flowCount);
     let up = 0;
