@@ -6,494 +6,145 @@
  *
  * The agent uses one server at a time and moves to the next configured one
  * on GOAWAY or loss, keeping the old link a moment for replies in flight.
+ *
+ * Its state is declared in state.ts; servers.ts keeps the server links,
+ * datagrams.ts moves datagrams, tcp.ts tunnels TCP. This file binds the
+ * listeners, wires the parts together and offers the running agent
+ * (types.ts) to its caller.
  */
-import {
-  CloseCode,
-  type ControlMessage,
-  DATAGRAM_HEADER_LEN,
-  type DatagramHeader,
-  MAX_TUNNEL_PAYLOAD,
-  parseDatagram,
-  writeDatagramHeader,
-} from "../core/frame/mod.ts";
-import { type Address, formatAddress } from "../core/net/address.ts";
-import type { Logger } from "../core/log.ts";
-import { createRepeatLog } from "../core/log-repeats.ts";
 import { fourRates, linkStatus, processFacts, type AgentStatusDocument } from "../core/client/status.ts";
-import { sampleRates } from "../core/rates.ts";
-import { COMMIT, VERSION } from "../core/version.ts";
-import { bindError } from "../core/startup.ts";
-import { LINK_STATE_VALUE, RESTART_RETRY_MS, startLink, type Link } from "../core/client/link.ts";
-import type { BackoffSettings } from "../core/client/backoff.ts";
-import type { Config } from "../core/quic/native.ts";
+import { CloseCode } from "../core/frame/mod.ts";
+import type { Logger } from "../core/log.ts";
+import { formatAddress } from "../core/net/address.ts";
 import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
-import { createBufferViews } from "../core/runtime/views.ts";
-import { AGENT_DROP_REASONS, type AgentMetrics } from "./metrics.ts";
-import { dropCounter } from "../core/metrics/drops.ts";
-import { startAgentTcp, type TcpRoute } from "./tcp.ts";
+import { bindError } from "../core/startup.ts";
+import { COMMIT, VERSION } from "../core/version.ts";
+import { expireFlows, onLocal } from "./datagrams.ts";
+import type { AgentMetrics } from "./metrics.ts";
+import { startSlot } from "./servers.ts";
+import { type AgentState, createAgentState, type LinkSlot, type Listener } from "./state.ts";
+import type { Agent, AgentSettings } from "./types.ts";
 
-/** For this long after its link became ready, an agent re-asks a refused OPEN at the restart interval. */
-const FRESH_LINK_MS = 5_000;
-
-export interface AgentMapping {
-  service: string;
-  protocol: "udp" | "tcp";
-  listen: Address;
-}
-
-export interface AgentSettings {
-  servers: Address[];
-  serverName?: string;
-  maps: AgentMapping[];
-  quicConfig: Config;
-  flowIdleMs: number;
-  keepaliveMs: number;
-  connectTimeoutMs: number;
-  /** Largest QUIC packet sent (the configured max UDP payload); default 1350-byte packets. */
-  maxUdpPayload?: number;
-  backoff: BackoffSettings;
-  /** Dial interval inside a server's announced restart window (default RESTART_RETRY_MS). */
-  restartRetryMs?: number;
-  /** How long an abandoned link stays open for replies already on their way. */
-  lingerMs?: number;
-  /** How often an OPEN refused as unknown_service is asked again. */
-  reopenMs?: number;
-  name?: string;
-}
-
-export interface Agent {
-  /** Bound local listeners, in the order of the maps. */
-  readonly listeners: { service: string; address: Address; protocol: "udp" | "tcp" }[];
-  ready(): { ready: boolean; reason?: string };
-  /** The server currently in use, if connected. */
-  currentServer(): string | null;
-  /** The `GET /status` document (core/client/status.ts). */
-  status(): AgentStatusDocument;
-  /** New TLS configuration (SIGHUP) for every connection made from now on; live ones keep theirs. */
-  reloadTls(config: Config): void;
-  serviceUp(service: string): boolean;
-  /** Graceful: refuse new datagrams, deliver replies still on their way (up to `graceMs`), close. */
-  drain(graceMs: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-interface Listener {
-  service: string;
-  socket: UdpSocket;
-  clients: Map<string, Map<number, AgentFlow>>;
-}
-
-interface AgentFlow {
-  id: number;
-  listener: Listener;
-  host: string;
-  port: number;
-  lastSeen: number;
-}
-
-/** A service as opened on one link. */
-interface OpenService {
-  channel: number;
-  up: boolean;
-}
-
-/** One server link and what it has opened. */
-interface LinkSlot {
-  index: number;
-  link: Link;
-  open: Map<string, OpenService>;
-  /** channel -> service name on this link */
-  channels: Map<number, string>;
-  /** SERVICE_STATUS that arrived before the OPEN's ACK was processed. */
-  earlyStatus: Map<string, boolean>;
-  /** Set when this slot is no longer used for new datagrams. */
-  retired: boolean;
-  /** When the link last became ready (ms since epoch). */
-  readyAt: number;
-}
+export type { Agent, AgentMapping, AgentSettings } from "./types.ts";
 
 export async function startAgent(settings: AgentSettings, metrics: AgentMetrics, log: Logger): Promise<Agent> {
-  const names = [...new Set(settings.maps.map((m) => m.service))];
-  const listeners: Listener[] = [];
-  const flowsById = new Map<number, AgentFlow>();
-  const header: DatagramHeader = { channel: 0, flow: 0, payloadLength: 0 };
-  const out = createBufferViews(64 * 1024);
-  const lingerMs = settings.lingerMs ?? 2_000;
-  const reopenMs = settings.reopenMs ?? 1_000;
-  const restartRetryMs = settings.restartRetryMs ?? RESTART_RETRY_MS;
-  const multi = settings.servers.length > 1;
-  let nextFlow = 1;
-  /** The link new datagrams go to. */
-  let active: LinkSlot | null = null;
-  /** A link being brought up to replace the active one (make before break). */
-  let candidate: LinkSlot | null = null;
-  const lingering = new Set<LinkSlot>();
-  const published = new Map<string, boolean>();
-  // Refused OPENs are asked again every `reopenMs`: log once, then a count a minute.
-  const refusals = createRepeatLog(log);
-  /** The NACK code of each service's last refused OPEN, while refused (for /status). */
-  const refusedNow = new Map<string, string>();
-  const startedAt = Date.now();
-  let closed = false;
-  let draining = false;
-  let lastReply = 0;
-
-  const toServer = metrics.datagrams.child({ direction: "to_server" });
-  const fromServer = metrics.datagrams.child({ direction: "from_server" });
-  const bytesTo = metrics.bytes.child({ direction: "to_server" });
-  const bytesFrom = metrics.bytes.child({ direction: "from_server" });
-  const drop = dropCounter(metrics.drops, AGENT_DROP_REASONS).cells;
-  let lastOversizeLog = 0;
-  // Replaced on reload: links started later (another server) use the newest files.
-  let quicConfig = settings.quicConfig;
-  // Rates for /status: datagrams and bytes to and from the server, sampled every second.
-  const rates = sampleRates(() => [toServer.value, fromServer.value, bytesTo.value, bytesFrom.value]);
-
-  for (const name of names) {
-    published.set(name, false);
-    metrics.serviceUp.child({ service: name }).set(0);
-  }
-
-  /** Publishes each service's state as the active link sees it: gauge, counter, log. */
-  function publish() {
-    for (const name of names) {
-      const up = active?.open.get(name)?.up ?? false;
-      if (published.get(name) === up) continue;
-      published.set(name, up);
-      metrics.serviceUp.child({ service: name }).set(up ? 1 : 0);
-      metrics.serviceChanges.child({ service: name, state: up ? "up" : "down" }).inc();
-      log.info(up ? "service_up" : "service_down", { service: name, server: active?.link.label ?? null });
-    }
-  }
-
-  function newFlow(listener: Listener, host: string, port: number): AgentFlow {
-    let id = nextFlow;
-    while (flowsById.has(id)) id = id === 0xffffffff ? 1 : id + 1;
-    nextFlow = id === 0xffffffff ? 1 : id + 1;
-    const flow: AgentFlow = { id, listener, host, port, lastSeen: Date.now() };
-    flowsById.set(id, flow);
-    let byPort = listener.clients.get(host);
-    if (!byPort) listener.clients.set(host, (byPort = new Map()));
-    byPort.set(port, flow);
-    metrics.flowsOpened.inc();
-    metrics.flowsActive.set(flowsById.size);
-    return flow;
-  }
-
-  function onLocal(listener: Listener, data: Uint8Array, port: number, host: string) {
-    if (data.length > MAX_TUNNEL_PAYLOAD) {
-      drop.oversized.inc();
-      const now = Date.now();
-      if (now - lastOversizeLog > 5_000) {
-        lastOversizeLog = now;
-        log.warn("datagram_too_large", { service: listener.service, bytes: data.length, max: MAX_TUNNEL_PAYLOAD, client: formatAddress({ host, port }) });
-      }
-      return;
-    }
-    if (draining) return drop.draining.inc();
-    const slot = active;
-    const open = slot?.open.get(listener.service);
-    if (slot === null || open === undefined || slot.link.state !== "ready") return drop.not_connected.inc();
-    if (!open.up) return drop.service_down.inc();
-    // Overloaded: drop before any copying (the queue drains at the next flush).
-    if (!slot.link.canSendDatagram()) return drop.queue_full.inc();
-    const flow = listener.clients.get(host)?.get(port) ?? newFlow(listener, host, port);
-    flow.lastSeen = Date.now();
-    const buf = out.buffer;
-    buf.set(data, DATAGRAM_HEADER_LEN);
-    writeDatagramHeader(buf, open.channel, flow.id);
-    if (!slot.link.sendDatagram(out.view(DATAGRAM_HEADER_LEN + data.length))) return drop.queue_full.inc();
-    toServer.inc();
-    bytesTo.inc(data.length);
-  }
-
-  /** Replies: accepted from any link this agent still holds (a retired one may carry late replies). */
-  function onTunnel(slot: LinkSlot, data: Uint8Array) {
-    const error = parseDatagram(data, data.length, header);
-    if (error !== null) return drop.malformed.inc();
-    const service = slot.channels.get(header.channel);
-    const flow = flowsById.get(header.flow);
-    if (service === undefined || flow === undefined || flow.listener.service !== service) {
-      return drop.unknown_flow.inc();
-    }
-    flow.lastSeen = lastReply = Date.now();
-    flow.listener.socket.send(data.subarray(DATAGRAM_HEADER_LEN), flow.port, flow.host);
-    fromServer.inc();
-    bytesFrom.inc(header.payloadLength);
-  }
-
-  async function openAll(slot: LinkSlot) {
-    const started = Date.now();
-    await Promise.all(names.map((name) => openOne(slot, name)));
-    if (slot.retired || slot.link.state !== "ready") return;
-    if (slot === candidate) promote(slot, "switch");
-    if (slot === active) metrics.reopen.observe((Date.now() - started) / 1000);
-  }
-
-  async function openOne(slot: LinkSlot, name: string): Promise<void> {
-    while (!closed && !slot.retired && slot.link.state === "ready") {
-      const result = await slot.link.request({ type: "open", service: name });
-      if (slot.retired) return;
-      if (result.ok) {
-        slot.channels.set(result.channel, name);
-        // Up unless the server said otherwise together with the ACK.
-        slot.open.set(name, { channel: result.channel, up: slot.earlyStatus.get(name) ?? true });
-        slot.earlyStatus.delete(name);
-        refusedNow.delete(name);
-        metrics.opens.child({ result: "ack", reason: "ok" }).inc();
-        log.info("service_opened", { service: name, channel: result.channel, server: slot.link.label });
-        if (slot === active) publish();
-        return;
-      }
-      if (result.code === "link_down") return;
-      metrics.opens.child({ result: "nack", reason: result.code }).inc();
-      refusedNow.set(name, result.code);
-      refusals.log("error", "open_refused", `${name}|${result.code}|${slot.link.label}`, {
-        service: name,
-        code: result.code,
-        reason: result.reason,
-        server: slot.link.label,
-      });
-      // A service nobody registered yet may appear (a connector restarting); ask again later.
-      // Right after a (re)connection its connectors are likely re-registering too: ask often.
-      const fresh = Date.now() - slot.readyAt < FRESH_LINK_MS;
-      await new Promise((r) => setTimeout(r, fresh ? Math.min(reopenMs, restartRetryMs) : reopenMs));
-    }
-  }
-
-  /** Makes `slot` the active link; the previous one lingers for replies already under way. */
-  function promote(slot: LinkSlot, reason: string) {
-    const old = active;
-    active = slot;
-    if (candidate === slot) candidate = null;
-    if (old && old !== slot) {
-      retire(old);
-      metrics.reconnections.child({ reason }).inc();
-      log.info("switched_server", { from: old.link.label, to: slot.link.label, reason });
-    }
-    publish();
-  }
-
-  function retire(slot: LinkSlot) {
-    slot.retired = true;
-    lingering.add(slot);
-    setTimeout(() => {
-      lingering.delete(slot);
-      void slot.link.close(CloseCode.NO_ERROR, "agent moved to another server");
-    }, lingerMs);
-  }
-
-  /** Brings up a link to the next server while the active one (if any) keeps serving. */
-  function startCandidate(after: number, reason: string) {
-    if (closed || candidate !== null) return;
-    const index = (after + 1) % settings.servers.length;
-    log.info("trying_server", { server: formatAddress(settings.servers[index]!), reason });
-    void startSlot(index).then((slot) => {
-      if (closed) void slot.link.close();
-    });
-  }
-
-  async function startSlot(index: number): Promise<LinkSlot> {
-    const address = settings.servers[index]!;
-    const label = formatAddress(address);
-    const slot: LinkSlot = {
-      index,
-      link: null as unknown as Link,
-      open: new Map(),
-      channels: new Map(),
-      earlyStatus: new Map(),
-      retired: false,
-      readyAt: 0,
-    };
-    if (active === null) active = slot;
-    else candidate = slot;
-    metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.connecting);
-    slot.link = await startLink(
-      {
-        server: address,
-        serverName: settings.serverName ?? address.host,
-        role: "agent",
-        name: settings.name ?? "agent",
-        quicConfig,
-        keepaliveMs: settings.keepaliveMs,
-        connectTimeoutMs: settings.connectTimeoutMs,
-        maxUdpPayload: settings.maxUdpPayload,
-        // With other servers to try, give up on this one quickly and move on.
-        backoff: multi ? { ...settings.backoff, maxAttempts: 2 } : settings.backoff,
-        restartRetryMs: settings.restartRetryMs,
-        log,
-      },
-      {
-        onReady() {
-          metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.ready);
-          slot.readyAt = Date.now();
-          slot.open.clear();
-          slot.channels.clear();
-          void openAll(slot);
-        },
-        onDown(_link, reason) {
-          metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.backoff);
-          slot.open.clear();
-          slot.channels.clear();
-          tcp.linkDown(slot.link);
-          if (slot !== active || slot.retired) return;
-          log.warn("server_lost", { server: label, reason });
-          publish();
-          if (!multi || closed) return;
-          // Break before make is all that is left: use the candidate if it is up already.
-          if (candidate && candidate.link.state === "ready") promote(candidate, reason);
-          else startCandidate(slot.index, reason);
-        },
-        onReconnected(_link, reason) {
-          metrics.reconnections.child({ reason }).inc();
-        },
-        onGaveUp() {
-          if (slot === candidate) {
-            candidate = null;
-            void slot.link.close();
-            startCandidate(slot.index, "gave_up");
-          } else if (slot === active && multi) {
-            startCandidate(slot.index, "gave_up");
-          }
-        },
-        onControl(_link, msg: ControlMessage) {
-          if (msg.type === "service_status") {
-            const open = slot.open.get(msg.service);
-            if (open === undefined) slot.earlyStatus.set(msg.service, msg.up);
-            else open.up = msg.up;
-            if (slot === active) publish();
-          } else if (msg.type === "goaway") {
-            log.info("server_goaway", {
-              server: label,
-              reason: msg.reason,
-              alternate: msg.alternate,
-              restart_try_for_ms: msg.restart?.tryForMs ?? 0,
-            });
-            if (slot === active && multi) startCandidate(slot.index, "goaway");
-          }
-        },
-        onDatagram(_link, data) {
-          onTunnel(slot, data);
-        },
-        onStreamData: (link, conn, id, data, fin) => tcp.onStreamData(link, conn, id, data, fin),
-        onStreamDrained: (link, conn, id) => tcp.onStreamDrained(link, conn, id),
-        onStreamReset: (link, conn, id, code) => tcp.onStreamReset(link, conn, id, code),
-      },
-    );
-    return slot;
-  }
-
-  /** New TCP connections use the active link, like new datagrams. */
-  const tcpRoute = (service: string): TcpRoute => {
-    if (draining || closed) return "draining";
-    const conn = active?.link.connection() ?? null;
-    if (active === null || conn === null) return "not_connected";
-    const open = active.open.get(service);
-    if (open === undefined || !open.up) return "service_down";
-    return { link: active.link, conn, channel: open.channel };
-  };
-  const tcp = await startAgentTcp({ maps: settings.maps.filter((m) => m.protocol === "tcp"), route: tcpRoute, metrics, log });
-
-  for (const map of settings.maps) {
-    if (map.protocol === "tcp") continue;
-    const listener: Listener = { service: map.service, socket: null as unknown as UdpSocket, clients: new Map() };
-    try {
-      listener.socket = await openUdp({
-        host: map.listen.host,
-        port: map.listen.port,
-        onPacket: (data, port, host) => onLocal(listener, data, port, host),
-        onError: (error) => log.debug("listener_error", { service: map.service, error: error.message }),
-      });
-    } catch (error) {
-      for (const l of listeners) l.socket.close();
-      await tcp.close();
-      throw bindError(error, "--map", "UDP", map.listen, `--map ${map.service}=udp://${formatAddress(map.listen)}`);
-    }
-    listeners.push(listener);
-  }
+  const s = createAgentState(settings, metrics, log);
+  await s.tcp.listen(settings.maps.filter((m) => m.protocol === "tcp"));
+  await bindUdpListeners(s);
   // Said once every listener is bound: a port problem on any of them leaves only the start-up error.
-  for (const l of tcp.listeners) log.info("listening", { service: l.service, protocol: "tcp", addr: formatAddress(l.address) });
-  for (const l of listeners) log.info("listening", { service: l.service, addr: formatAddress(l.socket.address) });
+  for (const l of s.tcp.listeners) log.info("listening", { service: l.service, protocol: "tcp", addr: formatAddress(l.address) });
+  for (const l of s.listeners) log.info("listening", { service: l.service, addr: formatAddress(l.socket.address) });
 
   const sweeper = setInterval(() => {
-    const cutoff = Date.now() - settings.flowIdleMs;
-    for (const flow of [...flowsById.values()]) {
-      if (flow.lastSeen >= cutoff) continue;
-      flowsById.delete(flow.id);
-      flow.listener.clients.get(flow.host)?.delete(flow.port);
-    }
-    metrics.flowsActive.set(flowsById.size);
-    if (active) metrics.serverRtt.child({ server: active.link.label }).set(active.link.rttSeconds());
+    expireFlows(s, Date.now() - settings.flowIdleMs);
+    if (s.active) metrics.serverRtt.child({ server: s.active.link.label }).set(s.active.link.rttSeconds());
   }, Math.max(100, Math.min(5_000, settings.flowIdleMs / 4)));
 
-  await startSlot(0);
+  await startSlot(s, 0);
 
   async function close() {
-    if (closed) return;
-    closed = true;
+    if (s.closed) return;
+    s.closed = true;
     clearInterval(sweeper);
-    rates.stop();
-    refusals.close();
-    const slots = [...lingering, ...(active ? [active] : []), ...(candidate ? [candidate] : [])];
-    active = candidate = null;
+    s.rates.stop();
+    s.refusals.close();
+    const slots = allSlots(s);
+    s.active = s.candidate = null;
     // TCP first: their stream resets must leave before the links close.
-    await tcp.close();
-    await Promise.all(slots.map((s) => s.link.close(CloseCode.NO_ERROR, "agent shutting down")));
-    for (const l of listeners) l.socket.close();
+    await s.tcp.close();
+    await Promise.all(slots.map((slot) => slot.link.close(CloseCode.NO_ERROR, "agent shutting down")));
+    for (const l of s.listeners) l.socket.close();
   }
 
   return {
     listeners: [
-      ...listeners.map((l) => ({ service: l.service, address: l.socket.address, protocol: "udp" as const })),
-      ...tcp.listeners.map((l) => ({ ...l, protocol: "tcp" as const })),
+      ...s.listeners.map((l) => ({ service: l.service, address: l.socket.address, protocol: "udp" as const })),
+      ...s.tcp.listeners.map((l) => ({ ...l, protocol: "tcp" as const })),
     ],
     ready() {
-      if (closed) return { ready: false, reason: "closed" };
-      if (draining) return { ready: false, reason: "draining" };
-      if (!active || active.link.state !== "ready") return { ready: false, reason: "not connected to a server" };
-      const down = names.filter((n) => !published.get(n));
+      if (s.closed) return { ready: false, reason: "closed" };
+      if (s.draining) return { ready: false, reason: "draining" };
+      if (!s.active || s.active.link.state !== "ready") return { ready: false, reason: "not connected to a server" };
+      const down = s.names.filter((n) => !s.published.get(n));
       return down.length === 0 ? { ready: true } : { ready: false, reason: `services down: ${down.join(",")}` };
     },
-    currentServer: () => (active && active.link.state === "ready" ? active.link.label : null),
+    currentServer: () => (s.active && s.active.link.state === "ready" ? s.active.link.label : null),
     reloadTls(config) {
-      quicConfig = config;
-      for (const slot of [active, candidate, ...lingering]) slot?.link.reconfigure(config);
+      s.quicConfig = config;
+      for (const slot of allSlots(s)) slot.link.reconfigure(config);
     },
-    status(): AgentStatusDocument {
-      const slots = [...(active ? [active] : []), ...(candidate ? [candidate] : []), ...lingering];
-      const r = fourRates(rates);
-      const services = [
-        ...listeners.map((l) => ({ name: l.service, protocol: "udp" as const, listen: formatAddress(l.socket.address) })),
-        ...tcp.listeners.map((l) => ({ name: l.service, protocol: "tcp" as const, listen: formatAddress(l.address) })),
-      ];
-      return {
-        component: "agent",
-        ...processFacts(`${VERSION} (${COMMIT})`, startedAt),
-        draining,
-        activeServer: active && active.link.state === "ready" ? active.link.label : null,
-        servers: slots.map((slot) => ({ ...linkStatus(slot.link), active: slot === active })),
-        services: services.map((svc) => ({ ...svc, up: published.get(svc.name) ?? false, refused: refusedNow.get(svc.name) ?? null })),
-        flows: flowsById.size,
-        tcpConnections: tcp.active,
-        rates: {
-          datagramsPerSecond: { toServer: r.d0, fromServer: r.d1 },
-          bytesPerSecond: { toServer: r.b0, fromServer: r.b1 },
-          windowSeconds: r.windowSeconds,
-        },
-      };
-    },
-    serviceUp: (name) => published.get(name) ?? false,
+    status: () => statusOf(s),
+    serviceUp: (name) => s.published.get(name) ?? false,
     async drain(graceMs) {
-      if (draining || closed) return close();
-      draining = true;
+      if (s.draining || s.closed) return close();
+      s.draining = true;
       log.info("draining", { grace_ms: graceMs });
       // New datagrams are refused from now on; wait for replies to the ones already sent.
       const deadline = Date.now() + graceMs;
       const quietMs = Math.min(500, graceMs / 4);
       // Tunnelled TCP connections get the grace period to finish.
-      while (Date.now() < deadline && (Date.now() - lastReply < quietMs || tcp.active > 0)) await new Promise((r) => setTimeout(r, 20));
+      while (Date.now() < deadline && (Date.now() - s.lastReply < quietMs || s.tcp.active > 0)) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       await close();
     },
     close,
+  };
+}
+
+/** A UDP listener per udp map, in order; a port that cannot be bound stops the start with one line. */
+async function bindUdpListeners(s: AgentState): Promise<void> {
+  for (const map of s.settings.maps) {
+    if (map.protocol === "tcp") continue;
+    let socket: UdpSocket;
+    try {
+      // Packets are delivered from the event loop, so never before `listener` below is set.
+      socket = await openUdp({
+        host: map.listen.host,
+        port: map.listen.port,
+        onPacket: (data, port, host) => onLocal(s, listener, data, port, host),
+        onError: (error) => s.log.debug("listener_error", { service: map.service, error: error.message }),
+      });
+    } catch (error) {
+      for (const l of s.listeners) l.socket.close();
+      await s.tcp.close();
+      throw bindError(error, "--map", "UDP", map.listen, `--map ${map.service}=udp://${formatAddress(map.listen)}`);
+    }
+    const listener: Listener = { service: map.service, socket, clients: new Map() };
+    s.listeners.push(listener);
+  }
+}
+
+/** Every link the agent holds: active, candidate, lingering. */
+function allSlots(s: AgentState): LinkSlot[] {
+  return [...(s.active ? [s.active] : []), ...(s.candidate ? [s.candidate] : []), ...s.lingering];
+}
+
+/** The agent's `GET /status` document. */
+function statusOf(s: AgentState): AgentStatusDocument {
+  const r = fourRates(s.rates);
+  const services = [
+    ...s.listeners.map((l) => ({ name: l.service, protocol: "udp" as const, listen: formatAddress(l.socket.address) })),
+    ...s.tcp.listeners.map((l) => ({ name: l.service, protocol: "tcp" as const, listen: formatAddress(l.address) })),
+  ];
+  const active = s.active;
+  return {
+    component: "agent",
+    ...processFacts(`${VERSION} (${COMMIT})`, s.startedAt),
+    draining: s.draining,
+    activeServer: active && active.link.state === "ready" ? active.link.label : null,
+    servers: allSlots(s).map((slot) => ({ ...linkStatus(slot.link), active: slot === active })),
+    services: services.map((svc) => ({
+      ...svc,
+      up: s.published.get(svc.name) ?? false,
+      refused: s.refusedNow.get(svc.name) ?? null,
+    })),
+    flows: s.flowsById.size,
+    tcpConnections: s.tcp.active,
+    rates: {
+      datagramsPerSecond: { toServer: r.d0, fromServer: r.d1 },
+      bytesPerSecond: { toServer: r.b0, fromServer: r.b1 },
+      windowSeconds: r.windowSeconds,
+    },
   };
 }

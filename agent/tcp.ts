@@ -24,13 +24,15 @@ export type TcpRoute =
   | "draining";
 
 export interface AgentTcpSettings {
-  maps: { service: string; listen: Address }[];
   route(service: string): TcpRoute;
   metrics: AgentMetrics;
   log: Logger;
 }
 
 export interface AgentTcp {
+  /** Binds a listener per map, in order; a port that cannot be bound closes those bound and throws a StartupError. */
+  listen(maps: { service: string; listen: Address }[]): Promise<void>;
+  /** Bound listeners, in the order of the maps. */
   readonly listeners: { service: string; address: Address }[];
   /** Tunnelled connections in progress. */
   readonly active: number;
@@ -54,7 +56,8 @@ interface ConnPipes {
   pipes: Map<number, TcpPipe>;
 }
 
-export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTcp> {
+/** The agent's TCP side; it accepts nothing until `listen`. */
+export function createAgentTcp(settings: AgentTcpSettings): AgentTcp {
   const { metrics, log } = settings;
   const byConn = new Map<QuicConnection, ConnPipes>();
   const servers: net.Server[] = [];
@@ -71,7 +74,7 @@ export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTc
     count(result);
     socket.on("error", () => {});
     resetSocket(socket);
-    refusals.log("info", "tcp_refused", `${service}|${result}`, { service, reason: result, client: `${socket.remoteAddress}:${socket.remotePort}` });
+    refusals.log("info", "tcp_refused", `${service}|${result}`, { service, reason: result, client: formatAddress({ host: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 }) });
   }
 
   function accept(service: string, socket: net.Socket) {
@@ -106,25 +109,27 @@ export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTc
     pipes.set(streamId, pipe);
   }
 
-  for (const map of settings.maps) {
-    const server = net.createServer({ allowHalfOpen: true }, (socket) => accept(map.service, socket));
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(map.listen.port, map.listen.host, () => {
-          server.off("error", reject);
-          resolve();
+  async function listen(maps: { service: string; listen: Address }[]) {
+    for (const map of maps) {
+      const server = net.createServer({ allowHalfOpen: true }, (socket) => accept(map.service, socket));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once("error", reject);
+          server.listen(map.listen.port, map.listen.host, () => {
+            server.off("error", reject);
+            resolve();
+          });
         });
-      });
-    } catch (error) {
-      for (const s of servers) s.close();
-      throw bindError(error, "--map", "TCP", map.listen, `--map ${map.service}=tcp://${formatAddress(map.listen)}`);
+      } catch (error) {
+        for (const s of servers) s.close();
+        throw bindError(error, "--map", "TCP", map.listen, `--map ${map.service}=tcp://${formatAddress(map.listen)}`);
+      }
+      server.on("error", (error) => log.warn("listener_error", { service: map.service, error: error.message }));
+      const bound = server.address() as net.AddressInfo;
+      const address = { host: bound.address, port: bound.port };
+      servers.push(server);
+      listeners.push({ service: map.service, address });
     }
-    server.on("error", (error) => log.warn("listener_error", { service: map.service, error: error.message }));
-    const bound = server.address() as net.AddressInfo;
-    const address = { host: bound.address, port: bound.port };
-    servers.push(server);
-    listeners.push({ service: map.service, address });
   }
 
   const pipeOf = (conn: QuicConnection, streamId: number) => byConn.get(conn)?.pipes.get(streamId);
@@ -138,6 +143,7 @@ export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTc
   }
 
   return {
+    listen,
     listeners,
     get active() {
       return active;

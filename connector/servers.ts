@@ -3,7 +3,7 @@
  * ready, its flows dropped when it goes down, GOAWAY logged (the link itself
  * comes back, at once after a planned restart), DEREGISTER on a drain.
  */
-import { LINK_STATE_VALUE, startLink } from "../core/client/link.ts";
+import { LINK_STATE_VALUE, linkSettingsFor, startLink } from "../core/client/link.ts";
 import type { ControlMessage } from "../core/frame/mod.ts";
 import { type Address, formatAddress } from "../core/net/address.ts";
 import { closeServerFlows, handleTunnelDatagram } from "./flows.ts";
@@ -17,19 +17,7 @@ export async function startServerSlot(s: ConnectorState, address: Address): Prom
   metrics.registered.child({ server: label }).set(0);
   // Events come from the network, so never before startLink has returned and `slot` is set.
   const link = await startLink(
-    {
-      server: address,
-      serverName: settings.serverName ?? address.host,
-      role: "connector",
-      name: settings.name ?? `connector:${settings.service}`,
-      quicConfig: settings.quicConfig,
-      keepaliveMs: settings.keepaliveMs,
-      connectTimeoutMs: settings.connectTimeoutMs,
-      maxUdpPayload: settings.maxUdpPayload,
-      backoff: settings.backoff,
-      restartRetryMs: settings.restartRetryMs,
-      log: s.log,
-    },
+    linkSettingsFor(settings, address, "connector", settings.name ?? `connector:${settings.service}`, s.log),
     {
       onReady: () => handleReady(s, slot),
       onDown: (_link, reason) => handleDown(s, slot, reason),

@@ -9,7 +9,9 @@
  * restarts at a short interval, other losses with backoff). This file wires
  * them to one QUIC endpoint and offers the Link (link-types.ts) to its owner.
  */
-import { alpnFor, CloseCode, PROTOCOL_VERSIONS } from "../frame/mod.ts";
+import { alpnFor, CloseCode, PROTOCOL_VERSIONS, type Role } from "../frame/mod.ts";
+import type { Logger } from "../log.ts";
+import type { Address } from "../net/address.ts";
 import { createEndpoint } from "../quic/endpoint.ts";
 import { handleStreamData, sayHello, sendRequest } from "./link-control.ts";
 import { connectionClosed, runLink, socketError } from "./link-dial.ts";
@@ -26,6 +28,34 @@ export {
   type RequestResult,
   RESTART_RETRY_MS,
 } from "./link-types.ts";
+
+/** What every client program configures for its links, whichever server they go to. */
+export type ClientLinkSettings =
+  & Pick<LinkSettings, "quicConfig" | "keepaliveMs" | "connectTimeoutMs" | "maxUdpPayload" | "backoff" | "restartRetryMs">
+  & { serverName?: string };
+
+/** The settings of a link to `server` from a client program's settings. */
+export function linkSettingsFor(
+  program: ClientLinkSettings,
+  server: Address,
+  role: Role,
+  name: string,
+  log: Logger,
+): LinkSettings {
+  return {
+    server,
+    serverName: program.serverName ?? server.host,
+    role,
+    name,
+    quicConfig: program.quicConfig,
+    keepaliveMs: program.keepaliveMs,
+    connectTimeoutMs: program.connectTimeoutMs,
+    maxUdpPayload: program.maxUdpPayload,
+    backoff: program.backoff,
+    restartRetryMs: program.restartRetryMs,
+    log,
+  };
+}
 
 export async function startLink(settings: LinkSettings, events: LinkEvents): Promise<Link> {
   // The link decides which protocol versions it speaks; the server picks the newest both do.
