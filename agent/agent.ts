@@ -209,7 +209,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     const buf = out.buffer;
     buf.set(data, DATAGRAM_HEADER_LEN);
     writeDatagramHeader(buf, open.channel, flow.id);
-    if (!slot.link.sendDatagram(out.view(DATAGRAM_HEADER_LEN + data.length))) return drop.queue_full.inc();
+    if (!slot.link.sendDatagram(out.view(DATAGRAM_HEADER_LEN + data.length), flow.id)) return drop.queue_full.inc();
     toServer.inc();
     bytesTo.inc(data.length);
   }

@@ -365,7 +365,8 @@ export async function startServer(
         metrics.flowsActive.set(relay.flowCount);
       }
       writeDatagramHeader(buf, flow.connector.channel, flow.connectorFlow);
-      if (!flow.connector.peer.conn.sendDatagram(buf)) return dropped("queue_full");
+      // Fair turns at the connector's connection: per agent, then per flow.
+      if (!flow.connector.peer.conn.sendDatagram(buf, peer.id, header.flow)) return dropped("queue_full");
       relayedA2C.inc();
       bytesA2C.inc(header.payloadLength);
       flow.traffic.datagramsToConnector++;
@@ -374,7 +375,7 @@ export async function startServer(
       const flow = routeFromConnector(peer, header.channel, header.flow, now);
       if (flow === undefined) return dropped("unknown_flow");
       writeDatagramHeader(buf, flow.agent.channel, flow.agentFlow);
-      if (!flow.agent.peer.conn.sendDatagram(buf)) return dropped("queue_full");
+      if (!flow.agent.peer.conn.sendDatagram(buf, peer.id, header.flow)) return dropped("queue_full");
       relayedC2A.inc();
       bytesC2A.inc(header.payloadLength);
       flow.traffic.datagramsToAgent++;

@@ -107,7 +107,8 @@ export interface Link {
   readonly observed: Address | null;
   request(body: RequestBody): Promise<RequestResult>;
   /** Sends a DATAGRAM if the link is ready; false otherwise (the caller counts the drop). */
-  sendDatagram(data: Uint8Array): boolean;
+  /** Queues a DATAGRAM of `flow` (flows take fair turns while the connection is congested). */
+  sendDatagram(data: Uint8Array, flow?: number): boolean;
   /** False when a DATAGRAM would be refused now (not ready, or the queue is full). */
   canSendDatagram(): boolean;
   rttSeconds(): number;
@@ -399,8 +400,8 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
         c.writeStream(0, encodeControl({ ...body, req } as ControlMessage, version));
       });
     },
-    sendDatagram(data) {
-      return state === "ready" && conn !== null && conn.sendDatagram(data);
+    sendDatagram(data, flow = 0) {
+      return state === "ready" && conn !== null && conn.sendDatagram(data, 0, flow);
     },
     canSendDatagram() {
       return state === "ready" && conn !== null && conn.canSendDatagram();
