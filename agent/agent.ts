@@ -49,7 +49,8 @@ export interface AgentSettings {
   keepaliveMs: number;
   connectTimeoutMs: number;
   /** Largest QUIC packet sent (the configured max UDP payload); default 1350-byte packets. */
-  maxUdpPayload?: number;
+  /** A fixed packet size, or auto (see core/client/path-probe.ts). */
+  maxUdpPayload?: number | "auto";
   backoff: BackoffSettings;
   /** Dial interval inside a server's announced restart window (default RESTART_RETRY_MS). */
   restartRetryMs?: number;

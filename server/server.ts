@@ -21,7 +21,7 @@ import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
 import { createEndpoint, type CloseInfo, type Endpoint, type QuicConnection } from "../core/quic/endpoint.ts";
 import { classifyHandshakeFailure, refusalHint } from "./refusals.ts";
-import { serverQuicConfig } from "../core/quic/config.ts";
+import { MAX_QUIC_UDP_PAYLOAD, serverQuicConfig } from "../core/quic/config.ts";
 import {
   type Peer,
   createPeer,
@@ -53,7 +53,7 @@ export interface ServerSettings {
   authorise?: (cert: Uint8Array | null, role: "agent" | "connector", service: string) => boolean;
   graceMs: number;
   idleTimeoutMs: number;
-  /** Largest UDP payload of a QUIC packet (default 1350). */
+  /** Largest UDP payload of a QUIC packet the server sends or accepts (default 16383, what quiche can); each connection uses what its client probed. */
   maxUdpPayload?: number;
   keepaliveMs: number;
   flowIdleMs: number;
@@ -162,11 +162,13 @@ export async function startServer(
   const send = (conn: QuicConnection, msg: ControlMessage) =>
     conn.writeStream(0, encodeControl(msg, (conn.context as Session).version));
   const alpn = alpnFor(settings.versions ?? PROTOCOL_VERSIONS);
+  // What the server sends and accepts at most; each connection uses what its client advertises (probed).
+  const packetCap = settings.maxUdpPayload ?? MAX_QUIC_UDP_PAYLOAD;
   const quicConfig = (tls: { certPem: Uint8Array; keyPem: Uint8Array; clientCaPem?: Uint8Array }) => {
     const config = serverQuicConfig({
       ...tls,
       idleTimeoutMs: settings.idleTimeoutMs,
-      maxUdpPayload: settings.maxUdpPayload,
+      maxUdpPayload: packetCap,
     });
     // Every version we speak: a client picks the newest it also speaks (docs/protocol.md §1).
     config.setApplicationProtos(alpn);
@@ -345,14 +347,15 @@ export async function startServer(
 
   function onDatagram(conn: QuicConnection, buf: Uint8Array) {
     const len = buf.length;
-    const session = conn.context as Session;
-    const peer = session.peer;
-    if (peer === null) return dropped("before_hello");
-    // Channel 0 is never granted: it is the path probe (ztna doctor), sent back as it came, whatever its size.
+    // Channel 0 is never granted: it is the path probe (a link sizing its packets, ztna doctor),
+    // sent back as it came, whatever its size, also before HELLO (a probe connection says none).
     if (len >= DATAGRAM_HEADER_LEN && buf[0] === 0 && buf[1] === 0) {
       if (!conn.sendDatagram(buf)) dropped("queue_full");
       return;
     }
+    const session = conn.context as Session;
+    const peer = session.peer;
+    if (peer === null) return dropped("before_hello");
     const error = parseDatagram(buf, len, header);
     if (error !== null) return dropped(error.kind === "oversized" ? "oversized" : "malformed");
     const now = Date.now();
@@ -389,7 +392,7 @@ export async function startServer(
     retry: true,
     retryKey: settings.retryKey,
     keepaliveMs: settings.keepaliveMs,
-    maxUdpPayload: settings.maxUdpPayload,
+    maxUdpPayload: packetCap,
     maxUnprovenPerAddress: limits.connectionsPerAddress,
     maxHandshakes: limits.handshakes,
     maxDatagramsPerSecond: limits.datagramsPerSecond,

@@ -27,6 +27,8 @@ import type { Logger } from "../log.ts";
 import type { Config } from "../quic/native.ts";
 import { createEndpoint, type Endpoint, type QuicConnection } from "../quic/endpoint.ts";
 import { formatAddress } from "../net/address.ts";
+import { QUIC_UDP_PAYLOAD } from "../quic/config.ts";
+import { MAX_AUTO_UDP_PAYLOAD, probeCandidate, probePath } from "./path-probe.ts";
 import { createRepeatLog } from "../log-repeats.ts";
 import { explainRefusal, hex } from "../tls-alerts.ts";
 import { resolveAddress } from "../runtime/dns.ts";
@@ -35,6 +37,10 @@ import { createBackoff, sleep, type BackoffSettings } from "./backoff.ts";
 
 /** Default interval of the fast retries after a planned restart. */
 export const RESTART_RETRY_MS = 250;
+/** A path probe gives up after this long (then 1350 is used). */
+const PROBE_TIMEOUT_MS = 1_000;
+/** How long a probed packet size is trusted before it is probed again. */
+const PROBE_TTL_MS = 10 * 60_000;
 
 export type LinkState = "connecting" | "ready" | "backoff" | "closed";
 
@@ -65,8 +71,11 @@ export interface LinkSettings {
   /** How long a dial may take before it counts as failed. */
   connectTimeoutMs: number;
   backoff: BackoffSettings;
-  /** Largest QUIC packet sent (the configured max UDP payload). */
-  maxUdpPayload?: number;
+  /**
+   * Largest UDP payload of a QUIC packet: a number to use as is, or "auto"
+   * (default): 1350 unless a probe shows the path carries more (path-probe.ts).
+   */
+  maxUdpPayload?: number | "auto";
   /** A connection that stayed up this long resets the backoff. */
   healthyAfterMs?: number;
   /** Interval of the retries inside a restart window (jittered by ±20 %); default RESTART_RETRY_MS. */
@@ -147,15 +156,19 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
   let onConnClosed: ((reason: string) => void) | null = null;
   const restartRetryMs = settings.restartRetryMs ?? RESTART_RETRY_MS;
   // The link decides which protocol versions it speaks; the server picks the newest both do.
-  settings.quicConfig.setApplicationProtos(alpnFor(settings.versions ?? PROTOCOL_VERSIONS));
+  let quicConfig = settings.quicConfig;
+  quicConfig.setApplicationProtos(alpnFor(settings.versions ?? PROTOCOL_VERSIONS));
+  const fixedPayload = typeof settings.maxUdpPayload === "number" ? settings.maxUdpPayload : null;
+  /** The packet size the path to the server was found to carry, and until when to trust it. */
+  let probed: { key: string; payload: number; until: number } | null = null;
 
   // A refused client redials with backoff: the reason is logged once, then counted.
   const refusals = createRepeatLog(log);
   const endpoint: Endpoint = await createEndpoint({
     bind: { host: settings.server.host.includes(":") ? "::" : "0.0.0.0", port: 0 },
     server: false,
-    config: settings.quicConfig,
-    maxUdpPayload: settings.maxUdpPayload,
+    config: quicConfig,
+    maxUdpPayload: fixedPayload ?? MAX_AUTO_UDP_PAYLOAD,
     keepaliveMs: settings.keepaliveMs,
     onSocketError: (error) => {
       log.debug("socket_error", { server: label, error: error.message });
@@ -285,6 +298,10 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
       log.warn("resolve_failed", { server: label, error: (error as Error).message });
       return "connect_failed";
     }
+    const payload = await pathPayload(remote);
+    if (stop.signal.aborted) return "local";
+    quicConfig.setMaxSendUdpPayloadSize(payload);
+    quicConfig.setMaxRecvUdpPayloadSize(payload);
     return new Promise((resolve) => {
       const c = endpoint.connect(remote, settings.serverName);
       conn = c;
@@ -317,10 +334,49 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     });
   }
 
+  /**
+   * The packet size for a connection to `remote`: the configured one, or
+   * (auto) what a probe found the path to carry, remembered for PROBE_TTL_MS
+   * and probed again after a connection timed out (the path may have changed).
+   */
+  async function pathPayload(remote: Address): Promise<number> {
+    if (fixedPayload !== null) return fixedPayload;
+    const key = formatAddress(remote);
+    if (probed !== null && probed.key === key && Date.now() < probed.until) return probed.payload;
+    const candidate = probeCandidate(remote);
+    if (candidate === null) {
+      probed = { key, payload: QUIC_UDP_PAYLOAD, until: Date.now() + PROBE_TTL_MS };
+      return QUIC_UDP_PAYLOAD;
+    }
+    const started = performance.now();
+    const found = await probePath({
+      remote,
+      serverName: settings.serverName,
+      config: quicConfig,
+      size: candidate,
+      timeoutMs: Math.min(PROBE_TIMEOUT_MS, settings.connectTimeoutMs),
+      signal: stop.signal,
+    });
+    const payload = found.payload ?? QUIC_UDP_PAYLOAD;
+    log.info("path_probed", {
+      server: label,
+      tried: candidate,
+      ok: found.payload !== null,
+      payload,
+      ms: Math.round(performance.now() - started),
+      ...(found.reached ? {} : { detail: "no answer: the server is not up yet" }),
+    });
+    // Nobody answered: nothing learnt; dial at the safe size and probe on the next dial.
+    if (found.reached) probed = { key, payload, until: Date.now() + PROBE_TTL_MS };
+    return payload;
+  }
+
   async function run() {
     while (!stop.signal.aborted) {
       const reason = await connectOnce();
       const wasReady = state === "ready";
+      // Large packets on a connection that then timed out: the path may have shrunk. Probe again.
+      if (reason === "timeout" && wasReady && probed !== null && probed.payload > QUIC_UDP_PAYLOAD) probed = null;
       const restart = wasReady ? announced : null;
       if (wasReady && conn) {
         try {
@@ -416,6 +472,8 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
       conn?.close(CloseCode.NO_ERROR, reason);
     },
     reconfigure(config) {
+      quicConfig = config;
+      config.setApplicationProtos(alpnFor(settings.versions ?? PROTOCOL_VERSIONS));
       endpoint.reconfigure(config);
     },
     async close(code = CloseCode.NO_ERROR, reason = "client shutting down") {
