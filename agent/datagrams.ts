@@ -32,7 +32,7 @@ export function onLocal(s: AgentState, listener: Listener, data: Uint8Array, por
   const buf = out.buffer;
   buf.set(data, DATAGRAM_HEADER_LEN);
   writeDatagramHeader(buf, open.channel, flow.id);
-  if (!slot.link.sendDatagram(out.view(DATAGRAM_HEADER_LEN + data.length))) return drop.queue_full.inc();
+  if (!slot.link.sendDatagram(out.view(DATAGRAM_HEADER_LEN + data.length), flow.id)) return drop.queue_full.inc();
   s.toServer.inc();
   s.bytesTo.inc(data.length);
 }

@@ -72,7 +72,7 @@ describe('agent options', () => {
       reconnectCap: 30_000,
       restartRetry: 250,
       reconnectMaxAttempts: 0,
-      maxUdpPayload: 1350,
+      maxUdpPayload: 'auto',
       flowIdle: 60_000,
       grace: 5_000,
       stateDir: '.ztna',
@@ -120,5 +120,16 @@ describe('agent options', () => {
       expect(text).toContain(envName(name));
     }
     expect(Object.keys(agentSpec(true).options).length + 1).toBe(names.length);
+  });
+});
+
+describe('packet size', () => {
+  const base = ['--server', '127.0.0.1:4433', '--map', 'db=udp://127.0.0.1:5432'];
+  test('auto by default, a number fixes it, anything else is refused', () => {
+    expect(parse(base).maxUdpPayload).toBe('auto');
+    expect(parse([...base, '--max-udp-payload', '9000']).maxUdpPayload).toBe(9000);
+    expect(parse([...base, '--max-udp-payload', 'auto']).maxUdpPayload).toBe('auto');
+    expect(() => parse([...base, '--max-udp-payload', 'big'])).toThrow(/max-udp-payload/);
+    expect(() => parse([...base, '--max-udp-payload', '900'])).toThrow(/1200\.\.65527/);
   });
 });

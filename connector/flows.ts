@@ -60,7 +60,7 @@ function openFlow(s: ConnectorState, server: ServerSlot, flowId: number): FlowSo
       const buf = reply.buffer;
       buf.set(data, DATAGRAM_HEADER_LEN);
       writeDatagramHeader(buf, server.channel, flowId);
-      if (!server.link.sendDatagram(reply.view(DATAGRAM_HEADER_LEN + data.length))) {
+      if (!server.link.sendDatagram(reply.view(DATAGRAM_HEADER_LEN + data.length), flowId)) {
         drop.queue_full.inc();
         return;
       }

@@ -44,7 +44,7 @@ describe('connector options', () => {
       reconnectCap: 30_000,
       restartRetry: 250,
       reconnectMaxAttempts: 0,
-      maxUdpPayload: 1350,
+      maxUdpPayload: 'auto',
       stateDir: '.ztna',
       logFormat: 'json',
       logLevel: 'info',

@@ -17,8 +17,8 @@ export interface ConnectorSettings {
   graceMs: number;
   keepaliveMs: number;
   connectTimeoutMs: number;
-  /** Largest QUIC packet sent (the configured max UDP payload); default 1350-byte packets. */
-  maxUdpPayload?: number;
+  /** Largest QUIC packet sent: a fixed size, or auto (default; see core/client/path-probe.ts). */
+  maxUdpPayload?: number | "auto";
   backoff: BackoffSettings;
   /** Dial interval inside a server's announced restart window (default RESTART_RETRY_MS). */
   restartRetryMs?: number;

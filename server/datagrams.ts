@@ -20,13 +20,14 @@ export function createDatagramRelay(state: ServerState): (conn: ServerConn, buf:
 
   return function onDatagram(conn: ServerConn, buf: Uint8Array) {
     const len = buf.length;
-    const peer = conn.context?.peer;
-    if (peer == null) return dropped("before_hello");
-    // Channel 0 is never granted: it is the path probe (ztna doctor), sent back as it came, whatever its size.
+    // Channel 0 is never granted: it is the path probe (a link sizing its packets, ztna doctor),
+    // sent back as it came, whatever its size, also before HELLO (a probe connection says none).
     if (len >= DATAGRAM_HEADER_LEN && buf[0] === 0 && buf[1] === 0) {
       if (!conn.sendDatagram(buf)) dropped("queue_full");
       return;
     }
+    const peer = conn.context?.peer;
+    if (peer == null) return dropped("before_hello");
     const error = parseDatagram(buf, len, header);
     if (error !== null) return dropped(error.kind === "oversized" ? "oversized" : "malformed");
     const now = Date.now();
@@ -39,7 +40,8 @@ export function createDatagramRelay(state: ServerState): (conn: ServerConn, buf:
         metrics.flowsActive.set(relay.flowCount);
       }
       writeDatagramHeader(buf, flow.connector.channel, flow.connectorFlow);
-      if (!flow.connector.peer.conn.sendDatagram(buf)) return dropped("queue_full");
+      // Fair turns at the connector's connection: per agent, then per flow.
+      if (!flow.connector.peer.conn.sendDatagram(buf, peer.id, header.flow)) return dropped("queue_full");
       relayedA2C.inc();
       bytesA2C.inc(header.payloadLength);
       flow.traffic.datagramsToConnector++;
@@ -48,7 +50,7 @@ export function createDatagramRelay(state: ServerState): (conn: ServerConn, buf:
       const flow = routeFromConnector(peer, header.channel, header.flow, now);
       if (flow === undefined) return dropped("unknown_flow");
       writeDatagramHeader(buf, flow.agent.channel, flow.agentFlow);
-      if (!flow.agent.peer.conn.sendDatagram(buf)) return dropped("queue_full");
+      if (!flow.agent.peer.conn.sendDatagram(buf, peer.id, header.flow)) return dropped("queue_full");
       relayedC2A.inc();
       bytesC2A.inc(header.payloadLength);
       flow.traffic.datagramsToAgent++;

@@ -47,7 +47,7 @@ describe('server options', () => {
       maxRegistrationsPerConnection: 64,
       maxControlMessage: 4096,
       maxDatagramRate: 200_000,
-      maxUdpPayload: 1350,
+      maxUdpPayload: 16383,
       logFormat: 'json',
       logLevel: 'info',
     });

@@ -13,7 +13,7 @@ import {
   string,
 } from '../core/config.ts';
 import type { HostPort, LogFormat, LogLevel, ReadFile } from '../core/config.ts';
-import { commonOptions, DAY, HOUR, MINUTE, quicPacketOption } from '../core/client/options.ts';
+import { commonOptions, DAY, HOUR, MINUTE, serverPacketOption } from '../core/client/options.ts';
 import { MAX_CONTROL_MESSAGE } from '../core/frame/mod.ts';
 
 export interface ServerOptions {
@@ -85,7 +85,7 @@ export function serverSpec(stdoutIsTty: boolean) {
       maxRegistrationsPerConnection: opt(integer({ min: 1, max: 65_535 }), { help: 'Services one connector connection may register', default: '64' }),
       maxControlMessage: opt(integer({ min: 64, max: MAX_CONTROL_MESSAGE }), { help: 'Largest control message accepted, bytes', default: String(MAX_CONTROL_MESSAGE) }),
       maxDatagramRate: opt(integer({ min: 1, max: 10_000_000 }), { help: 'DATAGRAMs per second one connection may send', default: '200000' }),
-      ...quicPacketOption(),
+      ...serverPacketOption(),
       ...commonOptions(stdoutIsTty),
     },
     finish: (v): ServerOptions => {

@@ -46,7 +46,7 @@ export async function startServer(
     retry: true,
     retryKey: settings.retryKey,
     keepaliveMs: settings.keepaliveMs,
-    maxUdpPayload: settings.maxUdpPayload,
+    maxUdpPayload: state.packetCap,
     maxUnprovenPerAddress: limits.connectionsPerAddress,
     maxHandshakes: limits.handshakes,
     maxDatagramsPerSecond: limits.datagramsPerSecond,
@@ -128,7 +128,7 @@ function quicConfig(state: ServerState, tls: ServerTls): Config {
     keyPem: tls.keyPem,
     clientCaPem: tls.clientCaPem,
     idleTimeoutMs: state.settings.idleTimeoutMs,
-    maxUdpPayload: state.settings.maxUdpPayload,
+    maxUdpPayload: state.packetCap,
   });
   // Every version we speak: a client picks the newest it also speaks (docs/protocol.md §1).
   config.setApplicationProtos(state.alpn);

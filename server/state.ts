@@ -8,6 +8,7 @@ import { alpnFor, type ControlReader, PROTOCOL_VERSIONS } from "../core/frame/mo
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog, type RepeatLog } from "../core/log-repeats.ts";
 import { dropCounter } from "../core/metrics/drops.ts";
+import { MAX_QUIC_UDP_PAYLOAD } from "../core/quic/config.ts";
 import type { QuicConnection } from "../core/quic/types.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { createRelay, type Peer, type Relay } from "./relay.ts";
@@ -46,6 +47,8 @@ export interface ServerState {
   readonly restart: RestartPlan;
   /** ALPN identifiers offered, one per protocol version spoken; a client picks the newest it also speaks. */
   readonly alpn: string[];
+  /** Largest UDP payload sent or accepted; each connection uses what its client advertises (probed). */
+  readonly packetCap: number;
   readonly metrics: ServerMetrics;
   readonly log: Logger;
   /** When the server started (ms since epoch), for /status. */
@@ -83,6 +86,7 @@ export function createServerState(settings: ServerSettings, metrics: ServerMetri
     limits: { ...DEFAULT_LIMITS, ...settings.limits },
     restart: settings.restart ?? { reconnectInMs: 0, tryForMs: 60_000 },
     alpn: alpnFor(settings.versions ?? PROTOCOL_VERSIONS),
+    packetCap: settings.maxUdpPayload ?? MAX_QUIC_UDP_PAYLOAD,
     metrics,
     log,
     startedAt: Date.now(),

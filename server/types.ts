@@ -17,7 +17,7 @@ export interface ServerSettings {
   authorise?: Authorise;
   graceMs: number;
   idleTimeoutMs: number;
-  /** Largest UDP payload of a QUIC packet (default QUIC_UDP_PAYLOAD, 1350). */
+  /** Largest UDP payload of a QUIC packet the server sends or accepts (default 16383, what quiche can); each connection uses what its client probed. */
   maxUdpPayload?: number;
   keepaliveMs: number;
   flowIdleMs: number;

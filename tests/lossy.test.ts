@@ -39,7 +39,10 @@ async function startRig(seed: number): Promise<Rig> {
   await tcpConnector.waitForLog("registered");
   await udpConnector.waitForLog("registered");
   const viaProxy = (await fleet.clientArgs([proxy.address.port])).map((a) => (a === "off" ? "127.0.0.1:0" : a));
-  const agent = fleet.start("agent", [...viaProxy, "--map", "bulk=tcp://127.0.0.1:0", "--map", "echo=udp://127.0.0.1:0"]);
+  // Internet-sized packets: the proxy stands for a lossy wide-area path, not loopback.
+  const agent = fleet.start("agent", [
+    ...viaProxy, "--max-udp-payload", "1350", "--map", "bulk=tcp://127.0.0.1:0", "--map", "echo=udp://127.0.0.1:0",
+  ]);
   await agent.waitForLog("service_opened", 10_000, (e) => e.service === "bulk");
   await agent.waitForLog("service_opened", 10_000, (e) => e.service === "echo");
   const listening = (name: string) => addressOf(agent.logs.find((e) => e.event === "listening" && e.service === name)!);

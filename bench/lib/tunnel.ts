@@ -109,7 +109,9 @@ export async function startTunnel(work: string, services: ServiceSpec[], agents:
     const label = `agent:${a.name}`;
     const maps = a.maps.map((m) => `${m.service}=${m.proto}://127.0.0.1:0`).join(",");
     const args = via ? client.map((arg, i) => (client[i - 1] === "--server" ? formatAddress(via) : arg)) : client;
-    const p = launch("agent", [...args, "--map", maps], options);
+    // Through a proxy that stands for a wide-area path: internet-sized packets (unless the run fixes one).
+    const wide = via && options.maxUdpPayload === null ? ["--max-udp-payload", "1350"] : [];
+    const p = launch("agent", [...args, ...wide, "--map", maps], options);
     programs[label] = p;
     pids[label] = p.pid;
     kinds[label] = "agent";

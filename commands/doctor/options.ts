@@ -15,7 +15,7 @@ import {
 } from '../../core/config.ts';
 import type { HostPort, ReadFile } from '../../core/config.ts';
 import { ROLES, type Role } from '../../core/frame/mod.ts';
-import { MINUTE, quicPacketOption, serverOptions, trustOptions } from '../../core/client/options.ts';
+import { MINUTE, serverPacketOption, serverOptions, trustOptions } from '../../core/client/options.ts';
 
 export interface DoctorOptions {
   server: HostPort[];
@@ -53,7 +53,7 @@ export function doctorSpec() {
       probe: opt(oneOf(['udp', 'tcp'] as const), { help: 'With --service: a round trip through it, a UDP datagram or a TCP connect (needs an agent identity)' }),
       probeData: opt(string('TEXT'), { help: 'Payload of the UDP probe (a service may answer only what it understands)', default: 'ztna doctor probe' }),
       timeout: opt(duration({ min: 100, max: MINUTE }), { help: 'Deadline of each network step', default: '5s' }),
-      ...quicPacketOption(),
+      ...serverPacketOption('Largest UDP payload of a QUIC packet the path check tries'),
       stateDir: opt(string('DIR'), { help: 'Where to look for ca.pem when --ca is not given', default: '.ztna' }),
       json: opt(boolean(), { help: 'Print one JSON document instead of lines' }),
     },

@@ -9,22 +9,30 @@
  * that outlasts its window, uses exponential backoff with jitter.
  */
 import { CloseCode, createControlReader, type RestartHint } from "../frame/mod.ts";
-import type { Address } from "../net/address.ts";
+import { type Address, formatAddress } from "../net/address.ts";
+import { QUIC_UDP_PAYLOAD } from "../quic/config.ts";
 import type { Endpoint } from "../quic/endpoint.ts";
 import type { CloseInfo, QuicConnection } from "../quic/types.ts";
 import { resolveAddress } from "../runtime/dns.ts";
 import { explainRefusal, hex } from "../tls-alerts.ts";
 import { sleep } from "./backoff.ts";
 import type { LinkInternals } from "./link-state.ts";
+import { probeCandidate, probePath } from "./path-probe.ts";
 
 /** A connection that stayed up this long resets the backoff (default of settings.healthyAfterMs). */
 const HEALTHY_AFTER_MS = 5_000;
+/** A path probe gives up after this long (then 1350 is used). */
+const PROBE_TIMEOUT_MS = 1_000;
+/** How long a probed packet size is trusted before it is probed again. */
+const PROBE_TTL_MS = 10 * 60_000;
 
 /** Dials until the link is closed or gives up. */
 export async function runLink(l: LinkInternals, endpoint: Endpoint): Promise<void> {
   while (!l.stop.signal.aborted) {
     const reason = await connectOnce(l, endpoint);
     const wasReady = l.state === "ready";
+    // Large packets on a connection that then timed out: the path may have shrunk. Probe again.
+    if (reason === "timeout" && wasReady && l.probed !== null && l.probed.payload > QUIC_UDP_PAYLOAD) l.probed = null;
     const restart = wasReady ? l.announced : null;
     connectionEnded(l, reason, wasReady, restart);
     if (l.stop.signal.aborted) break;
@@ -63,7 +71,48 @@ async function connectOnce(l: LinkInternals, endpoint: Endpoint): Promise<string
     l.log.warn("resolve_failed", { server: l.label, error: (error as Error).message });
     return "connect_failed";
   }
+  const payload = await pathPayload(l, remote);
+  if (l.stop.signal.aborted) return "local";
+  l.quicConfig.setMaxSendUdpPayloadSize(payload);
+  l.quicConfig.setMaxRecvUdpPayloadSize(payload);
   return dial(l, endpoint, remote);
+}
+
+/**
+ * The packet size for a connection to `remote`: the configured one, or
+ * (auto) what a probe found the path to carry, remembered for PROBE_TTL_MS
+ * and probed again after a connection timed out (the path may have changed).
+ */
+async function pathPayload(l: LinkInternals, remote: Address): Promise<number> {
+  if (l.fixedPayload !== null) return l.fixedPayload;
+  const key = formatAddress(remote);
+  if (l.probed !== null && l.probed.key === key && Date.now() < l.probed.until) return l.probed.payload;
+  const candidate = probeCandidate(remote);
+  if (candidate === null) {
+    l.probed = { key, payload: QUIC_UDP_PAYLOAD, until: Date.now() + PROBE_TTL_MS };
+    return QUIC_UDP_PAYLOAD;
+  }
+  const started = performance.now();
+  const found = await probePath({
+    remote,
+    serverName: l.settings.serverName,
+    config: l.quicConfig,
+    size: candidate,
+    timeoutMs: Math.min(PROBE_TIMEOUT_MS, l.settings.connectTimeoutMs),
+    signal: l.stop.signal,
+  });
+  const payload = found.payload ?? QUIC_UDP_PAYLOAD;
+  l.log.info("path_probed", {
+    server: l.label,
+    tried: candidate,
+    ok: found.payload !== null,
+    payload,
+    ms: Math.round(performance.now() - started),
+    ...(found.reached ? {} : { detail: "no answer: the server is not up yet" }),
+  });
+  // Nobody answered: nothing learnt; dial at the safe size and probe on the next dial.
+  if (found.reached) l.probed = { key, payload, until: Date.now() + PROBE_TTL_MS };
+  return payload;
 }
 
 /** Dials `remote`; resolves when the connection ends, the dial times out, or the link is closed. */

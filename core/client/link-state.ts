@@ -8,6 +8,7 @@ import { type ControlReader, createControlReader, PROTOCOL_VERSIONS, type Restar
 import type { Logger } from "../log.ts";
 import { createRepeatLog, type RepeatLog } from "../log-repeats.ts";
 import { type Address, formatAddress } from "../net/address.ts";
+import type { Config } from "../quic/native.ts";
 import type { QuicConnection } from "../quic/types.ts";
 import { type Backoff, createBackoff } from "./backoff.ts";
 import {
@@ -34,6 +35,10 @@ export interface LinkInternals {
   readonly stop: AbortController;
   /** Refused handshakes: the reason is logged once, then counted (a refused client redials with backoff). */
   readonly refusals: RepeatLog;
+  /** The packet size configured as a number; null for auto (probe the path). */
+  readonly fixedPayload: number | null;
+  /** The TLS and transport configuration of the next connection; replaced by reconfigure(). */
+  quicConfig: Config;
 
   // ---- the current connection
   /** connecting (dialled, no WELCOME yet), ready, backoff (between connections), closed (for good). */
@@ -70,6 +75,8 @@ export interface LinkInternals {
   restartUntil: number;
   /** RTT of the last connection, to size dials inside a restart window. */
   lastRttMs: number;
+  /** The packet size the path to the server was found to carry (auto), and until when to trust it. */
+  probed: { key: string; payload: number; until: number } | null;
 }
 
 export function createLinkInternals(settings: LinkSettings, events: LinkEvents, link: Link): LinkInternals {
@@ -82,6 +89,8 @@ export function createLinkInternals(settings: LinkSettings, events: LinkEvents, 
     restartRetryMs: settings.restartRetryMs ?? RESTART_RETRY_MS,
     stop: new AbortController(),
     refusals: createRepeatLog(settings.log),
+    fixedPayload: typeof settings.maxUdpPayload === "number" ? settings.maxUdpPayload : null,
+    quicConfig: settings.quicConfig,
     state: "connecting",
     conn: null,
     version: PROTOCOL_VERSIONS[0]!,
@@ -98,5 +107,6 @@ export function createLinkInternals(settings: LinkSettings, events: LinkEvents, 
     downSince: 0,
     restartUntil: 0,
     lastRttMs: 0,
+    probed: null,
   };
 }

@@ -42,8 +42,11 @@ export interface LinkSettings {
   /** How long a dial may take before it counts as failed. */
   connectTimeoutMs: number;
   backoff: BackoffSettings;
-  /** Largest QUIC packet sent (the configured max UDP payload). */
-  maxUdpPayload?: number;
+  /**
+   * Largest UDP payload of a QUIC packet: a number to use as is, or "auto"
+   * (default): 1350 unless a probe shows the path carries more (path-probe.ts).
+   */
+  maxUdpPayload?: number | "auto";
   /** A connection that stayed up this long resets the backoff. */
   healthyAfterMs?: number;
   /** Interval of the retries inside a restart window (jittered by ±20 %); default RESTART_RETRY_MS. */
@@ -83,8 +86,11 @@ export interface Link {
   readonly state: LinkState;
   readonly observed: Address | null;
   request(body: RequestBody): Promise<RequestResult>;
-  /** Sends a DATAGRAM if the link is ready; false otherwise (the caller counts the drop). */
-  sendDatagram(data: Uint8Array): boolean;
+  /**
+   * Sends a DATAGRAM of `flow` if the link is ready (flows take fair turns
+   * while the connection is congested); false otherwise (the caller counts the drop).
+   */
+  sendDatagram(data: Uint8Array, flow?: number): boolean;
   /** False when a DATAGRAM would be refused now (not ready, or the queue is full). */
   canSendDatagram(): boolean;
   rttSeconds(): number;

@@ -16,6 +16,7 @@ import { createEndpoint } from "../quic/endpoint.ts";
 import { handleStreamData, sayHello, sendRequest } from "./link-control.ts";
 import { connectionClosed, runLink, socketError } from "./link-dial.ts";
 import { createLinkInternals } from "./link-state.ts";
+import { MAX_AUTO_UDP_PAYLOAD } from "./path-probe.ts";
 import type { Link, LinkEvents, LinkSettings } from "./link-types.ts";
 
 export {
@@ -59,7 +60,8 @@ export function linkSettingsFor(
 
 export async function startLink(settings: LinkSettings, events: LinkEvents): Promise<Link> {
   // The link decides which protocol versions it speaks; the server picks the newest both do.
-  settings.quicConfig.setApplicationProtos(alpnFor(settings.versions ?? PROTOCOL_VERSIONS));
+  const alpn = alpnFor(settings.versions ?? PROTOCOL_VERSIONS);
+  settings.quicConfig.setApplicationProtos(alpn);
 
   // The owner's view. Its methods read `l`, `endpoint` and `running`, all set before it is returned.
   const link: Link = {
@@ -74,7 +76,7 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
       return l.observed;
     },
     request: (body) => sendRequest(l, body),
-    sendDatagram: (data) => l.state === "ready" && l.conn !== null && l.conn.sendDatagram(data),
+    sendDatagram: (data, flow = 0) => l.state === "ready" && l.conn !== null && l.conn.sendDatagram(data, 0, flow),
     canSendDatagram: () => l.state === "ready" && l.conn !== null && l.conn.canSendDatagram(),
     rttSeconds: () => l.conn?.rttSeconds() ?? 0,
     connection: () => (l.state === "ready" ? l.conn : null),
@@ -82,6 +84,8 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
       l.conn?.close(CloseCode.NO_ERROR, reason);
     },
     reconfigure(config) {
+      l.quicConfig = config;
+      config.setApplicationProtos(alpn);
       endpoint.reconfigure(config);
     },
     async close(code = CloseCode.NO_ERROR, reason = "client shutting down") {
@@ -97,8 +101,8 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
   const endpoint = await createEndpoint({
     bind: { host: settings.server.host.includes(":") ? "::" : "0.0.0.0", port: 0 },
     server: false,
-    config: settings.quicConfig,
-    maxUdpPayload: settings.maxUdpPayload,
+    config: l.quicConfig,
+    maxUdpPayload: l.fixedPayload ?? MAX_AUTO_UDP_PAYLOAD,
     keepaliveMs: settings.keepaliveMs,
     onSocketError: (error) => socketError(l, error),
     // Only the current connection is heard: a late event of an earlier one is ignored.

@@ -3,6 +3,7 @@
 // the two programs cannot drift apart.
 import {
   boolean,
+  custom,
   duration,
   forbidBoth,
   hostPort,
@@ -16,12 +17,13 @@ import {
   requireLess,
   string,
 } from '../config.ts';
-import type { HostPort, LogFormat, LogLevel } from '../config.ts';
+import type { HostPort, Kind, LogFormat, LogLevel } from '../config.ts';
+import { QUIC_UDP_PAYLOAD } from '../quic/config.ts';
+import { MAX_AUTO_UDP_PAYLOAD } from './path-probe.ts';
 import type { Logger } from '../log.ts';
 import type { BackoffSettings } from './backoff.ts';
 import { clientTls, type ClientTls } from './tls.ts';
 import type { Config } from '../quic/native.ts';
-import { QUIC_UDP_PAYLOAD } from '../quic/config.ts';
 
 export interface ClientOptions {
   /** Relay servers, tried in order. */
@@ -44,8 +46,8 @@ export interface ClientOptions {
   restartRetry: number;
   /** 0 = retry forever. */
   reconnectMaxAttempts: number;
-  /** Bytes; see `quicPacketOption`. */
-  maxUdpPayload: number;
+  /** Bytes, or auto; see `quicPacketOption`. */
+  maxUdpPayload: number | 'auto';
   stateDir: string;
   logFormat: LogFormat;
   logLevel: LogLevel;
@@ -93,15 +95,32 @@ export function linkTimingOptions() {
   };
 }
 
-/** QUIC packet size, shared by all three programs. */
+/**
+ * QUIC packet size of a connector or agent: `auto` (1350, or more where a
+ * probe shows the path to the server carries more: loopback, jumbo frames),
+ * or a fixed number of bytes.
+ */
 export function quicPacketOption() {
   return {
-    // 1200: the smallest QUIC allows (RFC 9000 §14); 65527: the largest a UDP datagram holds over IPv6.
-    maxUdpPayload: opt(integer({ min: 1200, max: 65527 }), {
-      help: 'Largest UDP payload of a QUIC packet; raise only where the path MTU allows (jumbo frames, loopback)',
-      default: String(QUIC_UDP_PAYLOAD),
+    maxUdpPayload: opt(payloadOrAuto(), {
+      help: `Largest UDP payload of a QUIC packet: auto (${QUIC_UDP_PAYLOAD}, or up to ${MAX_AUTO_UDP_PAYLOAD} where a probe shows the path to the server carries it), or a fixed number of bytes`,
+      default: 'auto',
     }),
   };
+}
+
+/** A packet-size cap (the server's: each connection uses what its client found the path to carry). */
+export function serverPacketOption(
+  help = `Largest UDP payload of a QUIC packet the server sends or accepts; each connection uses the size its client probed (${QUIC_UDP_PAYLOAD} on ordinary paths)`,
+) {
+  return {
+    maxUdpPayload: opt(integer({ min: 1200, max: 65527 }), { help, default: String(MAX_AUTO_UDP_PAYLOAD) }),
+  };
+}
+
+function payloadOrAuto(): Kind<number | 'auto'> {
+  const bytes = integer({ min: 1200, max: 65527 });
+  return custom('N|auto', (raw) => (raw.trim() === 'auto' ? 'auto' : bytes.parse(raw)));
 }
 
 /** State directory and logging, shared by all three programs. */
@@ -132,7 +151,7 @@ export interface LinkBasics {
   keepaliveMs: number;
   connectTimeoutMs: number;
   backoff: BackoffSettings;
-  maxUdpPayload: number;
+  maxUdpPayload: number | "auto";
   restartRetryMs: number;
 }
 

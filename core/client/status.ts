@@ -13,6 +13,8 @@ export interface LinkStatus {
   state: LinkState;
   /** Smoothed RTT while connected, milliseconds. */
   rttMs: number | null;
+  /** Largest UDP payload of the connection's QUIC packets while connected (1350, or what a path probe found). */
+  udpPayload: number | null;
   /** This client's address as the server sees it. */
   observed: string | null;
 }
@@ -81,6 +83,7 @@ export function linkStatus(link: Link): LinkStatus {
     address: link.label,
     state: link.state,
     rttMs: ready ? Math.round(link.rttSeconds() * 10_000) / 10 : null,
+    udpPayload: ready ? (link.connection()?.raw.maxSendUdpPayloadSize() ?? null) : null,
     observed: link.observed ? formatAddress(link.observed) : null,
   };
 }

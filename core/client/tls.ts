@@ -14,7 +14,8 @@ export interface ClientTlsChoice {
   key?: string;
   stateDir: string;
   idleTimeout: number;
-  maxUdpPayload?: number;
+  /** The starting size; with auto the link sets each connection's size after probing the path. */
+  maxUdpPayload?: number | "auto";
 }
 
 export interface ClientTls {
@@ -62,7 +63,7 @@ export function clientTls(options: ClientTlsChoice, log: Logger): ClientTls {
     certPem: files.certPem,
     keyPem: files.keyPem,
     idleTimeoutMs: options.idleTimeout,
-    maxUdpPayload: options.maxUdpPayload,
+    maxUdpPayload: typeof options.maxUdpPayload === "number" ? options.maxUdpPayload : undefined,
   });
   return { quicConfig, files, caPath: spec.ca?.path ?? null };
 }

@@ -4,7 +4,7 @@
 // call; the relay counts every datagram, so instead each labelled series is a
 // tiny cell whose `inc` is a single field add. prom-client only sees the cells
 // when scraped, through the metric's `collect()` hook.
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge } from './prom.ts';
 import type { Registry } from 'prom-client';
 
 /** Label name → label value for one series. */

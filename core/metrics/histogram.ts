@@ -1,6 +1,6 @@
 // Histograms go straight to prom-client: they sit on handshake/reconnect
 // paths (a few per second at most), where its per-call cost does not matter.
-import { Histogram } from 'prom-client';
+import { Histogram } from './prom.ts';
 import type { Registry } from 'prom-client';
 
 /** 100 µs … 5 s, roughly 1-2.5-5 per decade: covers a local handshake up to a slow WAN retry. */

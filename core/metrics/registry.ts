@@ -1,7 +1,8 @@
 // One prom-client Registry per program. Each program owns its registry rather
 // than using prom-client's global one, so tests and in-process topologies
 // (server + connector + agent in one process) never collide on metric names.
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { registerProcessMetrics } from './process.ts';
+import { Registry } from './prom.ts';
 
 export type Component = 'server' | 'connector' | 'agent';
 
@@ -16,6 +17,6 @@ export const METRIC_PREFIX = 'ztna_';
 export function createRegistry(component: Component): Registry {
   void component;
   const register = new Registry();
-  collectDefaultMetrics({ register, prefix: METRIC_PREFIX });
+  registerProcessMetrics(register, METRIC_PREFIX);
   return register;
 }

@@ -4,6 +4,12 @@ import { quiche, type Config } from "./native.ts";
 
 /** The UDP payload QUIC packets are sized to: safe on any real path (IPv6 minimum MTU 1280 + headroom). */
 export const QUIC_UDP_PAYLOAD = 1350;
+/**
+ * The largest packet worth configuring: quiche 0.18 never sends a packet over
+ * 16383 bytes (its length must fit a 2-byte varint). Servers accept this much;
+ * clients go beyond QUIC_UDP_PAYLOAD only after probing the path.
+ */
+export const MAX_QUIC_UDP_PAYLOAD = 16383;
 /** The ACK delay we promise the peer (transport parameter max_ack_delay). */
 export const MAX_ACK_DELAY_MS = 5;
 

@@ -6,6 +6,7 @@
  */
 import type { Address } from "../net/address.ts";
 import { createBufferViews } from "../runtime/views.ts";
+import { createFairQueue, enqueue, MAX_QUEUED, type FairQueue } from "./fair-queue.ts";
 import { quiche, type Connection } from "./native.ts";
 import type { ConnectionHandlers, QuicConnection } from "./types.ts";
 
@@ -30,11 +31,13 @@ export interface Conn<Ctx> extends QuicConnection<Ctx> {
   dgramTokens: number;
   dgramRefill: number;
   /**
-   * quiche's DATAGRAM queue was full at the last try: until the next flush
-   * drains it, further DATAGRAMs are refused without asking quiche, so an
-   * overload is dropped at the cost of a comparison.
+   * DATAGRAMs waiting for the congestion window, per source and flow (created
+   * the first time one has to wait). quiche's own queue is kept short
+   * (DIRECT_DEPTH) so that the order it sends in is the fair one.
    */
-  dgramFull: boolean;
+  waiting: FairQueue | null;
+  /** Datagrams in quiche's queue, as of the last flush plus those added since. */
+  dgramQueued: number;
   /** Packets received since the last flush: ACK-only work waits for a few. */
   unflushedInputs: number;
   ackTimer: ReturnType<typeof setTimeout> | null;
@@ -66,6 +69,12 @@ export interface ConnectionHost<Ctx> {
 }
 
 const textEncoder = new TextEncoder();
+/**
+ * Datagrams handed straight to quiche while nothing waits in the fair queue:
+ * enough to fill a flush, few enough that a newcomer is not stuck behind a
+ * flood in quiche's first-in-first-out queue.
+ */
+export const DIRECT_DEPTH = 16;
 // Read buffers are shared: the engine is single-threaded and handlers get views valid only during the call.
 const streamIn = createBufferViews(65536);
 const dgramIn = createBufferViews(65536);
@@ -98,7 +107,8 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
     pending: new Map(),
     dgramTokens: Number.isFinite(host.dgramRate) ? host.dgramRate : 0,
     dgramRefill: performance.now(),
-    dgramFull: false,
+    waiting: null,
+    dgramQueued: 0,
     unflushedInputs: 0,
     ackTimer: null,
     timer: null,
@@ -108,20 +118,29 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
     gone: false,
     activeEpoch: 0,
     recvInfo: { from: remote, to: host.local },
-    sendDatagram(data) {
-      if (state.closed || state.dgramFull) return false;
-      let queued: boolean;
-      try {
-        queued = conn.dgramSend(data) !== null;
-      } catch {
-        return false; // larger than the peer accepts, or not yet negotiated
+    sendDatagram(data, source = 0, flow = 0) {
+      if (state.closed) return false;
+      const waiting = state.waiting;
+      if ((waiting === null || waiting.size === 0) && state.dgramQueued < DIRECT_DEPTH) {
+        let queued: boolean;
+        try {
+          queued = conn.dgramSend(data) !== null;
+        } catch {
+          return false; // larger than the peer accepts, or not yet negotiated
+        }
+        if (queued) {
+          state.dgramQueued++;
+          host.markDirty(state);
+          return true;
+        }
       }
-      if (queued) host.markDirty(state);
-      else state.dgramFull = true;
-      return queued;
+      if (data.length > (conn.dgramMaxWritableLen() ?? 0)) return false;
+      if (!enqueue((state.waiting ??= createFairQueue()), source, flow, data)) return false;
+      host.markDirty(state);
+      return true;
     },
     canSendDatagram() {
-      return !state.dgramFull && !state.closed;
+      return !state.closed && (state.waiting === null || state.waiting.size < MAX_QUEUED);
     },
     writeStream(streamId, data, fin = false) {
       if (state.closed) return;

@@ -5,7 +5,8 @@
  * each connection's quiche timer is kept armed.
  */
 import type { UdpSocket } from "../runtime/udp.ts";
-import type { Conn } from "./connection.ts";
+import { DIRECT_DEPTH, type Conn } from "./connection.ts";
+import { clear, dequeue } from "./fair-queue.ts";
 
 /** Packets handed to the socket in one sendmmsg. */
 const SEND_BATCH = 64;
@@ -135,7 +136,10 @@ export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
       clearTimeout(state.ackTimer);
       state.ackTimer = null;
     }
+    const waiting = state.waiting;
     for (;;) {
+      // Datagrams that waited for the window go to quiche a few at a time, in fair order.
+      if (waiting !== null && waiting.size > 0) topUp(state);
       const buf = sendBufs[batched]!;
       let result;
       try {
@@ -148,9 +152,25 @@ export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
       sendList.push(buf.subarray(0, n), info.to.port, info.to.host);
       if (++batched === SEND_BATCH) sendBatch();
     }
-    state.dgramFull = false;
+    if (state.dgramQueued > 0) state.dgramQueued = conn.dgramSendQueueLen();
     host.onFlushed(state);
+    if (state.closed && waiting !== null) clear(waiting);
     if (!state.gone) arm(state);
+  }
+
+  function topUp(state: Conn<Ctx>) {
+    // What quiche sent since the last count left room: count again before filling it.
+    state.dgramQueued = state.conn.dgramSendQueueLen();
+    const waiting = state.waiting!;
+    while (state.dgramQueued < DIRECT_DEPTH) {
+      const next = dequeue(waiting);
+      if (next === undefined) return;
+      try {
+        if (state.conn.dgramSend(next) !== null) state.dgramQueued++;
+      } catch {
+        // too large for the peer now: drop it
+      }
+    }
   }
 
   /** Keeps quiche's timer armed; an earlier timer is kept (firing early is harmless). */

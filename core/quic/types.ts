@@ -45,12 +45,16 @@ export interface QuicConnection<Ctx = unknown> {
   readonly closed: boolean;
   /** Application data hung on the connection by its owner. */
   context: Ctx | undefined;
-  /** Queues a DATAGRAM; false when it is too large or quiche's queue is full (counted by callers). */
-  sendDatagram(data: Uint8Array): boolean;
   /**
-   * False while quiche's DATAGRAM queue is known to be full (until the next
-   * flush): callers drop at once instead of preparing a datagram for nothing.
+   * Queues a DATAGRAM; false when it is dropped: too large, or its flow's
+   * share of the queue is full (counted by callers). `data` may be a reused
+   * buffer: it is copied. While the connection keeps up, datagrams go
+   * straight to quiche; once its congestion window holds them back, they
+   * wait per `source` and `flow` and are sent in fair turns, so one flood
+   * cannot starve a sparse sender (source: e.g. the sending connection's id).
    */
+  sendDatagram(data: Uint8Array, source?: number, flow?: number): boolean;
+  /** False while every datagram would be dropped now: callers drop before preparing one. */
   canSendDatagram(): boolean;
   /** Writes to a stream, queueing whatever flow control does not take yet; never drops bytes. */
   writeStream(streamId: number, data: Uint8Array, fin?: boolean): void;

@@ -47,6 +47,7 @@ const FLAG: Record<keyof Impairment, string> = {
   duplicate: "--duplicate",
   delayMs: "--delay",
   jitterMs: "--jitter",
+  maxPayload: "--max-payload",
 };
 
 export async function startImpairment(options: ImpairmentOptions): Promise<ImpairmentProxy> {

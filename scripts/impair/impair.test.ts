@@ -149,6 +149,22 @@ describe("impairment proxy (a real process between two UDP sockets)", () => {
     expect(got.length).toBe(30);
   });
 
+  test("a path MTU: payloads above maxPayload are dropped, smaller ones pass", async () => {
+    const { proxy, got, settle } = await rig({ maxPayload: 500 });
+    const client = await openUdp({ host: "127.0.0.1", port: 0, onPacket: () => {}, onError() {} });
+    cleanups.push(() => client.close());
+    // The rig's own client sends 100-byte datagrams; send big and small ones by hand too.
+    const stats0 = await proxy.stats();
+    client.send(new Uint8Array(501), proxy.address.port, proxy.address.host);
+    client.send(new Uint8Array(500), proxy.address.port, proxy.address.host);
+    await Bun.sleep(200);
+    const stats = await proxy.stats();
+    expect(stats.up.received - stats0.up.received).toBe(2);
+    expect(stats.up.dropped - stats0.up.dropped).toBe(1);
+    expect(got.length).toBe(0);
+    void settle;
+  });
+
   test("bad commands get a clear error", async () => {
     const { proxy } = await rig();
     await expect(proxy.set("up", { loss: 2 })).rejects.toThrow(/loss is a probability/);

@@ -19,6 +19,11 @@ export interface Impairment {
   delayMs: number;
   /** Uniform extra delay in [0, jitterMs): packets may overtake each other, as on a real path. */
   jitterMs: number;
+  /**
+   * Largest UDP payload that passes (0: any). Larger ones are dropped, as on
+   * a path whose MTU is smaller than the endpoints' (a path-MTU black hole).
+   */
+  maxPayload: number;
 }
 
 export type Direction = "up" | "down";
@@ -30,6 +35,7 @@ export const CLEAN: Impairment = Object.freeze({
   duplicate: 0,
   delayMs: 0,
   jitterMs: 0,
+  maxPayload: 0,
 });
 
 /** Checks a partial update; returns the reason it is invalid, or undefined. */
@@ -41,7 +47,9 @@ export function invalidImpairment(update: Record<string, unknown>): string | und
     }
     const probability = key === "loss" || key === "reorder" || key === "duplicate";
     if (probability && value > 1) return `${key} is a probability between 0 and 1 (got ${value})`;
-    if (!probability && value > 60_000) return `${key} must be at most 60000 ms (got ${value})`;
+    if (key === "maxPayload") {
+      if (value > 65_535 || !Number.isInteger(value)) return `maxPayload must be an integer of at most 65535 bytes (got ${value})`;
+    } else if (!probability && value > 60_000) return `${key} must be at most 60000 ms (got ${value})`;
   }
   return undefined;
 }

@@ -5,7 +5,7 @@
  * netem, so tests and the bench put this between two QUIC endpoints.
  *
  *   bun scripts/impair/proxy.ts --target HOST:PORT [--listen HOST:PORT] [--seed N]
- *       [--loss P] [--reorder P] [--duplicate P] [--delay MS] [--jitter MS]
+ *       [--loss P] [--reorder P] [--duplicate P] [--delay MS] [--jitter MS] [--max-payload BYTES]
  *       [--up-loss P] [--down-loss P] ...   (per direction; "up" = toward target)
  *
  * Each client address gets its own upstream socket, so the target sees one
@@ -67,6 +67,7 @@ function parseArgs(argv: string[]) {
     loss: "loss",
     reorder: "reorder",
     "reorder-hold": "reorderHoldMs",
+    "max-payload": "maxPayload",
     duplicate: "duplicate",
     delay: "delayMs",
     jitter: "jitterMs",
@@ -193,7 +194,7 @@ async function main() {
     const stats = line.stats;
     stats.received++;
     const verdict = decide(line.settings, line.random);
-    if (verdict.drop) {
+    if (verdict.drop || (line.settings.maxPayload > 0 && data.length > line.settings.maxPayload)) {
       stats.dropped++;
       return;
     }
