@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createLogger } from "./log.ts";
-import { createRepeatLog } from "./log-repeats.ts";
+import { createLogThrottle, createRepeatLog } from "./log-repeats.ts";
 
 function capture() {
   const lines: Record<string, unknown>[] = [];
@@ -62,5 +62,20 @@ describe("createRepeatLog", () => {
     repeats.log("info", "e", "1", {});
     expect(lines).toHaveLength(3);
     repeats.close();
+  });
+});
+
+describe("createLogThrottle", () => {
+  test("one line per key per interval; the next line says how many were held back", () => {
+    const throttle = createLogThrottle(1_000);
+    expect(throttle.allow("a", 0)).toBe(0);
+    expect(throttle.allow("a", 10)).toBeNull();
+    expect(throttle.allow("a", 999)).toBeNull();
+    // Another key has its own interval.
+    expect(throttle.allow("b", 500)).toBe(0);
+    expect(throttle.allow("a", 1_000)).toBe(2);
+    expect(throttle.allow("a", 1_500)).toBeNull();
+    expect(throttle.allow("a", 5_000)).toBe(1);
+    expect(throttle.allow("a", 9_000)).toBe(0);
   });
 });

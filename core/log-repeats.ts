@@ -80,3 +80,28 @@ export function createRepeatLog(log: Logger, options: RepeatLogOptions = {}): Re
     },
   };
 }
+
+/**
+ * At most one line per key per `intervalMs`, for refusals that come in bursts
+ * (a dead service, a client retrying in a loop); they are counted in a metric
+ * either way. `allow(key)` returns how many lines were held back since the
+ * last one (0 the first time), or null when this one is held back.
+ */
+export interface LogThrottle {
+  allow(key: string, now?: number): number | null;
+}
+
+export function createLogThrottle(intervalMs = 1_000): LogThrottle {
+  const last = new Map<string, { at: number; suppressed: number }>();
+  return {
+    allow(key, now = Date.now()) {
+      const entry = last.get(key);
+      if (entry && now - entry.at < intervalMs) {
+        entry.suppressed++;
+        return null;
+      }
+      last.set(key, { at: now, suppressed: 0 });
+      return entry?.suppressed ?? 0;
+    },
+  };
+}

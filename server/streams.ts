@@ -19,8 +19,10 @@ import {
   StreamResetCode,
   streamResetName,
 } from "../core/frame/mod.ts";
-import { formatAddress } from "../core/net/address.ts";
 import type { Logger } from "../core/log.ts";
+import { createLogThrottle, type LogThrottle } from "../core/log-repeats.ts";
+import type { CounterCell } from "../core/metrics/cells.ts";
+import { formatAddress } from "../core/net/address.ts";
 import type { QuicConnection } from "../core/quic/endpoint.ts";
 import type { ServerMetrics, ServerStreamResult } from "./metrics.ts";
 import { pickLiveConnector, type Peer, type Relay } from "./relay.ts";
@@ -63,157 +65,184 @@ interface Side {
   finished: boolean;
 }
 
+/** The stream relay's state: every stream half by connection and id, and its counters. */
+interface StreamRelayState {
+  readonly settings: StreamRelaySettings;
+  /** Bytes queued towards one side before the other side is no longer read. */
+  readonly highWater: number;
+  /** Every half we know, by connection, then stream id (an agent's half from its first byte). */
+  readonly byConn: Map<QuicConnection, Map<number, Side>>;
+  /** Spliced pairs (the streams_active gauge). */
+  active: number;
+  readonly bytesA2C: CounterCell;
+  readonly bytesC2A: CounterCell;
+  /** At most one stream_refused line per result per second. */
+  readonly refusals: LogThrottle;
+}
+
 export function createStreamRelay(settings: StreamRelaySettings): StreamRelay {
-  const { relay, metrics, log } = settings;
-  const highWater = settings.highWater ?? STREAM_HIGH_WATER;
-  const byConn = new Map<QuicConnection, Map<number, Side>>();
-  let active = 0;
-  const bytesA2C = metrics.streamBytes.child({ direction: "agent_to_connector" });
-  const bytesC2A = metrics.streamBytes.child({ direction: "connector_to_agent" });
-
-  const setActive = (delta: number) => metrics.streamsActive.set((active += delta));
-
-  function add(side: Side) {
-    let streams = byConn.get(side.conn);
-    if (!streams) byConn.set(side.conn, (streams = new Map()));
-    streams.set(side.id, side);
-  }
-
-  function remove(side: Side) {
-    const streams = byConn.get(side.conn);
-    if (streams?.get(side.id) !== side) return;
-    streams.delete(side.id);
-    if (streams.size === 0) byConn.delete(side.conn);
-  }
-
-  /** Ends a pair: both halves forgotten, the gauge and the close counter updated. */
-  function release(side: Side, how: "fin" | "reset" | "connection_lost") {
-    remove(side);
-    if (side.other === null) return; // never spliced: not counted as a stream
-    remove(side.other);
-    side.other.other = null;
-    side.other = null;
-    setActive(-1);
-    metrics.streamsClosed.child({ how }).inc();
-  }
-
-  // At most one log line per refusal kind per second (counted in the metric either way).
-  const lastLog = new Map<ServerStreamResult, { at: number; suppressed: number }>();
-  function refuse(side: Side, code: StreamResetCode, result: ServerStreamResult, detail: string) {
-    side.conn.shutdownStream(side.id, code);
-    remove(side);
-    metrics.streamsTotal.child({ result }).inc();
-    const now = Date.now();
-    const last = lastLog.get(result);
-    if (last && now - last.at < 1_000) return void last.suppressed++;
-    lastLog.set(result, { at: now, suppressed: 0 });
-    log.info("stream_refused", {
-      peer: remoteText(side.conn),
-      stream: side.id,
-      code: streamResetName(code),
-      reason: detail,
-      suppressed: last?.suppressed ?? 0,
-    });
-  }
-
-  /** The agent's header is complete: find a connector and splice. */
-  function route(side: Side, channel: number, rest: Uint8Array, fin: boolean) {
-    const peer = settings.peerOf(side.conn);
-    const binding = peer?.channels.get(channel);
-    if (!peer || !binding) return refuse(side, StreamResetCode.NOT_ALLOWED, "not_allowed", `channel ${channel} not granted`);
-    if (settings.draining()) return refuse(side, StreamResetCode.DRAINING, "draining", "server draining");
-    const connector = pickLiveConnector(relay, binding.service);
-    if (!connector) return refuse(side, StreamResetCode.SERVICE_DOWN, "service_down", `no connector for ${binding.service}`);
-    const target = connector.peer.conn;
-    if (target.closed || target.raw.peerStreamsLeftBidi() < 1) {
-      return refuse(side, StreamResetCode.LIMIT_EXCEEDED, "limit_exceeded", "connector stream limit reached");
-    }
-    const other: Side = {
-      conn: target,
-      id: target.openStream(),
-      fromAgent: false,
-      other: side,
-      reader: null,
-      paused: false,
-      finished: false,
-    };
-    side.other = other;
-    add(other);
-    setActive(1);
-    metrics.streamsTotal.child({ result: "opened" }).inc();
-    target.writeStream(other.id, encodeStreamHeader(connector.channel));
-    forward(side, rest, fin);
-  }
-
-  function forward(src: Side, data: Uint8Array, fin: boolean) {
-    const dst = src.other!;
-    if (data.length > 0 || fin) dst.conn.writeStream(dst.id, data, fin);
-    (src.fromAgent ? bytesA2C : bytesC2A).inc(data.length);
-    if (fin) {
-      src.finished = true;
-      if (dst.finished) release(src, "fin");
-      return;
-    }
-    if (!src.paused && dst.conn.pendingStreamBytes(dst.id) > highWater) {
-      src.paused = true;
-      src.conn.pauseStream(src.id, true);
-    }
-  }
-
+  const s: StreamRelayState = {
+    settings,
+    highWater: settings.highWater ?? STREAM_HIGH_WATER,
+    byConn: new Map(),
+    active: 0,
+    bytesA2C: settings.metrics.streamBytes.child({ direction: "agent_to_connector" }),
+    bytesC2A: settings.metrics.streamBytes.child({ direction: "connector_to_agent" }),
+    refusals: createLogThrottle(1_000),
+  };
   return {
     get active() {
-      return active;
+      return s.active;
     },
-    onData(conn, streamId, data, fin) {
-      let side = byConn.get(conn)?.get(streamId);
-      if (side === undefined) {
-        const peer = settings.peerOf(conn);
-        side = { conn, id: streamId, fromAgent: true, other: null, reader: createStreamHeaderReader(), paused: false, finished: false };
-        // Only agents open tunnel streams, on client-initiated bidirectional ids (0 mod 4).
-        if (!peer || peer.role !== "agent" || (streamId & 3) !== 0) {
-          return refuse(side, StreamResetCode.PROTOCOL, "protocol", `unexpected stream ${streamId} from ${peer?.role ?? "peer before hello"}`);
-        }
-        add(side);
-      }
-      if (side.reader === null) return forward(side, data, fin);
-      const header = side.reader.push(data);
-      if (header === null) {
-        if (fin) refuse(side, StreamResetCode.PROTOCOL, "protocol", side.reader.truncated().message);
-        return;
-      }
-      side.reader = null;
-      if (!header.ok) return refuse(side, StreamResetCode.PROTOCOL, "protocol", header.error.message);
-      route(side, header.channel, header.rest, fin);
-    },
-    onDrained(conn, streamId) {
-      const other = byConn.get(conn)?.get(streamId)?.other;
-      if (!other?.paused) return;
-      other.paused = false;
-      other.conn.pauseStream(other.id, false);
-    },
-    onReset(conn, streamId, code, how) {
-      const side = byConn.get(conn)?.get(streamId);
-      if (!side) return;
-      const passOn = normaliseResetCode(code);
-      // Free our half too, then tell the far end with the same code.
-      conn.shutdownStream(streamId, passOn);
-      side.other?.conn.shutdownStream(side.other.id, passOn);
-      metrics.streamResets.child({ code: streamResetName(code) }).inc();
-      log.debug("stream_reset", { peer: remoteText(conn), stream: streamId, code: streamResetName(code), how });
-      release(side, "reset");
-    },
-    onClosed(conn) {
-      const streams = byConn.get(conn);
-      if (!streams) return;
-      byConn.delete(conn);
-      for (const side of streams.values()) {
-        side.other?.conn.shutdownStream(side.other.id, StreamResetCode.ABORTED);
-        release(side, "connection_lost");
-      }
-    },
+    onData: (conn, streamId, data, fin) => handleData(s, conn, streamId, data, fin),
+    onDrained: (conn, streamId) => handleDrained(s, conn, streamId),
+    onReset: (conn, streamId, code, how) => handleReset(s, conn, streamId, code, how),
+    onClosed: (conn) => handleClosed(s, conn),
   };
 }
 
-function remoteText(conn: QuicConnection<unknown>): string {
-  return formatAddress(conn.remote);
+/** Bytes on a stream: an agent's new stream is read up to its header, then spliced; spliced bytes pass on. */
+function handleData(s: StreamRelayState, conn: QuicConnection, streamId: number, data: Uint8Array, fin: boolean): void {
+  let side = s.byConn.get(conn)?.get(streamId);
+  if (side === undefined) {
+    const peer = s.settings.peerOf(conn);
+    side = { conn, id: streamId, fromAgent: true, other: null, reader: createStreamHeaderReader(), paused: false, finished: false };
+    // Only agents open tunnel streams, on client-initiated bidirectional ids (0 mod 4).
+    if (!peer || peer.role !== "agent" || (streamId & 3) !== 0) {
+      return refuse(s, side, StreamResetCode.PROTOCOL, "protocol", `unexpected stream ${streamId} from ${peer?.role ?? "peer before hello"}`);
+    }
+    add(s, side);
+  }
+  if (side.reader === null) return forward(s, side, data, fin);
+  const header = side.reader.push(data);
+  if (header === null) {
+    if (fin) refuse(s, side, StreamResetCode.PROTOCOL, "protocol", side.reader.truncated().message);
+    return;
+  }
+  side.reader = null;
+  if (!header.ok) return refuse(s, side, StreamResetCode.PROTOCOL, "protocol", header.error.message);
+  route(s, side, header.channel, header.rest, fin);
+}
+
+/** A stream drained its queued writes: read the other half again. */
+function handleDrained(s: StreamRelayState, conn: QuicConnection, streamId: number): void {
+  const other = s.byConn.get(conn)?.get(streamId)?.other;
+  if (!other?.paused) return;
+  other.paused = false;
+  other.conn.pauseStream(other.id, false);
+}
+
+/** A peer reset or stopped a stream: the other half is reset with the same code. */
+function handleReset(s: StreamRelayState, conn: QuicConnection, streamId: number, code: number, how: "reset" | "stopped"): void {
+  const side = s.byConn.get(conn)?.get(streamId);
+  if (!side) return;
+  const passOn = normaliseResetCode(code);
+  // Free our half too, then tell the far end with the same code.
+  conn.shutdownStream(streamId, passOn);
+  side.other?.conn.shutdownStream(side.other.id, passOn);
+  s.settings.metrics.streamResets.child({ code: streamResetName(code) }).inc();
+  s.settings.log.debug("stream_reset", { peer: formatAddress(conn.remote), stream: streamId, code: streamResetName(code), how });
+  release(s, side, "reset");
+}
+
+/** The connection is gone: reset the other half of each of its streams. */
+function handleClosed(s: StreamRelayState, conn: QuicConnection): void {
+  const streams = s.byConn.get(conn);
+  if (!streams) return;
+  s.byConn.delete(conn);
+  for (const side of streams.values()) {
+    side.other?.conn.shutdownStream(side.other.id, StreamResetCode.ABORTED);
+    release(s, side, "connection_lost");
+  }
+}
+
+/** The agent's header is complete: find a connector and splice. */
+function route(s: StreamRelayState, side: Side, channel: number, rest: Uint8Array, fin: boolean): void {
+  const { settings } = s;
+  const peer = settings.peerOf(side.conn);
+  const binding = peer?.channels.get(channel);
+  if (!peer || !binding) return refuse(s, side, StreamResetCode.NOT_ALLOWED, "not_allowed", `channel ${channel} not granted`);
+  if (settings.draining()) return refuse(s, side, StreamResetCode.DRAINING, "draining", "server draining");
+  const connector = pickLiveConnector(settings.relay, binding.service);
+  if (!connector) return refuse(s, side, StreamResetCode.SERVICE_DOWN, "service_down", `no connector for ${binding.service}`);
+  const target = connector.peer.conn;
+  if (target.closed || target.raw.peerStreamsLeftBidi() < 1) {
+    return refuse(s, side, StreamResetCode.LIMIT_EXCEEDED, "limit_exceeded", "connector stream limit reached");
+  }
+  const other: Side = {
+    conn: target,
+    id: target.openStream(),
+    fromAgent: false,
+    other: side,
+    reader: null,
+    paused: false,
+    finished: false,
+  };
+  side.other = other;
+  add(s, other);
+  setActive(s, 1);
+  settings.metrics.streamsTotal.child({ result: "opened" }).inc();
+  target.writeStream(other.id, encodeStreamHeader(connector.channel));
+  forward(s, side, rest, fin);
+}
+
+/** Bytes of one half to the other; the source is paused while the destination has too much queued. */
+function forward(s: StreamRelayState, src: Side, data: Uint8Array, fin: boolean): void {
+  const dst = src.other!;
+  if (data.length > 0 || fin) dst.conn.writeStream(dst.id, data, fin);
+  (src.fromAgent ? s.bytesA2C : s.bytesC2A).inc(data.length);
+  if (fin) {
+    src.finished = true;
+    if (dst.finished) release(s, src, "fin");
+    return;
+  }
+  if (!src.paused && dst.conn.pendingStreamBytes(dst.id) > s.highWater) {
+    src.paused = true;
+    src.conn.pauseStream(src.id, true);
+  }
+}
+
+/** Refuses an agent's stream with a reset `code`, counted by result. */
+function refuse(s: StreamRelayState, side: Side, code: StreamResetCode, result: ServerStreamResult, detail: string): void {
+  side.conn.shutdownStream(side.id, code);
+  remove(s, side);
+  s.settings.metrics.streamsTotal.child({ result }).inc();
+  const suppressed = s.refusals.allow(result);
+  if (suppressed === null) return;
+  s.settings.log.info("stream_refused", {
+    peer: formatAddress(side.conn.remote),
+    stream: side.id,
+    code: streamResetName(code),
+    reason: detail,
+    suppressed,
+  });
+}
+
+function add(s: StreamRelayState, side: Side): void {
+  let streams = s.byConn.get(side.conn);
+  if (!streams) s.byConn.set(side.conn, (streams = new Map()));
+  streams.set(side.id, side);
+}
+
+function remove(s: StreamRelayState, side: Side): void {
+  const streams = s.byConn.get(side.conn);
+  if (streams?.get(side.id) !== side) return;
+  streams.delete(side.id);
+  if (streams.size === 0) s.byConn.delete(side.conn);
+}
+
+/** Ends a pair: both halves forgotten, the gauge and the close counter updated. */
+function release(s: StreamRelayState, side: Side, how: "fin" | "reset" | "connection_lost"): void {
+  remove(s, side);
+  if (side.other === null) return; // never spliced: not counted as a stream
+  remove(s, side.other);
+  side.other.other = null;
+  side.other = null;
+  setActive(s, -1);
+  s.settings.metrics.streamsClosed.child({ how }).inc();
+}
+
+function setActive(s: StreamRelayState, delta: number): void {
+  s.active += delta;
+  s.settings.metrics.streamsActive.set(s.active);
 }
