@@ -16,6 +16,7 @@ import {
   encodeEndSegment,
   encodeSegmentPrefix,
   normaliseResetCode,
+  type SegmentReader,
   StreamResetCode,
 } from "../frame/mod.ts";
 import type { QuicConnection } from "../quic/endpoint.ts";
@@ -66,146 +67,207 @@ export interface TcpPipe {
   start(): void;
 }
 
-export function createTcpPipe(options: TcpPipeOptions): TcpPipe {
-  const { conn, streamId, socket } = options;
-  const highWater = options.highWater ?? TCP_HIGH_WATER;
-  let streamPaused = options.streamPaused ?? false;
-  let socketPaused = false;
+/** One pipe's state. */
+interface PipeState {
+  readonly options: TcpPipeOptions;
+  readonly conn: QuicConnection;
+  readonly streamId: number;
+  readonly socket: Socket;
+  readonly highWater: number;
+  /** We stopped reading the stream: the socket's write buffer is full (or it is still connecting). */
+  streamPaused: boolean;
+  /** We paused the socket: the stream has more than `highWater` bytes queued. */
+  socketPaused: boolean;
   /** END + FIN written to the stream (the socket ended its side). */
-  let finToStream = false;
+  finToStream: boolean;
   /** END received from the stream (we ended the socket's write side). */
-  let finFromStream = false;
-  let ended = false;
-  const segments = createSegmentReader();
-  let delivered = 0;
-
+  finFromStream: boolean;
+  /** onEnd was called: nothing more happens. */
+  ended: boolean;
+  /** Reads the stream's segments (core/frame/stream.ts). */
+  readonly segments: SegmentReader;
+  /** Payload bytes handed to the socket during one fromStream call, counted once at its end. */
+  delivered: number;
+  /** toSocket and flushStage bound to this pipe once, so the data path makes no closure per chunk. */
+  readonly deliver: (bytes: Uint8Array) => void;
+  readonly flush: () => void;
   // Stream bytes arrive a QUIC packet (~1.3 KB) at a time, and a socket write
   // costs about as much for 1 KB as for 16 KB. When bytes come back to back
-  // (within WRITE_GAP_MS of the last write), they gather here and leave as one
-  // write at the end of this turn of the event loop; an idle connection's
-  // bytes go out at once, so interactive latency is unchanged.
-  let stage: Buffer | null = null;
-  let staged = 0;
-  let lastWrite = 0;
-  let flushScheduled = false;
-  const writeOut = (bytes: Uint8Array) => {
-    lastWrite = performance.now();
-    if (!socket.write(bytes) && !streamPaused) {
-      // The socket's buffer is full: stop reading the stream until 'drain'.
-      streamPaused = true;
-      conn.pauseStream(streamId, true);
-    }
-  };
-  function flushStage() {
-    flushScheduled = false;
-    if (staged === 0 || ended) return;
-    const out = stage!.subarray(0, staged);
-    stage = null;
-    staged = 0;
-    writeOut(out);
-  }
-  const toSocket = (bytes: Uint8Array) => {
-    delivered += bytes.length;
-    // The engine's buffer is reused after this call, so the socket gets a copy either way.
-    if (staged === 0 && performance.now() - lastWrite > WRITE_GAP_MS) return writeOut(bytes.slice());
-    if (stage !== null && staged + bytes.length > stage.length) flushStage();
-    stage ??= Buffer.allocUnsafe(Math.max(STAGE_BYTES, bytes.length));
-    stage.set(bytes, staged);
-    staged += bytes.length;
-    if (staged >= STAGE_BYTES) return flushStage();
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flushStage);
-    }
-  };
+  // (within WRITE_GAP_MS of the last write), they gather in `stage` and leave
+  // as one write at the end of this turn of the event loop; an idle
+  // connection's bytes go out at once, so interactive latency is unchanged.
+  stage: Buffer | null;
+  staged: number;
+  /** When the socket was last written (performance.now()). */
+  lastWrite: number;
+  flushScheduled: boolean;
+}
 
-  const finish = (end: PipeEnd) => {
-    if (ended) return;
-    ended = true;
-    options.onEnd(end);
+export function createTcpPipe(options: TcpPipeOptions): TcpPipe {
+  const { conn, streamId, socket } = options;
+  const p: PipeState = {
+    options,
+    conn,
+    streamId,
+    socket,
+    highWater: options.highWater ?? TCP_HIGH_WATER,
+    streamPaused: options.streamPaused ?? false,
+    socketPaused: false,
+    finToStream: false,
+    finFromStream: false,
+    ended: false,
+    segments: createSegmentReader(),
+    delivered: 0,
+    deliver: (bytes) => toSocket(p, bytes),
+    flush: () => flushStage(p),
+    stage: null,
+    staged: 0,
+    lastWrite: 0,
+    flushScheduled: false,
   };
-
-  socket.on("data", (chunk: Uint8Array) => {
-    if (ended) return;
-    if (chunk.length === 0) return;
-    conn.writeStream(streamId, encodeSegmentPrefix(chunk.length));
-    conn.writeStream(streamId, chunk);
-    options.onBytes?.("to_stream", chunk.length);
-    if (!socketPaused && conn.pendingStreamBytes(streamId) > highWater) {
-      socketPaused = true;
-      socket.pause();
-    }
-  });
-  socket.on("end", () => {
-    if (ended) return;
-    finToStream = true;
-    // END carries the FIN: a FIN written alone can be lost (see core/frame/stream.ts).
-    conn.writeStream(streamId, encodeEndSegment(), true);
-  });
-  socket.on("drain", () => {
-    if (ended || !streamPaused) return;
-    streamPaused = false;
-    conn.pauseStream(streamId, false);
-  });
+  socket.on("data", (chunk: Uint8Array) => onSocketData(p, chunk));
+  socket.on("end", () => onSocketEnd(p));
+  socket.on("drain", () => onSocketDrain(p));
   socket.on("error", (error: Error) => {
-    if (ended) return;
-    pipe.abort(StreamResetCode.ABORTED, (error as NodeJS.ErrnoException).code ?? error.message);
+    if (!p.ended) abort(p, StreamResetCode.ABORTED, (error as NodeJS.ErrnoException).code ?? error.message);
   });
-  socket.on("close", () => {
-    if (ended) return;
-    // Closed without an error: only a clean end if both FINs went through.
-    if (finToStream && finFromStream) finish({ how: "fin" });
-    else pipe.abort(StreamResetCode.ABORTED, "socket closed");
-  });
-
-  const pipe: TcpPipe = {
+  socket.on("close", () => onSocketClose(p));
+  return {
     conn,
     streamId,
     get ended() {
-      return ended;
+      return p.ended;
     },
-    fromStream(data, fin) {
-      if (ended) return;
-      delivered = 0;
-      const status = segments.push(data, toSocket);
-      if (delivered > 0) options.onBytes?.("from_stream", delivered);
-      if (typeof status === "object" && status !== null) return pipe.abort(StreamResetCode.PROTOCOL, status.message);
-      if (status === "end" && !finFromStream) {
-        finFromStream = true;
-        flushStage();
-        // With allowHalfOpen the socket emits 'close' once both sides ended: that settles the pipe.
-        socket.end();
-      }
-      if (fin) {
-        const error = segments.finish();
-        if (error) pipe.abort(StreamResetCode.PROTOCOL, error.message);
-      }
-    },
-    drained() {
-      if (ended || !socketPaused) return;
-      socketPaused = false;
-      socket.resume();
-    },
-    remoteReset(code) {
-      if (ended) return;
-      // Free our half of the stream too, so quiche can forget it.
-      conn.shutdownStream(streamId, normaliseResetCode(code));
-      resetSocket(socket);
-      finish({ how: "remote_reset", code });
-    },
-    abort(code, error) {
-      if (ended) return;
-      conn.shutdownStream(streamId, code);
-      resetSocket(socket);
-      finish({ how: "local_reset", code, error });
-    },
-    start() {
-      if (ended || !streamPaused || socket.writableNeedDrain) return;
-      streamPaused = false;
-      conn.pauseStream(streamId, false);
-    },
+    fromStream: (data, fin) => fromStream(p, data, fin),
+    drained: () => drained(p),
+    remoteReset: (code) => remoteReset(p, code),
+    abort: (code, error) => abort(p, code, error),
+    start: () => start(p),
   };
-  return pipe;
+}
+
+// ---------------------------------------------------------------- socket → stream
+
+function onSocketData(p: PipeState, chunk: Uint8Array): void {
+  if (p.ended) return;
+  if (chunk.length === 0) return;
+  p.conn.writeStream(p.streamId, encodeSegmentPrefix(chunk.length));
+  p.conn.writeStream(p.streamId, chunk);
+  p.options.onBytes?.("to_stream", chunk.length);
+  if (!p.socketPaused && p.conn.pendingStreamBytes(p.streamId) > p.highWater) {
+    p.socketPaused = true;
+    p.socket.pause();
+  }
+}
+
+function onSocketEnd(p: PipeState): void {
+  if (p.ended) return;
+  p.finToStream = true;
+  // END carries the FIN: a FIN written alone can be lost (see core/frame/stream.ts).
+  p.conn.writeStream(p.streamId, encodeEndSegment(), true);
+}
+
+function onSocketDrain(p: PipeState): void {
+  if (p.ended || !p.streamPaused) return;
+  p.streamPaused = false;
+  p.conn.pauseStream(p.streamId, false);
+}
+
+function onSocketClose(p: PipeState): void {
+  if (p.ended) return;
+  // Closed without an error: only a clean end if both FINs went through.
+  if (p.finToStream && p.finFromStream) finish(p, { how: "fin" });
+  else abort(p, StreamResetCode.ABORTED, "socket closed");
+}
+
+/** The engine drained this stream's queued writes: read the socket again. */
+function drained(p: PipeState): void {
+  if (p.ended || !p.socketPaused) return;
+  p.socketPaused = false;
+  p.socket.resume();
+}
+
+// ---------------------------------------------------------------- stream → socket
+
+function fromStream(p: PipeState, data: Uint8Array, fin: boolean): void {
+  if (p.ended) return;
+  p.delivered = 0;
+  const status = p.segments.push(data, p.deliver);
+  if (p.delivered > 0) p.options.onBytes?.("from_stream", p.delivered);
+  if (typeof status === "object" && status !== null) return abort(p, StreamResetCode.PROTOCOL, status.message);
+  if (status === "end" && !p.finFromStream) {
+    p.finFromStream = true;
+    flushStage(p);
+    // With allowHalfOpen the socket emits 'close' once both sides ended: that settles the pipe.
+    p.socket.end();
+  }
+  if (fin) {
+    const error = p.segments.finish();
+    if (error) abort(p, StreamResetCode.PROTOCOL, error.message);
+  }
+}
+
+function toSocket(p: PipeState, bytes: Uint8Array): void {
+  p.delivered += bytes.length;
+  // The engine's buffer is reused after this call, so the socket gets a copy either way.
+  if (p.staged === 0 && performance.now() - p.lastWrite > WRITE_GAP_MS) return writeOut(p, bytes.slice());
+  if (p.stage !== null && p.staged + bytes.length > p.stage.length) flushStage(p);
+  p.stage ??= Buffer.allocUnsafe(Math.max(STAGE_BYTES, bytes.length));
+  p.stage.set(bytes, p.staged);
+  p.staged += bytes.length;
+  if (p.staged >= STAGE_BYTES) return flushStage(p);
+  if (!p.flushScheduled) {
+    p.flushScheduled = true;
+    setImmediate(p.flush);
+  }
+}
+
+function flushStage(p: PipeState): void {
+  p.flushScheduled = false;
+  if (p.staged === 0 || p.ended) return;
+  const out = p.stage!.subarray(0, p.staged);
+  p.stage = null;
+  p.staged = 0;
+  writeOut(p, out);
+}
+
+function writeOut(p: PipeState, bytes: Uint8Array): void {
+  p.lastWrite = performance.now();
+  if (!p.socket.write(bytes) && !p.streamPaused) {
+    // The socket's buffer is full: stop reading the stream until 'drain'.
+    p.streamPaused = true;
+    p.conn.pauseStream(p.streamId, true);
+  }
+}
+
+/** Resumes reading the stream if nothing holds it back (after `streamPaused`). */
+function start(p: PipeState): void {
+  if (p.ended || !p.streamPaused || p.socket.writableNeedDrain) return;
+  p.streamPaused = false;
+  p.conn.pauseStream(p.streamId, false);
+}
+
+// ---------------------------------------------------------------- ends
+
+function remoteReset(p: PipeState, code: number): void {
+  if (p.ended) return;
+  // Free our half of the stream too, so quiche can forget it.
+  p.conn.shutdownStream(p.streamId, normaliseResetCode(code));
+  resetSocket(p.socket);
+  finish(p, { how: "remote_reset", code });
+}
+
+function abort(p: PipeState, code: number, error?: string): void {
+  if (p.ended) return;
+  p.conn.shutdownStream(p.streamId, code);
+  resetSocket(p.socket);
+  finish(p, { how: "local_reset", code, error });
+}
+
+function finish(p: PipeState, end: PipeEnd): void {
+  if (p.ended) return;
+  p.ended = true;
+  p.options.onEnd(end);
 }
 
 /** Closes a socket with RST where the runtime can (so the other end sees a reset, not a clean FIN). */
