@@ -118,8 +118,8 @@ export interface Link {
   /** Sends a DATAGRAM if the link is ready; false otherwise (the caller counts the drop). */
   /** Queues a DATAGRAM of `flow` (flows take fair turns while the connection is congested). */
   sendDatagram(data: Uint8Array, flow?: number): boolean;
-  /** False when a DATAGRAM would be refused now (not ready, or the queue is full). */
-  canSendDatagram(): boolean;
+  /** False when a DATAGRAM of `flow` would be refused now (not ready, or its queue is full). */
+  canSendDatagram(flow?: number): boolean;
   rttSeconds(): number;
   /** The current QUIC connection while the link is ready (for opening streams), else null. */
   connection(): QuicConnection | null;
@@ -459,8 +459,8 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     sendDatagram(data, flow = 0) {
       return state === "ready" && conn !== null && conn.sendDatagram(data, 0, flow);
     },
-    canSendDatagram() {
-      return state === "ready" && conn !== null && conn.canSendDatagram();
+    canSendDatagram(flow = 0) {
+      return state === "ready" && conn !== null && conn.canSendDatagram(0, flow);
     },
     rttSeconds() {
       return conn?.rttSeconds() ?? 0;
