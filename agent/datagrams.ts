@@ -25,9 +25,9 @@ export function onLocal(s: AgentState, listener: Listener, data: Uint8Array, por
   const open = slot?.open.get(listener.service);
   if (slot === null || open === undefined || slot.link.state !== "ready") return drop.not_connected.inc();
   if (!open.up) return drop.service_down.inc();
-  // Overloaded: drop before any copying (the queue drains at the next flush).
-  if (!slot.link.canSendDatagram()) return drop.queue_full.inc();
   const flow = listener.clients.get(host)?.get(port) ?? newFlow(s, listener, host, port);
+  // Overloaded: drop before any copying (the flow's queue drains as the window opens).
+  if (!slot.link.canSendDatagram(flow.id)) return drop.queue_full.inc();
   flow.lastSeen = Date.now();
   const buf = out.buffer;
   buf.set(data, DATAGRAM_HEADER_LEN);

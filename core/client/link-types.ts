@@ -91,8 +91,8 @@ export interface Link {
    * while the connection is congested); false otherwise (the caller counts the drop).
    */
   sendDatagram(data: Uint8Array, flow?: number): boolean;
-  /** False when a DATAGRAM would be refused now (not ready, or the queue is full). */
-  canSendDatagram(): boolean;
+  /** False when a DATAGRAM of `flow` would be refused now (not ready, or its queue is full). */
+  canSendDatagram(flow?: number): boolean;
   rttSeconds(): number;
   /** The current QUIC connection while the link is ready (for opening streams), else null. */
   connection(): QuicConnection | null;

@@ -77,7 +77,7 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     },
     request: (body) => sendRequest(l, body),
     sendDatagram: (data, flow = 0) => l.state === "ready" && l.conn !== null && l.conn.sendDatagram(data, 0, flow),
-    canSendDatagram: () => l.state === "ready" && l.conn !== null && l.conn.canSendDatagram(),
+    canSendDatagram: (flow = 0) => l.state === "ready" && l.conn !== null && l.conn.canSendDatagram(0, flow),
     rttSeconds: () => l.conn?.rttSeconds() ?? 0,
     connection: () => (l.state === "ready" ? l.conn : null),
     bounce(reason) {

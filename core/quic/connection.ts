@@ -6,7 +6,7 @@
  */
 import type { Address } from "../net/address.ts";
 import { createBufferViews } from "../runtime/views.ts";
-import { createFairQueue, enqueue, MAX_QUEUED, type FairQueue } from "./fair-queue.ts";
+import { createFairQueue, enqueue, hasRoom, type FairQueue } from "./fair-queue.ts";
 import { quiche, type Connection } from "./native.ts";
 import type { ConnectionHandlers, QuicConnection } from "./types.ts";
 
@@ -139,8 +139,8 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
       host.markDirty(state);
       return true;
     },
-    canSendDatagram() {
-      return !state.closed && (state.waiting === null || state.waiting.size < MAX_QUEUED);
+    canSendDatagram(source = 0, flow = 0) {
+      return !state.closed && (state.waiting === null || hasRoom(state.waiting, source, flow));
     },
     writeStream(streamId, data, fin = false) {
       if (state.closed) return;

@@ -141,7 +141,8 @@ export async function createEndpoint<Ctx = unknown>(options: EndpointOptions<Ctx
     if (decision.kind === "drop") return drop(decision.reason), undefined;
     if (decision.kind === "reply") {
       socket.send(decision.packet, port, from);
-      drop(decision.reason);
+      // Version negotiation is a refusal (counted); a retry is every client's first answer (not).
+      if (decision.reason !== "retry") drop(decision.reason);
       return undefined;
     }
     // Our retry chose this ID without state; in the rare case its key is taken, the client tries again.

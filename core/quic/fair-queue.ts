@@ -64,6 +64,13 @@ export function enqueue(q: FairQueue, source: number, flow: number, data: Uint8A
   return true;
 }
 
+/** Whether a datagram of `source`/`flow` would be queued now (checked before preparing one). */
+export function hasRoom(q: FairQueue, source: number, flow: number): boolean {
+  if (q.size >= MAX_QUEUED) return false;
+  const f = q.bySource.get(source)?.byFlow.get(flow);
+  return f === undefined || f.items.length - f.head < MAX_FLOW_QUEUE;
+}
+
 /** The next datagram in fair order, or undefined when nothing waits. */
 export function dequeue(q: FairQueue): Uint8Array | undefined {
   while (q.size > 0) {

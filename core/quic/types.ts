@@ -54,8 +54,8 @@ export interface QuicConnection<Ctx = unknown> {
    * cannot starve a sparse sender (source: e.g. the sending connection's id).
    */
   sendDatagram(data: Uint8Array, source?: number, flow?: number): boolean;
-  /** False while every datagram would be dropped now: callers drop before preparing one. */
-  canSendDatagram(): boolean;
+  /** False while a datagram of this source and flow would be dropped now: callers drop before preparing one. */
+  canSendDatagram(source?: number, flow?: number): boolean;
   /** Writes to a stream, queueing whatever flow control does not take yet; never drops bytes. */
   writeStream(streamId: number, data: Uint8Array, fin?: boolean): void;
   /** Bytes queued on a stream that quiche has not accepted yet (for backpressure). */
