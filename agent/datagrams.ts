@@ -16,7 +16,12 @@ export function onLocal(s: AgentState, listener: Listener, data: Uint8Array, por
     const now = Date.now();
     if (now - s.lastOversizeLog > 5_000) {
       s.lastOversizeLog = now;
-      s.log.warn("datagram_too_large", { service: listener.service, bytes: data.length, max: MAX_TUNNEL_PAYLOAD, client: formatAddress({ host, port }) });
+      s.log.warn("datagram_too_large", {
+        service: listener.service,
+        bytes: data.length,
+        max: MAX_TUNNEL_PAYLOAD,
+        client: formatAddress({ host, port }),
+      });
     }
     return;
   }
@@ -61,7 +66,7 @@ function newFlow(s: AgentState, listener: Listener, host: string, port: number):
   const flow: AgentFlow = { id, listener, host, port, lastSeen: Date.now() };
   s.flowsById.set(id, flow);
   let byPort = listener.clients.get(host);
-  if (!byPort) listener.clients.set(host, (byPort = new Map()));
+  if (!byPort) listener.clients.set(host, byPort = new Map());
   byPort.set(port, flow);
   s.metrics.flowsOpened.inc();
   s.metrics.flowsActive.set(s.flowsById.size);

@@ -104,7 +104,11 @@ function handleControl(s: AgentState, slot: LinkSlot, msg: ControlMessage): void
 }
 
 /** SERVICE_STATUS: a service went up or down (before its OPEN's ACK, it is kept for then). */
-function handleServiceStatus(s: AgentState, slot: LinkSlot, msg: Extract<ControlMessage, { type: "service_status" }>): void {
+function handleServiceStatus(
+  s: AgentState,
+  slot: LinkSlot,
+  msg: Extract<ControlMessage, { type: "service_status" }>,
+): void {
   const open = slot.open.get(msg.service);
   if (open === undefined) slot.earlyStatus.set(msg.service, msg.up);
   else open.up = msg.up;

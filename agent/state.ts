@@ -12,7 +12,7 @@ import { createRepeatLog, type RepeatLog } from "../core/log-repeats.ts";
 import type { CounterCell } from "../core/metrics/cells.ts";
 import { dropCounter } from "../core/metrics/drops.ts";
 import type { Config } from "../core/quic/native.ts";
-import { sampleRates, type SampledRates } from "../core/rates.ts";
+import { type SampledRates, sampleRates } from "../core/rates.ts";
 import type { UdpSocket } from "../core/runtime/udp.ts";
 import { type BufferViews, createBufferViews } from "../core/runtime/views.ts";
 import { AGENT_DROP_REASONS, type AgentDropReason, type AgentMetrics } from "./metrics.ts";

@@ -11,7 +11,7 @@ import { createRepeatLog, type RepeatLog } from "../core/log-repeats.ts";
 import type { CounterCell } from "../core/metrics/cells.ts";
 import { dropCounter } from "../core/metrics/drops.ts";
 import type { Address } from "../core/net/address.ts";
-import { sampleRates, type SampledRates } from "../core/rates.ts";
+import { type SampledRates, sampleRates } from "../core/rates.ts";
 import type { UdpSocket } from "../core/runtime/udp.ts";
 import { type BufferViews, createBufferViews } from "../core/runtime/views.ts";
 import { CONNECTOR_DROP_REASONS, type ConnectorDropReason, type ConnectorMetrics } from "./metrics.ts";

@@ -5,7 +5,14 @@
  * ACK or NACK with the request's id; anything else closes the connection
  * with PROTOCOL_ERROR.
  */
-import { CloseCode, type ControlMessage, type ControlType, encodeControl, type NackCode, validateServiceName } from "../core/frame/mod.ts";
+import {
+  CloseCode,
+  type ControlMessage,
+  type ControlType,
+  encodeControl,
+  type NackCode,
+  validateServiceName,
+} from "../core/frame/mod.ts";
 import { formatAddress } from "../core/net/address.ts";
 import { readIdentity } from "../core/identity.ts";
 import { COMMIT, VERSION } from "../core/version.ts";
@@ -92,7 +99,9 @@ export function handleRegister(s: ServerState, session: Session, peer: ServerPee
     return refuse("not_authorised", `certificate does not name connector for ${msg.service}`);
   }
   const existing = findBinding(peer, msg.service);
-  if (existing && !existing.draining) return refuse("duplicate", `${msg.service} already registered on this connection`);
+  if (existing && !existing.draining) {
+    return refuse("duplicate", `${msg.service} already registered on this connection`);
+  }
   if (session.registrations >= limits.registrationsPerConnection) {
     return refuse("limit_exceeded", `at most ${limits.registrationsPerConnection} registrations per connection`);
   }
@@ -102,7 +111,11 @@ export function handleRegister(s: ServerState, session: Session, peer: ServerPee
   session.registrations++;
   session.facts.registeredAt.set(msg.service, Date.now());
   s.metrics.registrations.child({ result: "ack", reason: "ok" }).inc();
-  s.log.info("registered", { peer: formatAddress(session.conn.remote), service: msg.service, channel: result.binding.channel });
+  s.log.info("registered", {
+    peer: formatAddress(session.conn.remote),
+    service: msg.service,
+    channel: result.binding.channel,
+  });
   send(session.conn, { type: "ack", req: msg.req, channel: result.binding.channel });
   if (result.cameUp) notifyAgents(s, msg.service, true);
   updateGauges(s);

@@ -82,7 +82,8 @@ describe("sleep", () => {
     const add = stop.signal.addEventListener.bind(stop.signal);
     const remove = stop.signal.removeEventListener.bind(stop.signal);
     stop.signal.addEventListener = ((...args: Parameters<typeof add>) => (added++, add(...args))) as typeof add;
-    stop.signal.removeEventListener = ((...args: Parameters<typeof remove>) => (removed++, remove(...args))) as typeof remove;
+    stop.signal.removeEventListener =
+      ((...args: Parameters<typeof remove>) => (removed++, remove(...args))) as typeof remove;
     for (let i = 0; i < 3; i++) expect(await sleep(1, stop.signal)).toBe(true);
     expect(added).toBe(3);
     expect(removed).toBe(3);

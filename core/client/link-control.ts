@@ -32,12 +32,24 @@ export function sayHello(l: LinkInternals, c: QuicConnection): void {
   l.version = agreed;
   l.reader = createControlReader(undefined, agreed);
   const software = l.settings.software ?? `${VERSION} (${COMMIT})`;
-  const hello: ControlMessage = { type: "hello", version: agreed, role: l.settings.role, name: l.settings.name, software };
+  const hello: ControlMessage = {
+    type: "hello",
+    version: agreed,
+    role: l.settings.role,
+    name: l.settings.name,
+    software,
+  };
   c.writeStream(0, encodeControl(hello, agreed));
 }
 
 /** Bytes on a stream of the current connection: control messages on stream 0, TCP tunnels on the others. */
-export function handleStreamData(l: LinkInternals, c: QuicConnection, streamId: number, data: Uint8Array, fin: boolean): void {
+export function handleStreamData(
+  l: LinkInternals,
+  c: QuicConnection,
+  streamId: number,
+  data: Uint8Array,
+  fin: boolean,
+): void {
   if (streamId !== 0) {
     if (l.events.onStreamData) l.events.onStreamData(l.link, c, streamId, data, fin);
     else c.shutdownStream(streamId, StreamResetCode.PROTOCOL);
@@ -91,7 +103,9 @@ function handleWelcome(l: LinkInternals, msg: Message<"welcome">): void {
 function handleAnswer(l: LinkInternals, msg: Message<"ack" | "nack">): void {
   const resolve = l.pending.get(msg.req);
   l.pending.delete(msg.req);
-  resolve?.(msg.type === "ack" ? { ok: true, channel: msg.channel } : { ok: false, code: msg.code, reason: msg.reason });
+  resolve?.(
+    msg.type === "ack" ? { ok: true, channel: msg.channel } : { ok: false, code: msg.code, reason: msg.reason },
+  );
 }
 
 /** GOAWAY: the connection will end; a restart hint sets how the link comes back (link-dial.ts). */

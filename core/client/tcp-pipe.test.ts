@@ -300,7 +300,11 @@ describe("resets and errors", () => {
   test("bytes after END are a protocol error: stream reset with PROTOCOL, socket reset", async () => {
     const r = await rig();
     r.pipe.fromStream(new Uint8Array([...encodeEndSegment(), 1, 2, 3]), false);
-    expect(r.ends).toEqual([{ how: "local_reset", code: StreamResetCode.PROTOCOL, error: "3 bytes after the END segment" }]);
+    expect(r.ends).toEqual([{
+      how: "local_reset",
+      code: StreamResetCode.PROTOCOL,
+      error: "3 bytes after the END segment",
+    }]);
     expect(r.conn.shutdowns).toEqual([{ streamId: STREAM, code: StreamResetCode.PROTOCOL }]);
     await waitFor("the user's reset", () => r.userError() !== null);
   });

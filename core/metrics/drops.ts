@@ -26,7 +26,7 @@ export function dropCounter<R extends string>(
     cells,
     count(reason, n = 1) {
       let cell = byReason.get(reason);
-      if (cell === undefined) byReason.set(reason, (cell = family.child({ reason })));
+      if (cell === undefined) byReason.set(reason, cell = family.child({ reason }));
       cell.inc(n);
     },
   };
