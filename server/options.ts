@@ -15,6 +15,7 @@ import {
 import type { HostPort, LogFormat, LogLevel, ReadFile } from '../core/config.ts';
 import { commonOptions, DAY, HOUR, MINUTE, serverPacketOption } from '../core/client/options.ts';
 import { MAX_CONTROL_MESSAGE } from '../core/frame/mod.ts';
+import { DEFAULT_LIMITS } from './types.ts';
 
 export interface ServerOptions {
   /** QUIC listen address. */
@@ -79,12 +80,12 @@ export function serverSpec(stdoutIsTty: boolean) {
       idleTimeout: opt(duration({ min: 1, max: HOUR }), { help: 'QUIC idle timeout for silent peers', default: '30s' }),
       keepalive: opt(duration({ min: 1, max: 10 * MINUTE }), { help: 'Keepalive ping interval', default: '1s' }),
       flowIdle: opt(duration({ min: 1, max: DAY }), { help: 'Close relayed flows idle this long', default: '120s' }),
-      maxConnectionsPerAddress: opt(integer({ min: 1, max: 65_536 }), { help: 'Connections one source address may hold before they say HELLO (handshaking or silent); when full, the oldest is closed. Peers that said HELLO never count', default: '256' }),
-      maxHandshakes: opt(integer({ min: 1, max: 100_000 }), { help: 'Handshakes in progress at once', default: '1024' }),
-      maxFlowsPerAgent: opt(integer({ min: 1, max: 1_000_000 }), { help: 'Flows one agent connection may open', default: '4096' }),
-      maxRegistrationsPerConnection: opt(integer({ min: 1, max: 65_535 }), { help: 'Services one connector connection may register', default: '64' }),
-      maxControlMessage: opt(integer({ min: 64, max: MAX_CONTROL_MESSAGE }), { help: 'Largest control message accepted, bytes', default: String(MAX_CONTROL_MESSAGE) }),
-      maxDatagramRate: opt(integer({ min: 1, max: 10_000_000 }), { help: 'DATAGRAMs per second one connection may send', default: '200000' }),
+      maxConnectionsPerAddress: opt(integer({ min: 1, max: 65_536 }), { help: 'Connections one source address may hold before they say HELLO (handshaking or silent); when full, the oldest is closed. Peers that said HELLO never count', default: String(DEFAULT_LIMITS.connectionsPerAddress) }),
+      maxHandshakes: opt(integer({ min: 1, max: 100_000 }), { help: 'Handshakes in progress at once', default: String(DEFAULT_LIMITS.handshakes) }),
+      maxFlowsPerAgent: opt(integer({ min: 1, max: 1_000_000 }), { help: 'Flows one agent connection may open', default: String(DEFAULT_LIMITS.flowsPerAgent) }),
+      maxRegistrationsPerConnection: opt(integer({ min: 1, max: 65_535 }), { help: 'Services one connector connection may register', default: String(DEFAULT_LIMITS.registrationsPerConnection) }),
+      maxControlMessage: opt(integer({ min: 64, max: MAX_CONTROL_MESSAGE }), { help: 'Largest control message accepted, bytes', default: String(DEFAULT_LIMITS.controlMessage) }),
+      maxDatagramRate: opt(integer({ min: 1, max: 10_000_000 }), { help: 'DATAGRAMs per second one connection may send', default: String(DEFAULT_LIMITS.datagramsPerSecond) }),
       ...serverPacketOption(),
       ...commonOptions(stdoutIsTty),
     },
