@@ -26,6 +26,18 @@ function fixture() {
   return { relay, connector, agent };
 }
 
+/** Two connectors serving "echo", and an agent that opened it. */
+function served() {
+  const f = fixture();
+  const c1 = f.connector("c1");
+  const c2 = f.connector("c2");
+  const b1 = registerConnector(f.relay, c1, "echo")!.binding;
+  const b2 = registerConnector(f.relay, c2, "echo")!.binding;
+  const a = f.agent("a");
+  const channel = openService(f.relay, a, "echo")!.binding.channel;
+  return { ...f, c1, c2, b1, b2, a, channel };
+}
+
 /** routeFromAgent that fails the test on a drop reason. */
 function route(...args: Parameters<typeof routeFromAgent<string>>): Flow<string> {
   const flow = routeFromAgent(...args);
@@ -76,17 +88,6 @@ describe("registering and opening", () => {
 });
 
 describe("flows", () => {
-  function served() {
-    const f = fixture();
-    const c1 = f.connector("c1");
-    const c2 = f.connector("c2");
-    const b1 = registerConnector(f.relay, c1, "echo")!.binding;
-    const b2 = registerConnector(f.relay, c2, "echo")!.binding;
-    const a = f.agent("a");
-    const channel = openService(f.relay, a, "echo")!.binding.channel;
-    return { ...f, c1, c2, b1, b2, a, channel };
-  }
-
   test("an agent datagram opens a flow on a live connector; the next one finds the same flow", () => {
     const { relay, a, channel, c1 } = served();
     const flow = route(relay, a, channel, 42, T0, true, 10);
@@ -165,13 +166,7 @@ describe("flows", () => {
 
 describe("connectors leaving", () => {
   test("a draining connector's flows move to a live one for new requests; late replies still find their way", () => {
-    const f = fixture();
-    const c1 = f.connector("c1");
-    const c2 = f.connector("c2");
-    const b1 = registerConnector(f.relay, c1, "echo")!.binding;
-    registerConnector(f.relay, c2, "echo");
-    const a = f.agent("a");
-    const channel = openService(f.relay, a, "echo")!.binding.channel;
+    const { c1, c2, b1, a, channel, ...f } = served();
     const flow = route(f.relay, a, channel, 1, T0, true, 10);
     expect(flow.connector.peer).toBe(c1);
     const oldId = flow.connectorFlow;
@@ -191,13 +186,7 @@ describe("connectors leaving", () => {
   });
 
   test("removing a connector forgets the flows that pointed at it and says whether the service went down", () => {
-    const f = fixture();
-    const c1 = f.connector("c1");
-    const c2 = f.connector("c2");
-    const b1 = registerConnector(f.relay, c1, "echo")!.binding;
-    const b2 = registerConnector(f.relay, c2, "echo")!.binding;
-    const a = f.agent("a");
-    const channel = openService(f.relay, a, "echo")!.binding.channel;
+    const { c1, b1, b2, a, channel, ...f } = served();
     route(f.relay, a, channel, 1, T0, true, 10); // c1
     route(f.relay, a, channel, 2, T0, true, 10); // c2
     expect(removeConnector(f.relay, b1, T0)).toBe(false);
