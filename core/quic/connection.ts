@@ -40,7 +40,6 @@ export interface Conn<Ctx> extends QuicConnection<Ctx> {
   dgramQueued: number;
   /** Packets received since the last flush: ACK-only work waits for a few. */
   unflushedInputs: number;
-  ackTimer: ReturnType<typeof setTimeout> | null;
   /** quiche's own timer (loss detection, idle, draining). */
   timer: ReturnType<typeof setTimeout> | null;
   timerAt: number;
@@ -110,7 +109,6 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
     waiting: null,
     dgramQueued: 0,
     unflushedInputs: 0,
-    ackTimer: null,
     timer: null,
     timerAt: 0,
     wasEstablished: false,

@@ -54,6 +54,9 @@ export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
   const sendList: (Uint8Array | number | string)[] = [];
   let flushScheduled = false;
   let flushing = false;
+  /** Connections whose ACK-only work waits for the shared ACK timer. */
+  const awaitingAck = new Set<Conn<Ctx>>();
+  let ackTimer: ReturnType<typeof setTimeout> | null = null;
   /** A zero timer is on its way (at most one at a time). */
   let timerPending = false;
   const late = new Set<Conn<Ctx>>();
@@ -92,12 +95,17 @@ export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
 
   function afterPackets(state: Conn<Ctx>) {
     if (!state.wasEstablished || ++state.unflushedInputs >= ACK_EVERY) return markDirty(state);
-    if (state.ackTimer === null && !dirty.has(state)) {
-      state.ackTimer = setTimeout(() => {
-        state.ackTimer = null;
-        if (!state.closed) markDirty(state);
-      }, ACK_DELAY_MS);
-    }
+    if (dirty.has(state) || awaitingAck.has(state)) return;
+    awaitingAck.add(state);
+    // One timer for every connection with an ACK due: a server with thousands
+    // of idle clients answers their keepalives without a timer each.
+    ackTimer ??= setTimeout(flushAcks, ACK_DELAY_MS);
+  }
+
+  function flushAcks() {
+    ackTimer = null;
+    for (const state of awaitingAck) if (!state.closed) markDirty(state);
+    awaitingAck.clear();
   }
 
   function flushAll() {
@@ -132,10 +140,7 @@ export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
   function flush(state: Conn<Ctx>) {
     const conn = state.conn;
     state.unflushedInputs = 0;
-    if (state.ackTimer !== null) {
-      clearTimeout(state.ackTimer);
-      state.ackTimer = null;
-    }
+    awaitingAck.delete(state);
     const waiting = state.waiting;
     for (;;) {
       // Datagrams that waited for the window go to quiche a few at a time, in fair order.
@@ -191,8 +196,8 @@ export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
 
   function forget(state: Conn<Ctx>) {
     if (state.timer !== null) clearTimeout(state.timer);
-    if (state.ackTimer !== null) clearTimeout(state.ackTimer);
-    state.timer = state.ackTimer = null;
+    awaitingAck.delete(state);
+    state.timer = null;
     dirty.delete(state);
   }
 
