@@ -11,10 +11,12 @@ import CounterImpl from "prom-client/lib/counter.js";
 import GaugeImpl from "prom-client/lib/gauge.js";
 import HistogramImpl from "prom-client/lib/histogram.js";
 
-export const Registry: typeof Prom.Registry = RegistryImpl;
-export const Counter: typeof Prom.Counter = CounterImpl;
-export const Gauge: typeof Prom.Gauge = GaugeImpl;
-export const Histogram: typeof Prom.Histogram = HistogramImpl;
+// Deno types these CommonJS modules from their JavaScript (looser than the
+// package's declarations, which Bun and tsc read): state the package's types.
+export const Registry = RegistryImpl as unknown as typeof Prom.Registry;
+export const Counter = CounterImpl as unknown as typeof Prom.Counter;
+export const Gauge = GaugeImpl as unknown as typeof Prom.Gauge;
+export const Histogram = HistogramImpl as unknown as typeof Prom.Histogram;
 export type Registry = Prom.Registry;
 export type Counter<T extends string = string> = Prom.Counter<T>;
 export type Gauge<T extends string = string> = Prom.Gauge<T>;
