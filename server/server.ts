@@ -123,16 +123,15 @@ export async function startServer(
 
 /** The transport configuration for certificates `tls`, offering every protocol version this server speaks. */
 function quicConfig(state: ServerState, tls: ServerTls): Config {
-  const config = serverQuicConfig({
+  // Every version we speak: a client picks the newest it also speaks (docs/protocol.md §1).
+  return serverQuicConfig({
+    alpn: state.alpn,
     certPem: tls.certPem,
     keyPem: tls.keyPem,
     clientCaPem: tls.clientCaPem,
     idleTimeoutMs: state.settings.idleTimeoutMs,
     maxUdpPayload: state.packetCap,
   });
-  // Every version we speak: a client picks the newest it also speaks (docs/protocol.md §1).
-  config.setApplicationProtos(state.alpn);
-  return config;
 }
 
 /** A sample of the traffic rates a second, and idle flows expired a few times per flow-idle period. */

@@ -3,6 +3,7 @@
  * itself, before any ztna code on the server sees it.
  */
 import { afterEach, expect, test } from "bun:test";
+import { alpnFor } from "../core/frame/mod.ts";
 import { clientQuicConfig } from "../core/quic/config.ts";
 import { createEndpoint, type CloseInfo, type QuicConnection } from "../core/quic/endpoint.ts";
 import { cleanup, devCerts, startTestServer, waitFor } from "./harness.ts";
@@ -17,7 +18,7 @@ test("a client offering another ALPN is closed with no_application_protocol and 
   const s = teardown.add(await startTestServer(), (x) => x.server.close());
   const certs = await devCerts();
   // Everything as a real client, except the protocol it asks for.
-  const config = clientQuicConfig({ caPem: certs.caPem, insecure: false, idleTimeoutMs: 5_000 });
+  const config = clientQuicConfig({ alpn: alpnFor(), caPem: certs.caPem, insecure: false, idleTimeoutMs: 5_000 });
   config.setApplicationProtos(["not-ztna"]);
 
   let established = false;

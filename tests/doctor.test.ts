@@ -5,6 +5,7 @@
  * its cause and fix, and a healthy setup must pass every check.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { alpnFor } from "../core/frame/mod.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -72,7 +73,7 @@ async function mtlsServer(): Promise<TestServer> {
 async function connectorFor(s: TestServer, service: string, forward: Address) {
   const pair = await issueCertificate({ ca, role: "connector", services: [service], days: 2 });
   const c = await startTestConnector([s.server.address], service, forward, {
-    quicConfig: clientQuicConfig({ caPem: te.encode(ca.certPem), insecure: false, certPem: te.encode(pair.certPem), keyPem: te.encode(pair.keyPem), idleTimeoutMs: 5_000 }),
+    quicConfig: clientQuicConfig({ alpn: alpnFor(), caPem: te.encode(ca.certPem), insecure: false, certPem: te.encode(pair.certPem), keyPem: te.encode(pair.keyPem), idleTimeoutMs: 5_000 }),
   });
   teardown.add(c, (x) => x.connector.close());
   await waitFor(() => c.connector.ready().ready, 3_000, "connector registered");
@@ -182,7 +183,7 @@ describe("ztna doctor: each failure names its cause and fix", () => {
       server: true,
       retry: false,
       config: (() => {
-        const config = serverQuicConfig({ certPem: te.encode(serverPair.certPem), keyPem: te.encode(serverPair.keyPem), idleTimeoutMs: 5_000 });
+        const config = serverQuicConfig({ alpn: ["h3"], certPem: te.encode(serverPair.certPem), keyPem: te.encode(serverPair.keyPem), idleTimeoutMs: 5_000 });
         config.setApplicationProtos(["h3"]);
         return config;
       })(),

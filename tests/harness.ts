@@ -3,6 +3,7 @@
  * echo service and clients), every wait bounded by a deadline.
  */
 import { createHash } from "node:crypto";
+import { alpnFor } from "../core/frame/mod.ts";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { connect as connectTcp, createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -147,7 +148,7 @@ async function clientDefaults() {
   const c = await devCerts();
   return {
     serverName: "localhost",
-    quicConfig: clientQuicConfig({ caPem: c.caPem, insecure: false, idleTimeoutMs: 5_000 }),
+    quicConfig: clientQuicConfig({ alpn: alpnFor(), caPem: c.caPem, insecure: false, idleTimeoutMs: 5_000 }),
     keepaliveMs: 1_000,
     connectTimeoutMs: 3_000,
     backoff: { baseMs: 50, capMs: 1_000, maxAttempts: 0 },

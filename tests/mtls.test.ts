@@ -4,6 +4,7 @@
  * certificate reloads that leave live connections alone.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { alpnFor } from "../core/frame/mod.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -59,6 +60,7 @@ function issue(role: Role, services: string[], from: PemPair = ca): Promise<PemP
 /** Client TLS that trusts the server's CA and presents `identity` (none when omitted). */
 function clientTls(identity?: PemPair): Config {
   return clientQuicConfig({
+    alpn: alpnFor(),
     caPem: te.encode(ca.certPem),
     insecure: false,
     certPem: identity && te.encode(identity.certPem),

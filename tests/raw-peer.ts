@@ -36,7 +36,7 @@ export async function rawPeer(server: Address, options: { waitMs?: number; versi
   const version = options.version ?? PROTOCOL_VERSION;
   const peer = { control: [] as Uint8Array[], messages: [] as ControlMessage[], errors: [] as string[], datagrams: [] as Uint8Array[], closed: null as CloseInfo | null } as RawPeer;
   const reader = createControlReader(undefined, version);
-  const config = clientQuicConfig({ caPem: c.caPem, insecure: false, idleTimeoutMs: 5_000 });
+  const config = clientQuicConfig({ alpn: alpnFor(), caPem: c.caPem, insecure: false, idleTimeoutMs: 5_000 });
   config.setApplicationProtos(alpnFor([version]));
   let established = false;
   const endpoint = await createEndpoint({

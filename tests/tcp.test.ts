@@ -3,6 +3,7 @@
  * -> agent listener -> stream -> server -> stream -> connector -> TCP service.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { alpnFor } from "../core/frame/mod.ts";
 import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
 import {
@@ -78,7 +79,7 @@ async function rawAgent(server: Address) {
   const endpoint = await createEndpoint({
     bind: { host: "127.0.0.1", port: 0 },
     server: false,
-    config: clientQuicConfig({ caPem: certs.caPem, insecure: false, idleTimeoutMs: 5_000 }),
+    config: clientQuicConfig({ alpn: alpnFor(), caPem: certs.caPem, insecure: false, idleTimeoutMs: 5_000 }),
     handlers: {
       onEstablished: (c) => c.writeStream(0, encodeControl({ type: "hello", version: PROTOCOL_VERSION, role: "agent", name: "raw" })),
       onStreamData(_c, id, data) {

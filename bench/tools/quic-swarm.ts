@@ -18,6 +18,7 @@
  *   count      {agents, lost}: registered agents still up, and those that went down
  */
 import { readFileSync } from "node:fs";
+import { alpnFor } from "../../core/frame/mod.ts";
 import { parseAgentOptions } from "../../agent/options.ts";
 import { type ControlReader, createControlReader, encodeControl, PROTOCOL_VERSION } from "../../core/frame/mod.ts";
 import { clientQuicConfig } from "../../core/quic/config.ts";
@@ -82,7 +83,7 @@ const handlers = {
 
 // No client certificate: the scale server runs without --ca (any agent may
 // connect), and the abuse row's mTLS server must refuse exactly that.
-const config = clientQuicConfig({ caPem, insecure: false, idleTimeoutMs: agentDefaults.idleTimeout });
+const config = clientQuicConfig({ alpn: alpnFor(), caPem, insecure: false, idleTimeoutMs: agentDefaults.idleTimeout });
 
 /** Endpoints, one per local address, each holding at most `perAddress` dials. */
 const endpoints: { endpoint: Endpoint; used: number }[] = [];

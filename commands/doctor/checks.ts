@@ -6,6 +6,7 @@
  * cannot run because an earlier one failed is skipped and says so.
  */
 import { X509Certificate } from "node:crypto";
+import { alpnFor } from "../../core/frame/mod.ts";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { HostPort } from "../../core/config.ts";
@@ -145,6 +146,7 @@ function checkFiles(options: DoctorOptions): FilesResult {
   const usable = (spec.ca === undefined || tls.caPem !== undefined) && (spec.cert === undefined || (tls.certPem !== undefined && tls.keyPem !== undefined && !fails.some((f) => f.kind === "key")));
   const config = usable
     ? clientQuicConfig({
+        alpn: alpnFor(),
         caPem: tls.caPem ?? null,
         insecure: options.insecure,
         certPem: tls.certPem,

@@ -1,5 +1,6 @@
 /** The client side's QUIC/TLS configuration from the common options. */
 import { existsSync } from "node:fs";
+import { alpnFor } from "../frame/mod.ts";
 import { join } from "node:path";
 import type { Logger } from "../log.ts";
 import type { Config } from "../quic/native.ts";
@@ -58,6 +59,8 @@ export function clientTls(options: ClientTlsChoice, log: Logger): ClientTls {
   const files = loadTlsFiles(spec);
   for (const finding of files.findings) log.warn("certificate_warning", { error: describeFinding(finding), hint: finding.fix });
   const quicConfig = clientQuicConfig({
+    // The link offers the versions it speaks (see link.ts); every one by default.
+    alpn: alpnFor(),
     caPem: files.caPem ?? null,
     insecure: options.insecure,
     certPem: files.certPem,

@@ -1,5 +1,4 @@
 /** Builds quiche transport configurations for the two sides of a ztna connection. */
-import { ALPN } from "../frame/control.ts";
 import { quiche, type Config } from "./native.ts";
 
 /** The UDP payload QUIC packets are sized to: safe on any real path (IPv6 minimum MTU 1280 + headroom). */
@@ -14,6 +13,8 @@ export const MAX_QUIC_UDP_PAYLOAD = 16383;
 export const MAX_ACK_DELAY_MS = 5;
 
 export interface TransportOptions {
+  /** Application protocols offered (client) or accepted (server), by ALPN identifier. */
+  alpn: readonly string[];
   /** Idle timeout advertised to the peer; the effective one is the smaller of both sides'. */
   idleTimeoutMs: number;
   /** DATAGRAM queue lengths (frames) in each direction inside quiche. */
@@ -45,7 +46,7 @@ function applyTransport(config: Config, options: TransportOptions): Config {
   // Deep enough to ride out a burst, short enough not to turn overload into
   // seconds of queueing delay: for UDP, a quick drop beats a late packet.
   const queue = options.datagramQueue ?? 1024;
-  config.setApplicationProtos([ALPN]);
+  config.setApplicationProtos([...options.alpn]);
   config.setMaxIdleTimeout(options.idleTimeoutMs);
   const payload = options.maxUdpPayload ?? QUIC_UDP_PAYLOAD;
   config.setMaxRecvUdpPayloadSize(payload);
