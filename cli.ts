@@ -11,6 +11,8 @@ commands:
   connector   run an App Connector beside a private service
   agent       run an Agent: local listeners mapped to remote services
   certs       create a CA and issue server, connector and agent certificates
+  status      what a running server, connector or agent is doing (--watch, --json)
+  doctor      diagnose why a connector or agent cannot reach a server or service
   version     print the version and commit (also: --version after any command)
 
 'ztna <command> --help' lists a command's flags.`;
@@ -35,7 +37,11 @@ export async function runCli(argv: string[]): Promise<void> {
     case "agent":
       return (await import("./agent/main.ts")).main(rest);
     case "certs":
-      return (await import("./scripts/certs.ts")).main(rest);
+      return (await import("./commands/certs.ts")).main(rest);
+    case "status":
+      return (await import("./commands/status/main.ts")).main(rest);
+    case "doctor":
+      return (await import("./commands/doctor/main.ts")).main(rest);
     case "version":
     case "-v":
       console.log(versionLine());

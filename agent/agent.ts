@@ -16,7 +16,13 @@ import {
   parseDatagram,
   writeDatagramHeader,
 } from "../core/frame/datagram.ts";
+import { formatHostPort } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
+import { createRepeatLog } from "../core/log-repeats.ts";
+import { fourRates, linkStatus, processFacts, type AgentStatusDocument } from "../core/client/status.ts";
+import { sampleRates } from "../core/rates.ts";
+import { COMMIT, VERSION } from "../core/version.ts";
+import { bindError } from "../core/startup.ts";
 import { formatAddress, LINK_STATE_VALUE, RESTART_RETRY_MS, startLink, type Link } from "../core/client/link.ts";
 import type { BackoffSettings } from "../core/client/backoff.ts";
 import type { Config } from "../core/quic/native.ts";
@@ -43,7 +49,7 @@ export interface AgentSettings {
   keepaliveMs: number;
   connectTimeoutMs: number;
   /** Largest QUIC packet sent (the configured max UDP payload); default 1350-byte packets. */
-  maxPacketSize?: number;
+  maxUdpPayload?: number;
   backoff: BackoffSettings;
   /** Dial interval inside a server's announced restart window (default RESTART_RETRY_MS). */
   restartRetryMs?: number;
@@ -60,6 +66,10 @@ export interface Agent {
   ready(): { ready: boolean; reason?: string };
   /** The server currently in use, if connected. */
   currentServer(): string | null;
+  /** The `GET /status` document (core/client/status.ts). */
+  status(): AgentStatusDocument;
+  /** New TLS configuration (SIGHUP) for every connection made from now on; live ones keep theirs. */
+  reloadTls(config: Config): void;
   serviceUp(service: string): boolean;
   /** Graceful: refuse new datagrams, deliver replies still on their way (up to `graceMs`), close. */
   drain(graceMs: number): Promise<void>;
@@ -118,7 +128,11 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
   let candidate: LinkSlot | null = null;
   const lingering = new Set<LinkSlot>();
   const published = new Map<string, boolean>();
-  const refused = new Map<string, string>();
+  // Refused OPENs are asked again every `reopenMs`: log once, then a count a minute.
+  const refusals = createRepeatLog(log);
+  /** The NACK code of each service's last refused OPEN, while refused (for /status). */
+  const refusedNow = new Map<string, string>();
+  const startedAt = Date.now();
   let closed = false;
   let draining = false;
   let lastReply = 0;
@@ -137,6 +151,10 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     draining: metrics.drops.child({ reason: "draining" }),
   };
   let lastOversizeLog = 0;
+  // Replaced on reload: links started later (another server) use the newest files.
+  let quicConfig = settings.quicConfig;
+  // Rates for /status: datagrams and bytes to and from the server, sampled every second.
+  const rates = sampleRates(() => [toServer.value, fromServer.value, bytesTo.value, bytesFrom.value]);
 
   for (const name of names) {
     published.set(name, false);
@@ -184,12 +202,14 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     const open = slot?.open.get(listener.service);
     if (slot === null || open === undefined || slot.link.state !== "ready") return drop.not_connected.inc();
     if (!open.up) return drop.service_down.inc();
+    // Overloaded: drop before any copying (the queue drains at the next flush).
+    if (!slot.link.canSendDatagram()) return drop.queue_full.inc();
     const flow = listener.clients.get(host)?.get(port) ?? newFlow(listener, host, port);
     flow.lastSeen = Date.now();
     const buf = out.buffer;
     buf.set(data, DATAGRAM_HEADER_LEN);
     writeDatagramHeader(buf, open.channel, flow.id);
-    if (!slot.link.sendDatagram(out.view(DATAGRAM_HEADER_LEN + data.length))) return drop.queue_full.inc();
+    if (!slot.link.sendDatagram(out.view(DATAGRAM_HEADER_LEN + data.length), flow.id)) return drop.queue_full.inc();
     toServer.inc();
     bytesTo.inc(data.length);
   }
@@ -226,7 +246,7 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
         // Up unless the server said otherwise together with the ACK.
         slot.open.set(name, { channel: result.channel, up: slot.earlyStatus.get(name) ?? true });
         slot.earlyStatus.delete(name);
-        refused.delete(name);
+        refusedNow.delete(name);
         metrics.opens.child({ result: "ack", reason: "ok" }).inc();
         log.info("service_opened", { service: name, channel: result.channel, server: slot.link.label });
         if (slot === active) publish();
@@ -234,10 +254,13 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
       }
       if (result.code === "link_down") return;
       metrics.opens.child({ result: "nack", reason: result.code }).inc();
-      if (refused.get(name) !== result.code) {
-        log.error("open_refused", { service: name, code: result.code, reason: result.reason, server: slot.link.label });
-      }
-      refused.set(name, result.code);
+      refusedNow.set(name, result.code);
+      refusals.log("error", "open_refused", `${name}|${result.code}|${slot.link.label}`, {
+        service: name,
+        code: result.code,
+        reason: result.reason,
+        server: slot.link.label,
+      });
       // A service nobody registered yet may appear (a connector restarting); ask again later.
       // Right after a (re)connection its connectors are likely re-registering too: ask often.
       const fresh = Date.now() - slot.readyAt < FRESH_LINK_MS;
@@ -298,10 +321,10 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
         serverName: settings.serverName ?? address.host,
         role: "agent",
         name: settings.name ?? "agent",
-        quicConfig: settings.quicConfig,
+        quicConfig,
         keepaliveMs: settings.keepaliveMs,
         connectTimeoutMs: settings.connectTimeoutMs,
-        maxPacketSize: settings.maxPacketSize,
+        maxUdpPayload: settings.maxUdpPayload,
         // With other servers to try, give up on this one quickly and move on.
         backoff: multi ? { ...settings.backoff, maxAttempts: 2 } : settings.backoff,
         restartRetryMs: settings.restartRetryMs,
@@ -381,15 +404,23 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
   for (const map of settings.maps) {
     if (map.protocol === "tcp") continue;
     const listener: Listener = { service: map.service, socket: null as unknown as UdpSocket, clients: new Map() };
-    listener.socket = await openUdp({
-      host: map.listen.host,
-      port: map.listen.port,
-      onPacket: (data, port, host) => onLocal(listener, data, port, host),
-      onError: (error) => log.debug("listener_error", { service: map.service, error: error.message }),
-    });
+    try {
+      listener.socket = await openUdp({
+        host: map.listen.host,
+        port: map.listen.port,
+        onPacket: (data, port, host) => onLocal(listener, data, port, host),
+        onError: (error) => log.debug("listener_error", { service: map.service, error: error.message }),
+      });
+    } catch (error) {
+      for (const l of listeners) l.socket.close();
+      await tcp.close();
+      throw bindError(error, "--map", "UDP", map.listen, `--map ${map.service}=udp://${formatHostPort(map.listen)}`);
+    }
     listeners.push(listener);
-    log.info("listening", { service: map.service, addr: formatAddress(listener.socket.address) });
   }
+  // Said once every listener is bound: a port problem on any of them leaves only the start-up error.
+  for (const l of tcp.listeners) log.info("listening", { service: l.service, protocol: "tcp", addr: formatAddress(l.address) });
+  for (const l of listeners) log.info("listening", { service: l.service, addr: formatAddress(l.socket.address) });
 
   const sweeper = setInterval(() => {
     const cutoff = Date.now() - settings.flowIdleMs;
@@ -408,6 +439,8 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     if (closed) return;
     closed = true;
     clearInterval(sweeper);
+    rates.stop();
+    refusals.close();
     const slots = [...lingering, ...(active ? [active] : []), ...(candidate ? [candidate] : [])];
     active = candidate = null;
     // TCP first: their stream resets must leave before the links close.
@@ -429,6 +462,33 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
       return down.length === 0 ? { ready: true } : { ready: false, reason: `services down: ${down.join(",")}` };
     },
     currentServer: () => (active && active.link.state === "ready" ? active.link.label : null),
+    reloadTls(config) {
+      quicConfig = config;
+      for (const slot of [active, candidate, ...lingering]) slot?.link.reconfigure(config);
+    },
+    status(): AgentStatusDocument {
+      const slots = [...(active ? [active] : []), ...(candidate ? [candidate] : []), ...lingering];
+      const r = fourRates(rates);
+      const services = [
+        ...listeners.map((l) => ({ name: l.service, protocol: "udp" as const, listen: formatAddress(l.socket.address) })),
+        ...tcp.listeners.map((l) => ({ name: l.service, protocol: "tcp" as const, listen: formatAddress(l.address) })),
+      ];
+      return {
+        component: "agent",
+        ...processFacts(`${VERSION} (${COMMIT})`, startedAt),
+        draining,
+        activeServer: active && active.link.state === "ready" ? active.link.label : null,
+        servers: slots.map((slot) => ({ ...linkStatus(slot.link), active: slot === active })),
+        services: services.map((svc) => ({ ...svc, up: published.get(svc.name) ?? false, refused: refusedNow.get(svc.name) ?? null })),
+        flows: flowsById.size,
+        tcpConnections: tcp.active,
+        rates: {
+          datagramsPerSecond: { toServer: r.d0, fromServer: r.d1 },
+          bytesPerSecond: { toServer: r.b0, fromServer: r.b1 },
+          windowSeconds: r.windowSeconds,
+        },
+      };
+    },
     serviceUp: (name) => published.get(name) ?? false,
     async drain(graceMs) {
       if (draining || closed) return close();

@@ -1,6 +1,7 @@
 // The agent's metric set: plain data built once at startup. Per-datagram
 // series (direction, drop reason) are pre-created cells indexed by label value.
 import type { Registry } from 'prom-client';
+import { CERTIFICATE_EXPIRY, certificateMetrics } from '../core/metrics/certificates.ts';
 import { each, preset, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
 import { PIPE_END_HOWS } from '../core/client/tcp-pipe.ts';
 import { forwardingMetrics } from '../core/metrics/forwarding.ts';
@@ -35,6 +36,7 @@ export type AgentTcpResult = (typeof AGENT_TCP_RESULTS)[number];
 
 
 const N = {
+  certificateExpiry: CERTIFICATE_EXPIRY,
   datagrams: 'ztna_agent_datagrams_total',
   bytes: 'ztna_agent_bytes_total',
   drops: 'ztna_agent_drops_total',
@@ -58,6 +60,7 @@ export const AGENT_METRIC_NAMES: readonly string[] = Object.values(N);
 
 export function createAgentMetrics(registry: Registry) {
   return {
+    ...certificateMetrics(registry),
     ...forwardingMetrics(registry, N, AGENT_DIRECTIONS, AGENT_DROP_REASONS),
     flowsActive: gauge(registry, N.flowsActive, 'Flows currently open through the server'),
     flowsOpened: counter(registry, N.flowsOpened, 'Flows opened since start'),

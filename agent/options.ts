@@ -16,6 +16,8 @@ import type { HostPort, ReadFile } from '../core/config.ts';
 import {
   checkClientOptions,
   commonOptions,
+  DAY,
+  HOUR,
   linkTimingOptions,
   serverOptions,
   trustOptions,
@@ -80,8 +82,8 @@ export function agentSpec(stdoutIsTty: boolean) {
       ops: opt(hostPortOrOff(), { help: 'Health/metrics HTTP listener, or off', default: '127.0.0.1:9092' }),
       ...trustOptions(),
       ...linkTimingOptions(),
-      flowIdle: opt(duration({ min: 1 }), { help: 'Close flows idle this long', default: '60s' }),
-      grace: opt(duration(), { help: 'Drain time on shutdown', default: '5s' }),
+      flowIdle: opt(duration({ min: 1, max: DAY }), { help: 'Close flows idle this long', default: '60s' }),
+      grace: opt(duration({ max: HOUR }), { help: 'Drain time on shutdown', default: '5s' }),
       ...commonOptions(stdoutIsTty),
     },
     finish: (v): AgentOptions => {

@@ -8,9 +8,12 @@
 import net from "node:net";
 import type { Address } from "../core/frame/control.ts";
 import { StreamResetCode, encodeStreamHeader, streamResetName } from "../core/frame/stream.ts";
-import { formatAddress, type Link } from "../core/client/link.ts";
+import type { Link } from "../core/client/link.ts";
 import { createTcpPipe, resetSocket, type PipeEnd, type TcpPipe } from "../core/client/tcp-pipe.ts";
+import { formatHostPort } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
+import { createRepeatLog } from "../core/log-repeats.ts";
+import { bindError } from "../core/startup.ts";
 import type { QuicConnection } from "../core/quic/endpoint.ts";
 import type { AgentMetrics, AgentTcpResult } from "./metrics.ts";
 
@@ -63,18 +66,13 @@ export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTc
   const count = (result: AgentTcpResult) => metrics.tcpConnections.child({ result }).inc();
   const setActive = (delta: number) => metrics.tcpActive.set((active += delta));
 
-  // One log line per service and reason per second: a client retrying in a loop must not flood the log.
-  const lastLog = new Map<string, { at: number; suppressed: number }>();
+  // A client retrying in a loop must not flood the log: once per service and reason, then a count a minute.
+  const refusals = createRepeatLog(log);
   function refuse(socket: net.Socket, service: string, result: AgentTcpResult) {
     count(result);
     socket.on("error", () => {});
     resetSocket(socket);
-    const key = `${service}\u0000${result}`;
-    const now = Date.now();
-    const last = lastLog.get(key);
-    if (last && now - last.at < 1_000) return void last.suppressed++;
-    lastLog.set(key, { at: now, suppressed: 0 });
-    log.info("tcp_refused", { service, reason: result, client: `${socket.remoteAddress}:${socket.remotePort}`, suppressed: last?.suppressed ?? 0 });
+    refusals.log("info", "tcp_refused", `${service}|${result}`, { service, reason: result, client: `${socket.remoteAddress}:${socket.remotePort}` });
   }
 
   function accept(service: string, socket: net.Socket) {
@@ -111,19 +109,23 @@ export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTc
 
   for (const map of settings.maps) {
     const server = net.createServer({ allowHalfOpen: true }, (socket) => accept(map.service, socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(map.listen.port, map.listen.host, () => {
-        server.off("error", reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(map.listen.port, map.listen.host, () => {
+          server.off("error", reject);
+          resolve();
+        });
       });
-    });
+    } catch (error) {
+      for (const s of servers) s.close();
+      throw bindError(error, "--map", "TCP", map.listen, `--map ${map.service}=tcp://${formatHostPort(map.listen)}`);
+    }
     server.on("error", (error) => log.warn("listener_error", { service: map.service, error: error.message }));
     const bound = server.address() as net.AddressInfo;
     const address = { host: bound.address, port: bound.port };
     servers.push(server);
     listeners.push({ service: map.service, address });
-    log.info("listening", { service: map.service, protocol: "tcp", addr: formatAddress(address) });
   }
 
   const pipeOf = (conn: QuicConnection, streamId: number) => byConn.get(conn)?.pipes.get(streamId);
@@ -157,6 +159,7 @@ export async function startAgentTcp(settings: AgentTcpSettings): Promise<AgentTc
       abortAll((c) => c.link === link);
     },
     async close() {
+      refusals.close();
       const any = byConn.size > 0;
       abortAll(() => true);
       if (any) await new Promise((r) => setTimeout(r, RESET_FLUSH_MS));

@@ -14,6 +14,10 @@ import {
   writeDatagramHeader,
 } from "../core/frame/datagram.ts";
 import type { Logger } from "../core/log.ts";
+import { createRepeatLog } from "../core/log-repeats.ts";
+import { fourRates, linkStatus, processFacts, type ConnectorStatusDocument } from "../core/client/status.ts";
+import { sampleRates } from "../core/rates.ts";
+import { COMMIT, VERSION } from "../core/version.ts";
 import { formatAddress, LINK_STATE_VALUE, startLink, type Link } from "../core/client/link.ts";
 import type { BackoffSettings } from "../core/client/backoff.ts";
 import type { Config } from "../core/quic/native.ts";
@@ -34,7 +38,7 @@ export interface ConnectorSettings {
   keepaliveMs: number;
   connectTimeoutMs: number;
   /** Largest QUIC packet sent (the configured max UDP payload); default 1350-byte packets. */
-  maxPacketSize?: number;
+  maxUdpPayload?: number;
   backoff: BackoffSettings;
   /** Dial interval inside a server's announced restart window (default RESTART_RETRY_MS). */
   restartRetryMs?: number;
@@ -49,6 +53,10 @@ export interface Connector {
   registeredWith(): string[];
   /** Local flow sockets, for tests that need to inject into one. */
   flowSockets(): Address[];
+  /** The `GET /status` document (core/client/status.ts). */
+  status(): ConnectorStatusDocument;
+  /** New TLS configuration (SIGHUP) for the next connection to each server; live connections keep theirs. */
+  reloadTls(config: Config): void;
   /** Graceful: deregister everywhere (acknowledged), finish in-flight flows, close. */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -60,6 +68,8 @@ interface ServerState {
   registered: boolean;
   /** When the link went down, to time re-registration. */
   downAt: number;
+  /** When the current registration was accepted (ms), 0 while not registered. */
+  registeredAt: number;
   flows: Map<number, FlowSocket>;
 }
 
@@ -89,6 +99,8 @@ export async function startConnector(
   let draining = false;
   let closed = false;
   let flowCount = 0;
+  // A refusal is asked again at every reconnection: log once, then a count a minute.
+  const refusals = createRepeatLog(log);
   const tcp = createTcpForwarder({
     forward,
     channelOf: (link) => {
@@ -111,6 +123,10 @@ export async function startConnector(
     queue_full: metrics.drops.child({ reason: "queue_full" }),
     send_error: metrics.drops.child({ reason: "send_error" }),
   };
+
+  const startedAt = Date.now();
+  // Rates for /status: datagrams and bytes to and from the service, sampled every second.
+  const rates = sampleRates(() => [toService.value, fromService.value, bytesTo.value, bytesFrom.value]);
 
   function setFlowGauge() {
     metrics.flowsActive.set(flowCount);
@@ -148,7 +164,7 @@ export async function startConnector(
         const buf = reply.buffer;
         buf.set(data, DATAGRAM_HEADER_LEN);
         writeDatagramHeader(buf, server.channel, flowId);
-        if (!server.link.sendDatagram(reply.view(DATAGRAM_HEADER_LEN + data.length))) {
+        if (!server.link.sendDatagram(reply.view(DATAGRAM_HEADER_LEN + data.length), flowId)) {
           drop.queue_full.inc();
           return;
         }
@@ -213,6 +229,7 @@ export async function startConnector(
     if (result.ok) {
       server.channel = result.channel;
       server.registered = true;
+      server.registeredAt = Date.now();
       metrics.registrations.child({ result: "ack", reason: "ok" }).inc();
       metrics.registered.child({ server: server.link.label }).set(1);
       if (server.downAt > 0) metrics.reregistration.observe((Date.now() - server.downAt) / 1000);
@@ -220,7 +237,12 @@ export async function startConnector(
       log.info("registered", { server: server.link.label, service: settings.service, channel: result.channel });
     } else if (result.code !== "link_down") {
       metrics.registrations.child({ result: "nack", reason: result.code }).inc();
-      log.error("registration_refused", { server: server.link.label, service: settings.service, code: result.code, reason: result.reason });
+      refusals.log("error", "registration_refused", `${server.link.label}|${result.code}`, {
+        server: server.link.label,
+        service: settings.service,
+        code: result.code,
+        reason: result.reason,
+      });
       // A refusal will not change by asking again at once; retry on the next connection.
       server.link.bounce(`registration refused: ${result.code}`);
     }
@@ -231,7 +253,7 @@ export async function startConnector(
   }
 
   for (const address of settings.servers) {
-    const server: ServerState = { link: null as unknown as Link, channel: 0, registered: false, downAt: 0, flows: new Map() };
+    const server: ServerState = { link: null as unknown as Link, channel: 0, registered: false, downAt: 0, registeredAt: 0, flows: new Map() };
     servers.push(server);
     const label = formatAddress(address);
     metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.connecting);
@@ -245,7 +267,7 @@ export async function startConnector(
         quicConfig: settings.quicConfig,
         keepaliveMs: settings.keepaliveMs,
         connectTimeoutMs: settings.connectTimeoutMs,
-        maxPacketSize: settings.maxPacketSize,
+        maxUdpPayload: settings.maxUdpPayload,
         backoff: settings.backoff,
         restartRetryMs: settings.restartRetryMs,
         log,
@@ -257,6 +279,7 @@ export async function startConnector(
         },
         onDown(_link, reason) {
           server.registered = false;
+          server.registeredAt = 0;
           server.downAt = Date.now();
           metrics.registered.child({ server: label }).set(0);
           metrics.connectionState.child({ server: label }).set(LINK_STATE_VALUE.backoff);
@@ -305,6 +328,8 @@ export async function startConnector(
     if (closed) return;
     closed = true;
     clearInterval(sweeper);
+    rates.stop();
+    refusals.close();
     for (const server of servers) dropServerFlows(server);
     await tcp.close();
     await Promise.all(servers.map((s) => s.link.close(CloseCode.NO_ERROR, "connector shutting down")));
@@ -324,6 +349,33 @@ export async function startConnector(
       return servers.some((s) => s.registered) ? { ready: true } : { ready: false, reason: "not registered with any server" };
     },
     registeredWith: () => servers.filter((s) => s.registered).map((s) => s.link.label),
+    reloadTls(config) {
+      for (const s of servers) s.link.reconfigure(config);
+    },
+    status(): ConnectorStatusDocument {
+      const r = fourRates(rates);
+      return {
+        component: "connector",
+        ...processFacts(`${VERSION} (${COMMIT})`, startedAt),
+        draining,
+        service: settings.service,
+        forward: formatAddress(forward),
+        servers: servers.map((s) => ({
+          ...linkStatus(s.link),
+          registered: s.registered,
+          channel: s.registered ? s.channel : null,
+          since: s.registeredAt > 0 ? new Date(s.registeredAt).toISOString() : null,
+          flows: s.flows.size,
+        })),
+        flows: flowCount,
+        tcpConnections: tcp.active,
+        rates: {
+          datagramsPerSecond: { toService: r.d0, fromService: r.d1 },
+          bytesPerSecond: { toService: r.b0, fromService: r.b1 },
+          windowSeconds: r.windowSeconds,
+        },
+      };
+    },
     flowSockets() {
       const out: Address[] = [];
       for (const s of servers) for (const f of s.flows.values()) if (f.socket) out.push(f.socket.address);

@@ -1,6 +1,7 @@
 // The connector's metric set: plain data built once at startup. Per-datagram
 // series (direction, drop reason) are pre-created cells indexed by label value.
 import type { Registry } from 'prom-client';
+import { CERTIFICATE_EXPIRY, certificateMetrics } from '../core/metrics/certificates.ts';
 import { each, preset, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
 import { PIPE_END_HOWS } from '../core/client/tcp-pipe.ts';
 import { forwardingMetrics } from '../core/metrics/forwarding.ts';
@@ -31,6 +32,7 @@ export type ConnectorTcpResult = (typeof CONNECTOR_TCP_RESULTS)[number];
 
 
 const N = {
+  certificateExpiry: CERTIFICATE_EXPIRY,
   datagrams: 'ztna_connector_datagrams_total',
   bytes: 'ztna_connector_bytes_total',
   drops: 'ztna_connector_drops_total',
@@ -54,6 +56,7 @@ export const CONNECTOR_METRIC_NAMES: readonly string[] = Object.values(N);
 
 export function createConnectorMetrics(registry: Registry) {
   return {
+    ...certificateMetrics(registry),
     ...forwardingMetrics(registry, N, CONNECTOR_DIRECTIONS, CONNECTOR_DROP_REASONS),
     flowsActive: gauge(registry, N.flowsActive, 'Flows with a live local socket to the service'),
     flowsOpened: counter(registry, N.flowsOpened, 'Flows opened since start'),

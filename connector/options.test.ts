@@ -102,7 +102,7 @@ describe('connector options', () => {
       [REQUIRED, { ZTNA_CA: 'ca.pem', ZTNA_INSECURE: '1' }, 'insecure', 'cannot be combined with --ca'],
       [[...REQUIRED, '--cert', 'c.pem'], {}, 'cert', '--key must be given too'],
       [[...REQUIRED, '--key', 'k.pem'], {}, 'key', '--cert must be given too'],
-      [[...REQUIRED, '--reconnect-max-attempts', '-1'], {}, 'reconnectMaxAttempts', 'expected an integer >= 0'],
+      [[...REQUIRED, '--reconnect-max-attempts', '-1'], {}, 'reconnectMaxAttempts', 'expected an integer in 0..1000000'],
       [[...REQUIRED, '--reconnect-base', '1m', '--reconnect-cap', '10s'], {}, 'reconnectBase', 'must be at most --reconnect-cap'],
       [[...REQUIRED, '--keepalive', '5s'], {}, 'keepalive', 'must be less than --idle-timeout'],
       [[...REQUIRED, '--grace', 'later'], {}, 'grace', '--grace (ZTNA_GRACE): expected a duration'],

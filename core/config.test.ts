@@ -8,6 +8,8 @@ import {
   custom,
   defineSpec,
   duration,
+  formatDuration,
+  MAX_DURATION_MS,
   envName,
   fieldLabel,
   flagName,
@@ -408,4 +410,17 @@ describe('loadOrExit', () => {
 
 test('defineSpec reserves config and help', () => {
   expect(() => defineSpec({ program: 'p', summary: '', options: { config: opt(string(), { help: 'x' }) } })).toThrow();
+});
+
+describe('duration bounds', () => {
+  const spec = (kind: ReturnType<typeof duration>) => defineSpec({ program: 'p', summary: '', options: { d: opt(kind, { help: 'd' }) } });
+  test('max, and a hard cap that a timer can hold', () => {
+    expect(load(spec(duration({ max: 60_000 })), ['--d', '1m'], {}).d).toBe(60_000);
+    expect(() => load(spec(duration({ max: 60_000 })), ['--d', '61s'], {})).toThrow('expected a duration of at most 1m, got "61s"');
+    expect(MAX_DURATION_MS).toBe(2 ** 31 - 1);
+    expect(() => load(spec(duration()), ['--d', '600h'], {})).toThrow(`expected a duration of at most ${MAX_DURATION_MS}ms`);
+    expect(formatDuration(3_600_000)).toBe('1h');
+    expect(formatDuration(90_000)).toBe('90s');
+    expect(formatDuration(1_500)).toBe('1500ms');
+  });
 });

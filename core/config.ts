@@ -80,6 +80,8 @@ export interface Kind<T> {
   readonly list?: boolean;
   /** Value used when nothing is given and there is no explicit default. */
   readonly implicit?: T;
+  /** Accepted range, for help (e.g. `1..4096`). */
+  readonly range?: string;
 }
 
 /** Default JSON handling: strings, numbers and booleans go through parse(). */
@@ -113,7 +115,7 @@ export function integer(opts: { min?: number; max?: number } = {}): Kind<number>
         : max !== undefined
           ? ` <= ${max}`
           : '';
-  return custom('N', (raw) => {
+  const kind = custom('N', (raw) => {
     const text = raw.trim();
     const n = /^-?\d+$/.test(text) ? Number(text) : NaN;
     if (!Number.isSafeInteger(n) || (min !== undefined && n < min) || (max !== undefined && n > max)) {
@@ -121,6 +123,7 @@ export function integer(opts: { min?: number; max?: number } = {}): Kind<number>
     }
     return n;
   });
+  return range === '' ? kind : { ...kind, range: range.trim().replace(/^in /, '') };
 }
 
 const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
@@ -145,18 +148,35 @@ export function parseDuration(raw: string): number {
   return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']!);
 }
 
-/** Durations come back as milliseconds; `min` is in milliseconds too. */
+/**
+ * The longest duration any option takes: timers hold at most 2^31-1 ms
+ * (about 24.8 days), and a longer one would fire at once instead.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** `3600000` -> `1h`, `1500` -> `1500ms`: the largest unit that divides evenly. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/**
+ * Durations come back as milliseconds; `min` and `max` are in milliseconds
+ * too. Every duration is capped at MAX_DURATION_MS.
+ */
 export function duration(opts: { min?: number; max?: number } = {}): Kind<number> {
-  return custom('DURATION', (raw) => {
+  const max = Math.min(opts.max ?? MAX_DURATION_MS, MAX_DURATION_MS);
+  const kind = custom('DURATION', (raw) => {
     const ms = parseDuration(raw);
     if (opts.min !== undefined && ms < opts.min) {
       throw new Error(`expected a duration of at least ${opts.min}ms, ${got(raw)}`);
     }
-    if (opts.max !== undefined && ms > opts.max) {
-      throw new Error(`expected a duration of at most ${opts.max}ms, ${got(raw)}`);
-    }
+    if (ms > max) throw new Error(`expected a duration of at most ${formatDuration(max)}, ${got(raw)}`);
     return ms;
   });
+  return { ...kind, range: `${formatDuration(opts.min ?? 0)}..${formatDuration(max)}` };
 }
 
 export interface HostPort {
@@ -318,12 +338,19 @@ export interface Spec<O extends Options, R> {
   readonly options: O;
   /** Cross-field checks and shaping of the result; throw ConfigError (see optionError). */
   readonly finish: (values: Values<O>) => R;
+  /**
+   * Keys of the config file that are not options of this spec are ignored
+   * instead of refused: for tools that read another program's config file
+   * (`ztna doctor --config /etc/ztna/agent.json`).
+   */
+  readonly foreignConfig?: boolean;
 }
 
 export function defineSpec<O extends Options, R = Values<O>>(spec: {
   program: string;
   summary: string;
   options: O;
+  foreignConfig?: boolean;
   finish?: (values: Values<O>) => R;
 }): Spec<O, R> {
   if ('config' in spec.options || 'help' in spec.options) {
@@ -414,7 +441,7 @@ function scanArgv(options: Options, argv: readonly string[]): Map<string, string
   return raw;
 }
 
-function readConfigFile(path: string, options: Options, readFile: ReadFile): Record<string, unknown> {
+function readConfigFile(path: string, options: Options, readFile: ReadFile, foreign = false): Record<string, unknown> {
   let text: string;
   try {
     text = readFile(path);
@@ -433,6 +460,7 @@ function readConfigFile(path: string, options: Options, readFile: ReadFile): Rec
     throw optionError('config', `config file ${JSON.stringify(path)} must contain a JSON object`);
   }
   const obj = data as Record<string, unknown>;
+  if (foreign) return Object.fromEntries(Object.entries(obj).filter(([key]) => Object.hasOwn(options, key)));
   for (const key of Object.keys(obj)) {
     if (!Object.hasOwn(options, key)) {
       const hint = key === 'config' ? ' (a config file cannot name another)' : '';
@@ -464,7 +492,7 @@ export function load<O extends Options, R>(
   const configFlag = flags.get('config');
   const configPath = configFlag ? configFlag[configFlag.length - 1] : envValue('config');
   if (configPath !== undefined) parseWith('config', () => CONFIG_KIND.parse(configPath));
-  const file = configPath === undefined ? {} : readConfigFile(configPath, options, readFile);
+  const file = configPath === undefined ? {} : readConfigFile(configPath, options, readFile, spec.foreignConfig);
   const fileWhere = configPath === undefined ? undefined : `config file ${JSON.stringify(configPath)}`;
 
   const values: Record<string, unknown> = { config: configPath };
@@ -519,7 +547,8 @@ export function usage(spec: Pick<Spec<Options, unknown>, 'program' | 'summary' |
     const metavar = kind.flag ? '' : ` ${kind.metavar}`;
     const help = meta.help.endsWith('.') ? meta.help : `${meta.help}.`;
     const repeat = kind.list ? ' Repeatable or comma-separated.' : '';
-    lines.push(`  --${flagName(name)}${metavar}  [${envName(name)}]`, `      ${help}${describeDefault(meta)}${repeat}`);
+    const range = kind.range ? ` Range: ${kind.range}.` : '';
+    lines.push(`  --${flagName(name)}${metavar}  [${envName(name)}]`, `      ${help}${describeDefault(meta)}${range}${repeat}`);
   }
   return [
     `Usage: ${spec.program} [options]`,

@@ -74,19 +74,6 @@ function splitAltNames(text: string): string[] {
   return out;
 }
 
-/** The certificates in a PEM text, each parsed; throws naming `path` on one that does not parse. */
-export function countCertificates(pem: string, path: string): number {
-  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-  for (const block of blocks) {
-    try {
-      new X509Certificate(block);
-    } catch (error) {
-      throw new Error(`${path}: unreadable certificate (${(error as Error).message})`);
-    }
-  }
-  return blocks.length;
-}
-
 /** Whether a private key PEM belongs to the certificate; undefined when the key cannot be read. */
 export function keyMatches(certPem: string, keyPem: string): boolean | undefined {
   let key;

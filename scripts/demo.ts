@@ -124,6 +124,7 @@ async function main() {
   console.log(`  server metrics              http://127.0.0.1:${serverOps}/metrics`);
   console.log(`  connector ready             http://127.0.0.1:${connectorOps}/readyz`);
   console.log(`  agent health                http://127.0.0.1:${agentOps}/healthz`);
+  console.log(`  status of each (with --hold) bun cli.ts status --ops 127.0.0.1:${serverOps}  (or :${connectorOps}, :${agentOps})`);
   console.log(`  try it yourself             nc -u ${listen.host} ${listen.port}${hold ? "" : "   (with --hold)"}`);
   console.log("");
 

@@ -18,7 +18,7 @@ echo "== $("$DENO" --version | head -n 1)"
 # load (deno check would skip the import silently and prove nothing).
 shopt -s globstar nullglob
 files=()
-for f in mod.ts cli.ts core/**/*.ts server/*.ts connector/*.ts agent/*.ts; do
+for f in mod.ts cli.ts commands/**/*.ts core/**/*.ts server/*.ts connector/*.ts agent/*.ts; do
   [[ "$f" == *.test.ts ]] || files+=("$f")
 done
 

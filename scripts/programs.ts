@@ -35,8 +35,14 @@ export interface SpawnOptions {
   echo?: boolean;
 }
 
+/**
+ * This Bun running the program's entry file. ZTNA_PROGRAM_BUN_FLAGS adds Bun
+ * flags to every program started this way, e.g. to profile them in the bench:
+ * `ZTNA_PROGRAM_BUN_FLAGS="--cpu-prof-md --cpu-prof-dir=/tmp/prof" npm run bench -- --only goodput`.
+ */
 export function sourceCommand(name: ProgramName): string[] {
-  return [process.execPath, join(ROOT, name, "main.ts")];
+  const flags = (process.env.ZTNA_PROGRAM_BUN_FLAGS ?? "").split(/\s+/).filter(Boolean);
+  return [process.execPath, ...flags, join(ROOT, name, "main.ts")];
 }
 
 export function spawnProgram(name: ProgramName, args: string[], options: SpawnOptions = {}): Program {

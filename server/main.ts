@@ -1,15 +1,16 @@
 /** `ztna server`: the Intermediate Server program. */
-import { readFileSync } from "node:fs";
-import { countCertificates, keyMatches } from "../core/identity.ts";
 import { loadOrExit } from "../core/config.ts";
 import { createLogger, type Logger } from "../core/log.ts";
+import { certificatesInUse, publishCertificates } from "../core/metrics/certificates.ts";
 import { createRegistry } from "../core/metrics/registry.ts";
-import { startOps } from "../core/ops/serve.ts";
+import { bindOps } from "../core/ops/serve.ts";
 import type { HttpServer } from "../core/runtime/http.ts";
 import { loadOrCreateSecret } from "../core/runtime/secret.ts";
-import { onShutdownSignals } from "../core/runtime/signals.ts";
+import { onReloadSignal, onShutdownSignals } from "../core/runtime/signals.ts";
+import { bindError, resolveFlag, startOrExit } from "../core/startup.ts";
+import { describeFinding, loadTlsFiles, type TlsFileSpec, type TlsInspection } from "../core/tls-files.ts";
 import { createAuthoriser } from "./authorise.ts";
-import { createServerMetrics } from "./metrics.ts";
+import { createServerMetrics, type ServerMetrics } from "./metrics.ts";
 import { serverSpec, type ServerOptions } from "./options.ts";
 import { startServer, type Server } from "./server.ts";
 
@@ -27,42 +28,34 @@ export interface ServerProgram {
   reloadTls(): Promise<boolean>;
 }
 
-interface TlsFiles {
-  cert: string;
-  key: string;
-  ca?: string;
+/**
+ * Reads and checks the PEM files (core/tls-files.ts): a file without
+ * certificates, a key of another certificate or an expired certificate would
+ * otherwise be accepted by the QUIC binding and fail every later handshake.
+ * Certificates close to expiry are logged as warnings and every certificate's
+ * expiry is exported as a metric.
+ */
+function readTls(files: TlsFileSpec, metrics: ServerMetrics, log: Logger): TlsInspection {
+  const tls = loadTlsFiles(files);
+  for (const finding of tls.findings) log.warn("certificate_warning", { error: describeFinding(finding), hint: finding.fix });
+  publishCertificates(metrics.certificateExpiry, certificatesInUse("server", tls));
+  return tls;
 }
 
-interface TlsMaterial {
-  certPem: Uint8Array;
-  keyPem: Uint8Array;
-  clientCaPem?: Uint8Array;
+function material(tls: TlsInspection) {
+  return { certPem: tls.certPem!, keyPem: tls.keyPem!, clientCaPem: tls.caPem };
 }
-
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 /**
- * Reads and checks the PEM files. The QUIC binding silently accepts a file
- * without certificates or a key of another certificate and only fails in
- * every later handshake, so those are caught here instead.
+ * Starts the server: files first, then names, then the listeners, so any
+ * problem stops it before it serves, with an error (a StartupError for
+ * files, names and ports) whose message is one line.
  */
-async function readTls(files: TlsFiles): Promise<TlsMaterial> {
-  const certPem = readFileSync(files.cert);
-  const keyPem = readFileSync(files.key);
-  const clientCaPem = files.ca ? readFileSync(files.ca) : undefined;
-  if (countCertificates(text(certPem), files.cert) === 0) throw new Error(`${files.cert}: no PEM certificate`);
-  if (clientCaPem && countCertificates(text(clientCaPem), files.ca!) === 0) throw new Error(`${files.ca}: no PEM certificate`);
-  if (keyMatches(text(certPem), text(keyPem)) === false) {
-    throw new Error(`${files.key} is not the private key of ${files.cert}`);
-  }
-  return { certPem, keyPem, clientCaPem };
-}
-
 export async function runServer(options: ServerOptions, log?: Logger): Promise<ServerProgram> {
   log ??= createLogger({ component: "server", format: options.logFormat, level: options.logLevel });
-  let files: TlsFiles;
+  let files: TlsFileSpec;
   if (options.cert && options.key) {
-    files = { cert: options.cert, key: options.key, ca: options.ca };
+    files = { cert: { path: options.cert, flag: "--cert" }, key: { path: options.key, flag: "--key" } };
   } else {
     // Loaded only here: the issuing library is heavy and a server with its own certificate never needs it.
     const { ensureDevCertificates } = await import("../core/certs.ts");
@@ -72,47 +65,66 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
       cert: dev.certPath,
       hint: `clients verify this server with --ca ${dev.caCertPath}`,
     });
-    files = { cert: dev.certPath, key: dev.keyPath, ca: options.ca };
+    files = {
+      cert: { path: dev.certPath, flag: "--cert (development certificate)" },
+      key: { path: dev.keyPath, flag: "--key (development certificate)" },
+    };
   }
-  const tls = await readTls(files);
+  if (options.ca) files.ca = { path: options.ca, flag: "--ca" };
+  const registry = createRegistry("server");
+  const metrics = createServerMetrics(registry);
+  const tls = readTls(files, metrics, log);
+  const listen = await resolveFlag("--listen", options.listen);
+  // The ops listener binds first and says so last: a port problem on either leaves one line, not a half start.
+  let server: Server | null = null;
+  const ops = await bindOps({
+    listen: options.ops,
+    registry,
+    ready: () => server?.ready() ?? { ready: false, reason: "starting" },
+    status: () => server?.status() ?? { component: "server", starting: true },
+  });
+  try {
+    server = await startServer(
+      {
+        listen,
+        ...material(tls),
+        authorise: options.ca ? createAuthoriser() : undefined,
+        graceMs: options.grace,
+        idleTimeoutMs: options.idleTimeout,
+        keepaliveMs: options.keepalive,
+        flowIdleMs: options.flowIdle,
+        maxUdpPayload: options.maxUdpPayload,
+        restart: { reconnectInMs: options.restartReconnectIn, tryForMs: options.restartTryFor },
+        retryKey: loadOrCreateSecret(options.stateDir, "retry.key"),
+        resetKey: loadOrCreateSecret(options.stateDir, "reset.key"),
+        limits: {
+          connectionsPerAddress: options.maxConnectionsPerAddress,
+          handshakes: options.maxHandshakes,
+          flowsPerAgent: options.maxFlowsPerAgent,
+          registrationsPerConnection: options.maxRegistrationsPerConnection,
+          controlMessage: options.maxControlMessage,
+          datagramsPerSecond: options.maxDatagramRate,
+        },
+      },
+      metrics,
+      log,
+    );
+  } catch (error) {
+    await ops?.stop();
+    throw bindError(error, "--listen", "UDP", listen);
+  }
+  if (ops) log.info("ops_listening", { url: ops.url });
   if (options.ca) {
     log.info("mtls_enabled", { ca: options.ca, detail: "clients need a certificate from this CA; its ztna:// URIs decide what they may register or open" });
   } else {
     log.warn("open_mode", { detail: "no --ca: client certificates are not required; any peer may register or open services" });
   }
-  const registry = createRegistry("server");
-  const metrics = createServerMetrics(registry);
-  const server = await startServer(
-    {
-      listen: options.listen,
-      ...tls,
-      authorise: options.ca ? createAuthoriser() : undefined,
-      graceMs: options.grace,
-      idleTimeoutMs: options.idleTimeout,
-      keepaliveMs: options.keepalive,
-      flowIdleMs: options.flowIdle,
-      maxUdpPayload: options.maxUdpPayload,
-      restart: { reconnectInMs: options.restartReconnectIn, tryForMs: options.restartTryFor },
-      retryKey: loadOrCreateSecret(options.stateDir, "retry.key"),
-      resetKey: loadOrCreateSecret(options.stateDir, "reset.key"),
-      limits: {
-        connectionsPerAddress: options.maxConnectionsPerAddress,
-        handshakes: options.maxHandshakes,
-        flowsPerAgent: options.maxFlowsPerAgent,
-        registrationsPerConnection: options.maxRegistrationsPerConnection,
-        controlMessage: options.maxControlMessage,
-        datagramsPerSecond: options.maxDatagramRate,
-      },
-    },
-    metrics,
-    log,
-  );
-  const ops = startOps({ listen: options.ops, registry, ready: server.ready, status: server.status, log });
+  const running = server;
   // One reload at a time, so a quick second SIGHUP cannot be overtaken by the first one's older read.
   let reloading: Promise<boolean> = Promise.resolve(true);
   const reloadOnce = async (): Promise<boolean> => {
     try {
-      server.reloadTls(await readTls(files)); // logs tls_reloaded
+      running.reloadTls(material(readTls(files, metrics, log))); // logs tls_reloaded
       return true;
     } catch (error) {
       log.error("tls_reload_failed", { error: (error as Error).message, detail: "keeping the previous certificates" });
@@ -120,11 +132,11 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
     }
   };
   return {
-    server,
+    server: running,
     ops,
     log,
     async shutdown() {
-      await server.drain(options.alternate ?? "");
+      await running.drain(options.alternate ?? "");
       await ops?.stop();
     },
     reloadTls() {
@@ -137,20 +149,14 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
 export async function main(argv = process.argv.slice(2), env: Record<string, string | undefined> = process.env) {
   const options = loadOrExit(serverSpec(Boolean(process.stderr.isTTY)), argv, env);
   // SIGHUP: new certificates without a restart (e.g. after rotation); live connections keep theirs.
-  // Installed before startup so an early SIGHUP is not fatal (its default action); one that arrives
-  // while starting is applied once the server runs.
-  let program: ServerProgram | null = null;
-  let reloadWhenStarted = false;
-  if (process.platform !== "win32") {
-    process.on("SIGHUP", () => {
-      if (program === null) return void (reloadWhenStarted = true);
-      program.log.info("tls_reload_requested", { signal: "SIGHUP" });
-      void program.reloadTls();
-    });
-  }
-  program = await runServer(options);
-  onShutdownSignals(() => program!.shutdown(), program.log);
-  if (reloadWhenStarted) void program.reloadTls();
+  const reload = onReloadSignal();
+  const log = createLogger({ component: "server", format: options.logFormat, level: options.logLevel });
+  const program = await startOrExit(log, () => runServer(options, log));
+  onShutdownSignals(() => program.shutdown(), program.log);
+  reload.ready(() => {
+    program.log.info("tls_reload_requested", { signal: "SIGHUP" });
+    void program.reloadTls();
+  });
 }
 
 if (import.meta.main) await main();

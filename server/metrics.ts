@@ -1,6 +1,7 @@
 // The server's metric set: plain data built once at startup and passed to the
 // code that counts. Hot-path series (per datagram) are pre-created cells.
 import type { Registry } from 'prom-client';
+import { CERTIFICATE_EXPIRY, certificateMetrics } from '../core/metrics/certificates.ts';
 import { each, preset, computedGauge, counter, counterFamily, gauge, gaugeFamily } from '../core/metrics/cells.ts';
 import { histogram } from '../core/metrics/histogram.ts';
 import type { ResultLabels } from '../core/metrics/labels.ts';
@@ -23,10 +24,26 @@ export const SERVER_STREAM_RESULTS = [
 ] as const;
 export type ServerStreamResult = (typeof SERVER_STREAM_RESULTS)[number];
 
+/**
+ * Why a QUIC handshake did not complete: the TLS alert that ended it (ours or
+ * the client's), `timeout` when the client went quiet, `other` for the rest.
+ */
+export const HANDSHAKE_FAILURE_REASONS = [
+  'certificate_required',
+  'unknown_ca',
+  'certificate_expired',
+  'bad_certificate',
+  'no_application_protocol',
+  'timeout',
+  'other',
+] as const;
+export type HandshakeFailureReason = (typeof HANDSHAKE_FAILURE_REASONS)[number];
+
 export const SERVER_STREAM_ENDS = ['fin', 'reset', 'connection_lost'] as const;
 export type ServerStreamEnd = (typeof SERVER_STREAM_ENDS)[number];
 
 const N = {
+  certificateExpiry: CERTIFICATE_EXPIRY,
   connectionsActive: 'ztna_server_connections_active',
   connectionsTotal: 'ztna_server_connections_total',
   registrations: 'ztna_server_registrations_total',
@@ -38,6 +55,7 @@ const N = {
   bytesRelayed: 'ztna_server_bytes_relayed_total',
   drops: 'ztna_server_drops_total',
   handshakeDuration: 'ztna_server_handshake_duration_seconds',
+  handshakeFailures: 'ztna_server_handshake_failures_total',
   draining: 'ztna_server_draining',
   uptime: 'ztna_server_uptime_seconds',
   protocolErrors: 'ztna_server_protocol_errors_total',
@@ -58,6 +76,7 @@ export function createServerMetrics(registry: Registry) {
     (performance.now() - startedAt) / 1000,
   );
   return {
+    ...certificateMetrics(registry),
     connectionsActive: preset(
       gaugeFamily<{ role: ServerRole }>(registry, N.connectionsActive, 'Open QUIC connections by peer role', ['role']),
       each('role', SERVER_ROLES),
@@ -101,6 +120,15 @@ export function createServerMetrics(registry: Registry) {
       registry,
       N.handshakeDuration,
       'QUIC handshake duration of accepted connections, in seconds',
+    ),
+    handshakeFailures: preset(
+      counterFamily<{ reason: HandshakeFailureReason }>(
+        registry,
+        N.handshakeFailures,
+        'QUIC handshakes that did not complete, by reason (the TLS alert, timeout, other)',
+        ['reason'],
+      ),
+      each('reason', HANDSHAKE_FAILURE_REASONS),
     ),
     draining: gauge(registry, N.draining, '1 while the server is draining for shutdown, else 0'),
     protocolErrors: counterFamily<{ kind: string }>(registry, N.protocolErrors, 'Protocol violations by peers, by kind', [

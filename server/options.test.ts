@@ -127,3 +127,48 @@ console.log('ok');`;
     expect(ok.stdout.toString()).toBe('ok\n');
   });
 });
+
+describe('upper bounds', () => {
+  const message = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof ConfigError) return err.message;
+      throw err;
+    }
+    throw new Error('expected a ConfigError');
+  };
+
+  test('maxFlowsPerAgent: 1e12 is refused when parsed, from a flag, the environment or the config file', () => {
+    expect(message(() => parse(['--max-flows-per-agent', '1000000000000']))).toBe(
+      'invalid config: --max-flows-per-agent (ZTNA_MAX_FLOWS_PER_AGENT): expected an integer in 1..1000000, got "1000000000000"',
+    );
+    expect(message(() => parse([], { ZTNA_MAX_FLOWS_PER_AGENT: '1000000000000' }))).toContain('expected an integer in 1..1000000');
+    expect(message(() => parse(['--config', 'c.json'], {}, { 'c.json': '{"maxFlowsPerAgent": 1e12}' }))).toBe(
+      'invalid config: --max-flows-per-agent (ZTNA_MAX_FLOWS_PER_AGENT) in config file "c.json": expected an integer in 1..1000000, got "1000000000000"',
+    );
+    expect(parse(['--max-flows-per-agent', '1000000']).maxFlowsPerAgent).toBe(1_000_000);
+  });
+
+  test('every numeric option has a bound, shown in --help', () => {
+    const cases: [string, string][] = [
+      ['--max-connections-per-address', '65537'],
+      ['--max-handshakes', '100001'],
+      ['--max-registrations-per-connection', '65536'],
+      ['--max-datagram-rate', '10000001'],
+      ['--max-control-message', '4097'],
+      ['--max-udp-payload', '65528'],
+      ['--grace', '2h'],
+      ['--idle-timeout', '61m'],
+      ['--keepalive', '11m'],
+      ['--flow-idle', '25h'],
+    ];
+    for (const [flag, value] of cases) expect(message(() => parse([flag, value]))).toContain(`${flag} (`);
+    expect(message(() => parse(['--flow-idle', '25h']))).toContain('expected a duration of at most 24h, got "25h"');
+    // Timers cannot hold more than 2^31-1 ms: no duration goes past that, whatever its own bound.
+    expect(message(() => parse(['--flow-idle', '999999999999']))).toContain('at most 24h');
+    const help = usage(serverSpec(false));
+    expect(help).toContain('Range: 1..1000000.');
+    expect(help).toContain('Range: 1ms..24h.');
+  });
+});

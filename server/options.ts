@@ -13,7 +13,7 @@ import {
   string,
 } from '../core/config.ts';
 import type { HostPort, LogFormat, LogLevel, ReadFile } from '../core/config.ts';
-import { commonOptions, quicPacketOption } from '../core/client/options.ts';
+import { commonOptions, DAY, HOUR, MINUTE, quicPacketOption } from '../core/client/options.ts';
 
 export interface ServerOptions {
   /** QUIC listen address. */
@@ -65,7 +65,7 @@ export function serverSpec(stdoutIsTty: boolean) {
       cert: opt(string('FILE'), { help: 'Server certificate chain PEM (with --key)' }),
       key: opt(string('FILE'), { help: 'Server private key PEM (with --cert)' }),
       ca: opt(string('FILE'), { help: 'CA PEM for verifying client certificates (mTLS)' }),
-      grace: opt(duration(), { help: 'Drain time on shutdown before connections are closed', default: '10s' }),
+      grace: opt(duration({ max: HOUR }), { help: 'Drain time on shutdown before connections are closed', default: '10s' }),
       alternate: opt(string('HOST:PORT'), { help: 'Another server to name in GOAWAY when draining' }),
       restartTryFor: opt(duration({ max: U32_MAX }), {
         help: 'On SIGTERM, GOAWAY tells clients the server restarts: they dial at a short interval for this long (0 = not a restart: they back off)',
@@ -75,15 +75,15 @@ export function serverSpec(stdoutIsTty: boolean) {
         help: 'How long after the connection ends clients wait before their first dial to the restarted server',
         default: '0s',
       }),
-      idleTimeout: opt(duration({ min: 1 }), { help: 'QUIC idle timeout for silent peers', default: '30s' }),
-      keepalive: opt(duration({ min: 1 }), { help: 'Keepalive ping interval', default: '1s' }),
-      flowIdle: opt(duration({ min: 1 }), { help: 'Close relayed flows idle this long', default: '120s' }),
-      maxConnectionsPerAddress: opt(integer({ min: 1 }), { help: 'Connections one source address may hold', default: '256' }),
-      maxHandshakes: opt(integer({ min: 1 }), { help: 'Handshakes in progress at once', default: '1024' }),
-      maxFlowsPerAgent: opt(integer({ min: 1 }), { help: 'Flows one agent connection may open', default: '4096' }),
-      maxRegistrationsPerConnection: opt(integer({ min: 1 }), { help: 'Services one connector connection may register', default: '64' }),
+      idleTimeout: opt(duration({ min: 1, max: HOUR }), { help: 'QUIC idle timeout for silent peers', default: '30s' }),
+      keepalive: opt(duration({ min: 1, max: 10 * MINUTE }), { help: 'Keepalive ping interval', default: '1s' }),
+      flowIdle: opt(duration({ min: 1, max: DAY }), { help: 'Close relayed flows idle this long', default: '120s' }),
+      maxConnectionsPerAddress: opt(integer({ min: 1, max: 65_536 }), { help: 'Connections one source address may hold before they say HELLO (handshaking or silent); when full, the oldest is closed. Peers that said HELLO never count', default: '256' }),
+      maxHandshakes: opt(integer({ min: 1, max: 100_000 }), { help: 'Handshakes in progress at once', default: '1024' }),
+      maxFlowsPerAgent: opt(integer({ min: 1, max: 1_000_000 }), { help: 'Flows one agent connection may open', default: '4096' }),
+      maxRegistrationsPerConnection: opt(integer({ min: 1, max: 65_535 }), { help: 'Services one connector connection may register', default: '64' }),
       maxControlMessage: opt(integer({ min: 64, max: 4096 }), { help: 'Largest control message accepted, bytes', default: '4096' }),
-      maxDatagramRate: opt(integer({ min: 1 }), { help: 'DATAGRAMs per second one connection may send', default: '200000' }),
+      maxDatagramRate: opt(integer({ min: 1, max: 10_000_000 }), { help: 'DATAGRAMs per second one connection may send', default: '200000' }),
       ...quicPacketOption(),
       ...commonOptions(stdoutIsTty),
     },

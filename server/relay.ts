@@ -27,7 +27,17 @@ export interface Binding<C = unknown> {
   draining: boolean;
 }
 
+/** What a service relayed since it was first seen: plain fields, added to per datagram. */
+export interface ServiceTraffic {
+  datagramsToConnector: number;
+  datagramsToAgent: number;
+  bytesToConnector: number;
+  bytesToAgent: number;
+}
+
 export interface Flow<C = unknown> {
+  /** The service's traffic counters, so the hot path counts without a lookup. */
+  readonly traffic: ServiceTraffic;
   readonly agent: Binding<C>;
   readonly agentFlow: number;
   /** Where new requests of this flow go. */
@@ -42,6 +52,7 @@ export interface Service<C = unknown> {
   /** Agents that opened the service, to be told when it goes down or up. */
   readonly agents: Set<Binding<C>>;
   nextPick: number;
+  readonly traffic: ServiceTraffic;
 }
 
 export interface Relay<C = unknown> {
@@ -84,10 +95,14 @@ function grantChannel<C>(peer: Peer<C>, service: string): Binding<C> | null {
 function ensureService<C>(relay: Relay<C>, name: string): Service<C> {
   let service = relay.services.get(name);
   if (!service) {
-    service = { name, connectors: [], agents: new Set(), nextPick: 0 };
+    service = { name, connectors: [], agents: new Set(), nextPick: 0, traffic: noTraffic() };
     relay.services.set(name, service);
   }
   return service;
+}
+
+function noTraffic(): ServiceTraffic {
+  return { datagramsToConnector: 0, datagramsToAgent: 0, bytesToConnector: 0, bytesToAgent: 0 };
 }
 
 export function findBinding<C>(peer: Peer<C>, service: string): Binding<C> | undefined {
@@ -230,8 +245,8 @@ export function routeFromAgent<C>(
   if (agent.flows.size >= maxFlows) return "flow_limit";
   const service = relay.services.get(binding.service);
   const connector = service ? pickConnector(service) : null;
-  if (!connector) return "service_down";
-  const flow: Flow<C> = { agent: binding, agentFlow, connector, connectorFlow: 0, lastSeen: now };
+  if (!service || !connector) return "service_down";
+  const flow: Flow<C> = { traffic: service.traffic, agent: binding, agentFlow, connector, connectorFlow: 0, lastSeen: now };
   moveFlow(flow, connector, now);
   agent.flows.set(key, flow);
   relay.flowCount++;

@@ -15,9 +15,12 @@ import {
   validateServiceName,
   versionOfAlpn,
 } from "../core/frame/control.ts";
-import { type DatagramHeader, parseDatagram, writeDatagramHeader } from "../core/frame/datagram.ts";
+import { DATAGRAM_HEADER_LEN, type DatagramHeader, parseDatagram, writeDatagramHeader } from "../core/frame/datagram.ts";
+import { formatAddress } from "../core/net/address.ts";
 import type { Logger } from "../core/log.ts";
-import { createEndpoint, type Endpoint, type QuicConnection } from "../core/quic/endpoint.ts";
+import { createRepeatLog } from "../core/log-repeats.ts";
+import { createEndpoint, type CloseInfo, type Endpoint, type QuicConnection } from "../core/quic/endpoint.ts";
+import { classifyHandshakeFailure, refusalHint } from "./refusals.ts";
 import { serverQuicConfig } from "../core/quic/config.ts";
 import {
   type Peer,
@@ -34,7 +37,8 @@ import {
   routeFromConnector,
 } from "./relay.ts";
 import type { ServerMetrics } from "./metrics.ts";
-import { buildStatus, type PeerFacts, type ServerStatus } from "./status.ts";
+import { buildStatus, type PeerFacts } from "./status.ts";
+import { createTrafficSampler, type ServerStatusWithRates } from "./traffic.ts";
 import { createStreamRelay } from "./streams.ts";
 import { readIdentity } from "../core/identity.ts";
 import { COMMIT, VERSION } from "../core/version.ts";
@@ -100,7 +104,7 @@ export interface Server {
   /** New certificate, key and client CA for connections accepted from now on; existing ones are kept. */
   reloadTls(tls: { certPem: Uint8Array; keyPem: Uint8Array; clientCaPem?: Uint8Array }): void;
   /** The `GET /status` document (server/status.ts). */
-  status(): ServerStatus;
+  status(): ServerStatusWithRates;
 }
 
 interface Session {
@@ -188,15 +192,38 @@ export async function startServer(
     session.conn.close(CloseCode.PROTOCOL_ERROR, detail);
   };
 
-  const nack = (session: Session, req: number, code: NackCode, reason: string, kind: "registrations" | "opens") => {
+  // A refused client asks again (every second for an agent's OPEN): log once, then a count a minute.
+  const refusals = createRepeatLog(log);
+  const nack = (
+    session: Session,
+    msg: { req: number; service: string },
+    code: NackCode,
+    reason: string,
+    kind: "registrations" | "opens",
+  ) => {
     metrics[kind].child({ result: "nack", reason: code }).inc();
-    log.info(kind === "registrations" ? "register_refused" : "open_refused", {
-      peer: remoteText(session.conn),
+    const peer = remoteText(session.conn);
+    refusals.log("info", kind === "registrations" ? "register_refused" : "open_refused", `${peer}|${msg.service}|${code}`, {
+      peer,
+      service: msg.service,
       code,
       reason,
     });
-    send(session.conn, { type: "nack", req, code, reason });
+    send(session.conn, { type: "nack", req: msg.req, code, reason });
   };
+
+  /** A handshake that never completed: counted by reason, logged once per client address and reason a minute. */
+  function handshakeFailed(conn: QuicConnection, info: CloseInfo) {
+    const failure = classifyHandshakeFailure(info);
+    metrics.handshakeFailures.child({ reason: failure.reason }).inc();
+    refusals.log("warn", "handshake_failed", `${failure.reason}|${conn.remote.host}`, {
+      peer: remoteText(conn),
+      reason: failure.reason,
+      alert: failure.alert,
+      refused_by: failure.by,
+      hint: refusalHint(failure),
+    });
+  }
 
   function onControl(session: Session, msg: ControlMessage) {
     const conn = session.conn;
@@ -211,6 +238,8 @@ export async function startServer(
       }
       if (session.helloTimer) clearTimeout(session.helloTimer);
       session.helloTimer = null;
+      // A peer that says HELLO no longer counts against its address's unproven connections.
+      conn.markProven();
       const peer = createPeer(nextPeerId++, msg.role, conn);
       session.peer = peer;
       session.facts.identity = identityText(conn.peerCertificate());
@@ -232,21 +261,21 @@ export async function startServer(
     const peer = session.peer;
     switch (msg.type) {
       case "register": {
-        if (peer.role !== "connector") return nack(session, msg.req, "invalid_request", "only connectors register", "registrations");
+        if (peer.role !== "connector") return nack(session, msg, "invalid_request", "only connectors register", "registrations");
         const bad = validateServiceName(msg.service);
-        if (bad) return nack(session, msg.req, "invalid_request", bad, "registrations");
-        if (draining) return nack(session, msg.req, "draining", "server is draining", "registrations");
+        if (bad) return nack(session, msg, "invalid_request", bad, "registrations");
+        if (draining) return nack(session, msg, "draining", "server is draining", "registrations");
         if (settings.authorise && !settings.authorise(conn.peerCertificate(), "connector", msg.service)) {
-          return nack(session, msg.req, "not_authorised", `certificate does not name connector for ${msg.service}`, "registrations");
+          return nack(session, msg, "not_authorised", `certificate does not name connector for ${msg.service}`, "registrations");
         }
         const existing = findBinding(peer, msg.service);
-        if (existing && !existing.draining) return nack(session, msg.req, "duplicate", `${msg.service} already registered on this connection`, "registrations");
+        if (existing && !existing.draining) return nack(session, msg, "duplicate", `${msg.service} already registered on this connection`, "registrations");
         if (session.registrations >= limits.registrationsPerConnection) {
-          return nack(session, msg.req, "limit_exceeded", `at most ${limits.registrationsPerConnection} registrations per connection`, "registrations");
+          return nack(session, msg, "limit_exceeded", `at most ${limits.registrationsPerConnection} registrations per connection`, "registrations");
         }
         if (existing) removeConnector(relay, existing, Date.now());
         const result = registerConnector(relay, peer, msg.service);
-        if (!result) return nack(session, msg.req, "limit_exceeded", "no free channel", "registrations");
+        if (!result) return nack(session, msg, "limit_exceeded", "no free channel", "registrations");
         session.registrations++;
         session.facts.registeredAt.set(msg.service, Date.now());
         metrics.registrations.child({ result: "ack", reason: "ok" }).inc();
@@ -258,7 +287,7 @@ export async function startServer(
       }
       case "deregister": {
         const binding = peer.role === "connector" ? findBinding(peer, msg.service) : undefined;
-        if (!binding) return nack(session, msg.req, "invalid_request", `${msg.service} is not registered here`, "registrations");
+        if (!binding) return nack(session, msg, "invalid_request", `${msg.service} is not registered here`, "registrations");
         const wentDown = drainConnector(relay, binding, Date.now());
         metrics.deregistrations.inc();
         log.info("deregistered", { peer: remoteText(conn), service: msg.service });
@@ -268,24 +297,50 @@ export async function startServer(
         return;
       }
       case "open": {
-        if (peer.role !== "agent") return nack(session, msg.req, "invalid_request", "only agents open services", "opens");
+        if (peer.role !== "agent") return nack(session, msg, "invalid_request", "only agents open services", "opens");
         const bad = validateServiceName(msg.service);
-        if (bad) return nack(session, msg.req, "invalid_request", bad, "opens");
+        if (bad) return nack(session, msg, "invalid_request", bad, "opens");
         if (settings.authorise && !settings.authorise(conn.peerCertificate(), "agent", msg.service)) {
-          return nack(session, msg.req, "not_authorised", `certificate does not allow ${msg.service}`, "opens");
+          return nack(session, msg, "not_authorised", `certificate does not allow ${msg.service}`, "opens");
         }
-        if (findBinding(peer, msg.service)) return nack(session, msg.req, "duplicate", `${msg.service} already open`, "opens");
+        if (findBinding(peer, msg.service)) return nack(session, msg, "duplicate", `${msg.service} already open`, "opens");
         const result = openService(relay, peer, msg.service);
-        if (!result) return nack(session, msg.req, "unknown_service", `no connector has registered ${msg.service}`, "opens");
+        if (!result) return nack(session, msg, "unknown_service", `no connector has registered ${msg.service}`, "opens");
         metrics.opens.child({ result: "ack", reason: "ok" }).inc();
         log.info("opened", { peer: remoteText(conn), service: msg.service, channel: result.binding.channel, up: result.up });
         send(conn, { type: "ack", req: msg.req, channel: result.binding.channel });
         if (!result.up) send(conn, { type: "service_status", service: msg.service, up: false });
         return;
       }
+      case "probe":
+        return answerProbe(session, peer, msg);
       default:
         return protocolError(session, "unexpected_message", `unexpected ${msg.type} from ${peer.role}`);
     }
+  }
+
+  /**
+   * PROBE (ztna doctor): may this identity act for the service in its role,
+   * and how many connectors serve it here. No side effects; connector counts
+   * only for a service the peer may use.
+   */
+  function answerProbe(session: Session, peer: Peer<QuicConnection>, msg: { req: number; service: string }) {
+    let allowed: boolean | null = null;
+    let live = 0;
+    let leaving = 0;
+    if (msg.service !== "") {
+      allowed = settings.authorise ? settings.authorise(session.conn.peerCertificate(), peer.role, msg.service) : true;
+      if (allowed) for (const b of relay.services.get(msg.service)?.connectors ?? []) b.draining ? leaving++ : live++;
+    }
+    send(session.conn, {
+      type: "probe_reply",
+      req: msg.req,
+      serverTimeMs: Date.now(),
+      allowed,
+      connectors: Math.min(live, 0xffff),
+      draining: Math.min(leaving, 0xffff),
+      software: `${VERSION} (${COMMIT})`,
+    });
   }
 
   function onDatagram(conn: QuicConnection, buf: Uint8Array) {
@@ -293,6 +348,11 @@ export async function startServer(
     const session = conn.context as Session;
     const peer = session.peer;
     if (peer === null) return dropped("before_hello");
+    // Channel 0 is never granted: it is the path probe (ztna doctor), sent back as it came, whatever its size.
+    if (len >= DATAGRAM_HEADER_LEN && buf[0] === 0 && buf[1] === 0) {
+      if (!conn.sendDatagram(buf)) dropped("queue_full");
+      return;
+    }
     const error = parseDatagram(buf, len, header);
     if (error !== null) return dropped(error.kind === "oversized" ? "oversized" : "malformed");
     const now = Date.now();
@@ -305,16 +365,21 @@ export async function startServer(
         metrics.flowsActive.set(relay.flowCount);
       }
       writeDatagramHeader(buf, flow.connector.channel, flow.connectorFlow);
-      if (!flow.connector.peer.conn.sendDatagram(buf)) return dropped("queue_full");
+      // Fair turns at the connector's connection: per agent, then per flow.
+      if (!flow.connector.peer.conn.sendDatagram(buf, peer.id, header.flow)) return dropped("queue_full");
       relayedA2C.inc();
       bytesA2C.inc(header.payloadLength);
+      flow.traffic.datagramsToConnector++;
+      flow.traffic.bytesToConnector += header.payloadLength;
     } else {
       const flow = routeFromConnector(peer, header.channel, header.flow, now);
       if (flow === undefined) return dropped("unknown_flow");
       writeDatagramHeader(buf, flow.agent.channel, flow.agentFlow);
-      if (!flow.agent.peer.conn.sendDatagram(buf)) return dropped("queue_full");
+      if (!flow.agent.peer.conn.sendDatagram(buf, peer.id, header.flow)) return dropped("queue_full");
       relayedC2A.inc();
       bytesC2A.inc(header.payloadLength);
+      flow.traffic.datagramsToAgent++;
+      flow.traffic.bytesToAgent += header.payloadLength;
     }
   }
 
@@ -324,12 +389,11 @@ export async function startServer(
     retry: true,
     retryKey: settings.retryKey,
     keepaliveMs: settings.keepaliveMs,
-    maxPacketSize: settings.maxUdpPayload,
-    maxConnectionsPerAddress: limits.connectionsPerAddress,
+    maxUdpPayload: settings.maxUdpPayload,
+    maxUnprovenPerAddress: limits.connectionsPerAddress,
     maxHandshakes: limits.handshakes,
     maxDatagramsPerSecond: limits.datagramsPerSecond,
-    // One configuration per connection: each carries its own stateless reset token.
-    config: () => quicConfig({ certPem: settings.certPem, keyPem: settings.keyPem, clientCaPem: settings.clientCaPem }),
+    config: quicConfig({ certPem: settings.certPem, keyPem: settings.keyPem, clientCaPem: settings.clientCaPem }),
     statelessResetKey: settings.resetKey,
     // Limits hit keep their own names; the rest are stray packets.
     onDrop: (reason) => dropped(LIMIT_DROPS.has(reason) ? reason : `packet_${reason}`),
@@ -379,6 +443,7 @@ export async function startServer(
       },
       onDatagram,
       onClosed(conn, info) {
+        if (!conn.established) return handshakeFailed(conn, info);
         streams.onClosed(conn);
         const session = conn.context as Session | undefined;
         if (!session) return;
@@ -395,6 +460,10 @@ export async function startServer(
     },
   });
 
+  // Datagram and byte rates for /status, from a sample a second.
+  const traffic = createTrafficSampler(relay);
+  traffic.sample();
+  const sampler = setInterval(() => traffic.sample(), 1_000);
   const sweeper = setInterval(() => {
     const expired = expireFlows(relay, peers, Date.now() - settings.flowIdleMs);
     if (expired > 0) log.debug("flows_expired", { count: expired });
@@ -408,6 +477,8 @@ export async function startServer(
     if (closed) return;
     closed = true;
     clearInterval(sweeper);
+    clearInterval(sampler);
+    refusals.close();
     await endpoint.close(CloseCode.SHUTDOWN, "server shutting down");
   };
 
@@ -456,18 +527,20 @@ export async function startServer(
     close,
     flowCount: () => relay.flowCount,
     status: () =>
-      buildStatus({
-        relay,
-        peers,
-        factsOf: (peer) => (peer.conn.context as Session).facts,
-        version: `${VERSION} (${COMMIT})`,
-        startedAt,
-        now: Date.now(),
-        draining,
-        restart,
-      }),
+      traffic.addRates(
+        buildStatus({
+          relay,
+          peers,
+          factsOf: (peer) => (peer.conn.context as Session).facts,
+          version: `${VERSION} (${COMMIT})`,
+          startedAt,
+          now: Date.now(),
+          draining,
+          restart,
+        }),
+      ),
     reloadTls(tls) {
-      endpoint.reconfigure(() => quicConfig(tls));
+      endpoint.reconfigure(quicConfig(tls));
       log.info("tls_reloaded", { mtls: tls.clientCaPem !== undefined });
     },
   };
@@ -492,8 +565,7 @@ function identityText(cert: Uint8Array | null): string | null {
   return uris.join(",");
 }
 
-function remoteText(conn: QuicConnection): string {
-  const { host, port } = conn.remote;
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+function remoteText(conn: QuicConnection<unknown>): string {
+  return formatAddress(conn.remote);
 }
 

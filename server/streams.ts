@@ -19,6 +19,7 @@ import {
   streamResetName,
   type StreamHeaderReader,
 } from "../core/frame/stream.ts";
+import { formatAddress } from "../core/net/address.ts";
 import type { Logger } from "../core/log.ts";
 import type { QuicConnection } from "../core/quic/endpoint.ts";
 import type { ServerMetrics, ServerStreamResult } from "./metrics.ts";
@@ -213,7 +214,6 @@ export function createStreamRelay(settings: StreamRelaySettings): StreamRelay {
   };
 }
 
-function remoteText(conn: QuicConnection): string {
-  const { host, port } = conn.remote;
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+function remoteText(conn: QuicConnection<unknown>): string {
+  return formatAddress(conn.remote);
 }

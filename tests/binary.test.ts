@@ -49,6 +49,15 @@ function ztna(...args: string[]): { code: number; stdout: string; stderr: string
   return { code: r.exitCode ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
 
+/** Runs the binary without blocking this process (which serves the echo the doctor probes). */
+async function ztnaAsync(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const p = Bun.spawn([bin, ...args], { cwd: runDir, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const timer = setTimeout(() => p.kill("SIGKILL"), 20_000);
+  const [code, stdout, stderr] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
 /** Starts `ztna <name> args` from the empty directory. */
 function start(name: ProgramName, args: string[]): Program {
   const p = spawnProgram(name, args, { command: (n) => [bin, n], cwd: runDir });
@@ -119,5 +128,14 @@ describe("compiled binary", () => {
     }
     // No program fell over along the way.
     for (const p of programs) expect(p.logs.filter((e) => e.level === "error")).toEqual([]);
+
+    // The operator's tools from the same binary: doctor (all seven checks, a round trip through echo) and status.
+    const doctor = await ztnaAsync("doctor", ...clientFlags("agent").slice(0, 10), "--service", "echo", "--probe", "udp");
+    expect({ code: doctor.code, last: doctor.stdout.trim().split("\n").at(-1) }).toEqual({ code: 0, last: "All checks passed." });
+    const ops = String((await server.waitForLog("ops_listening")).url);
+    const status = await ztnaAsync("status", "--ops", ops);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^ztna server /);
+    expect(status.stdout).toMatch(/\necho +1 +1 +1 /);
   }, 60_000);
 });

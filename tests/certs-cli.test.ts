@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { keyMatchesCertificate, readIdentity, x509 } from "../core/certs.ts";
-import { run } from "../scripts/certs.ts";
+import { run } from "../commands/certs.ts";
 
 const DAY_MS = 86_400_000;
 let dir = "";
@@ -165,6 +165,13 @@ describe("certs show", () => {
     writeFileSync(p("agent.der"), new Uint8Array(cert("out/agent-db.pem").rawData));
     const der = await certs("show", p("agent.der"));
     expect(der.out.slice(1)).toEqual(pem.out.slice(1));
+  });
+
+  test("a certificate expiring within 14 days says so", async () => {
+    await initCa();
+    await issue("--role", "agent", "--service", "db", "--days", "5", "--name", "short");
+    const text = (await certs("show", p("out/short.pem"))).out.join("\n");
+    expect(text).toMatch(/^not after +\S+ \(valid, 4 days left: RENEW SOON\)$/m);
   });
 
   test("refuses keys, missing files and extra arguments", async () => {

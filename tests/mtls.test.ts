@@ -199,6 +199,25 @@ describe("mTLS authorisation", () => {
     expect(s.server.flowCount()).toBe(0);
   });
 
+  test("an agent refused again and again is logged once on both sides, not once a second", async () => {
+    const s = await mtlsServer();
+    const echo = teardown.add(await startEcho(), (x) => x.close());
+    const c = await connector(s, "payroll", echo.address, await issue("connector", ["payroll"]));
+    await waitFor(() => c.connector.ready().ready, 3_000, "connector registered");
+    const a = await agent(s, ["payroll"], await issue("agent", ["wiki"]));
+    // The agent asks again every second: wait for the third refusal.
+    const refused = a.metrics.opens.child({ result: "nack", reason: "not_authorised" });
+    await waitFor(() => refused.value >= 3, 5_000, "three not_authorised NACKs");
+    expect(logged(a.log, "open_refused")).toHaveLength(1);
+    expect(logged(s.log, "open_refused")).toHaveLength(1);
+    expect(logged(s.log, "open_refused")[0]).toMatchObject({ service: "payroll", code: "not_authorised" });
+    // The minute's count arrives as one line (here: at shutdown, which reports what is pending).
+    await a.agent.close();
+    const summary = logged(a.log, "open_refused")[1]!;
+    expect(summary.repeated).toBeGreaterThanOrEqual(2);
+    expect(summary.window_s).toBe(60);
+  });
+
   test("an agent certificate naming * may open any service", async () => {
     const s = await mtlsServer();
     const payroll = teardown.add(await startEcho(), (x) => x.close());
@@ -270,6 +289,16 @@ describe("mTLS handshake", () => {
     expect(a.agent.ready().ready).toBe(false);
     expect(await handshakesCompleted(s)).toBe(0);
     expect(connectionsTotal(s)).toBe(0);
+    // The refusals are seen: counted by alert on the server, logged once per client and reason,
+    // and named with what to check on each client.
+    await waitFor(() => s.metrics.handshakeFailures.child({ reason: "certificate_required" }).value >= 1, 2_000, "counted");
+    await waitFor(() => s.metrics.handshakeFailures.child({ reason: "unknown_ca" }).value >= 1, 2_000, "counted");
+    const serverLines = logged(s.log, "handshake_failed");
+    expect(serverLines.map((l) => l.reason).sort()).toEqual(["certificate_required", "unknown_ca"]);
+    expect(serverLines.every((l) => l.level === "warn" && String(l.peer).startsWith("127.0.0.1:") && l.refused_by === "server")).toBe(true);
+    expect(logged(c.log, "handshake_refused")[0]).toMatchObject({ alert: "certificate_required", refused_by: "server", code: "0x174" });
+    expect(logged(a.log, "handshake_refused")[0]).toMatchObject({ alert: "unknown_ca", refused_by: "server", code: "0x130" });
+    expect(String(logged(a.log, "handshake_refused")[0]!.fix)).toContain("--ca");
   });
 
   test("a server certificate reload with a new client CA: new CA's clients get in, old CA's are refused, live connections keep working", async () => {
@@ -346,8 +375,8 @@ describe("server program wiring", () => {
     writeFileSync(caPath, "not a certificate\n");
     expect(await program.reloadTls()).toBe(false);
     expect(logged(log, "tls_reload_failed").map((e) => e.error)).toEqual([
-      `${keyPath} is not the private key of ${join(dir, "wiring-server.pem")}`,
-      `${caPath}: no PEM certificate`,
+      `--key ${keyPath}: not the private key of --cert ${join(dir, "wiring-server.pem")}`,
+      `--ca ${caPath}: no PEM certificate (-----BEGIN CERTIFICATE-----)`,
     ]);
     const good = await connector(s, "billing", echo.address, await issue("connector", ["billing"]));
     await waitFor(() => good.connector.ready().ready, 3_000, "connector with the old CA's certificate");
@@ -377,5 +406,58 @@ describe("server program wiring", () => {
     process.kill(program.pid, "SIGHUP");
     await program.waitForLog("tls_reload_failed", 3_000);
     expect(program.logs.filter((e) => e.event === "tls_reloaded")).toHaveLength(1);
+  });
+
+  test("an agent process re-reads its certificate on SIGHUP and uses it for its next connection", async () => {
+    const s1 = await mtlsServer();
+    const port = s1.server.address.port;
+    const echo = teardown.add(await startEcho(), (x) => x.close());
+    await connector(s1, "billing", echo.address, await issue("connector", ["billing"]));
+    const caPath = writePem("reload-ca.pem", ca.certPem);
+    const before = await issueCertificate({ ca, role: "agent", services: ["wiki"], days: 2, commonName: "agent-before" });
+    const certPath = writePem("reload-agent.pem", before.certPem);
+    const keyPath = writePem("reload-agent-key.pem", before.keyPem);
+    const agentProgram = spawnProgram("agent", [
+      "--server", `127.0.0.1:${port}`, "--server-name", "localhost", "--ca", caPath, "--cert", certPath, "--key", keyPath,
+      "--map", "billing=udp://127.0.0.1:0", "--ops", "127.0.0.1:0", "--state-dir", join(dir, "reload-state"),
+      "--reconnect-base", "50ms", "--reconnect-cap", "500ms",
+    ]);
+    teardown.add(agentProgram, (p) => p.stop("SIGKILL", 2_000));
+    const metricsUrl = `${String((await agentProgram.waitForLog("ops_listening")).url)}metrics`;
+    expect((await agentProgram.waitForLog("open_refused", 5_000)).code).toBe("not_authorised");
+    expect(await (await fetch(metricsUrl)).text()).toContain('ztna_certificate_expiry_timestamp_seconds{role="agent",subject="CN=agent-before"}');
+
+    // A broken key: refused, the running files stay.
+    writeFileSync(keyPath, "not a key\n");
+    process.kill(agentProgram.pid, "SIGHUP");
+    expect(String((await agentProgram.waitForLog("tls_reload_failed", 3_000)).error)).toStartWith(`--key ${keyPath}: not a PEM private key`);
+
+    // The rotated certificate names the service: taken for the next connection, exported at once.
+    const after = await issueCertificate({ ca, role: "agent", services: ["billing"], days: 2, commonName: "agent-after" });
+    writeFileSync(certPath, after.certPem);
+    writeFileSync(keyPath, after.keyPem);
+    process.kill(agentProgram.pid, "SIGHUP");
+    await agentProgram.waitForLog("tls_reloaded", 3_000);
+    const metrics = await (await fetch(metricsUrl)).text();
+    expect(metrics).toContain('subject="CN=agent-after"');
+    expect(metrics).not.toContain('subject="CN=agent-before"');
+
+    // The next connection: the server restarts on the same port, and the agent comes back with the new certificate.
+    await s1.server.close();
+    const s2 = teardown.add(
+      await startTestServer({
+        listen: { host: "127.0.0.1", port },
+        certPem: te.encode(serverPair.certPem),
+        keyPem: te.encode(serverPair.keyPem),
+        clientCaPem: te.encode(ca.certPem),
+        authorise: createAuthoriser(),
+      }),
+      (x) => x.server.close(),
+    );
+    await connector(s2, "billing", echo.address, await issue("connector", ["billing"]));
+    const opened = await agentProgram.waitForLog("service_opened", 10_000);
+    expect(opened.service).toBe("billing");
+    const listen = await agentProgram.waitForLog("listening", 1_000, (e) => e.service === "billing");
+    await echoThrough({ host: "127.0.0.1", port: Number(String(listen.addr).split(":").pop()) }, 9);
   });
 });

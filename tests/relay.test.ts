@@ -175,7 +175,7 @@ describe("larger QUIC packets (jumbo-frame or loopback deployments)", () => {
     const { clientQuicConfig } = await import("../core/quic/config.ts");
     const { devCerts } = await import("./harness.ts");
     const c = await devCerts();
-    const jumbo = { quicConfig: clientQuicConfig({ caPem: c.caPem, insecure: false, idleTimeoutMs: 5_000, maxUdpPayload: 9000 }), maxPacketSize: 9000 };
+    const jumbo = { quicConfig: clientQuicConfig({ caPem: c.caPem, insecure: false, idleTimeoutMs: 5_000, maxUdpPayload: 9000 }), maxUdpPayload: 9000 };
     const s = teardown.add(await startTestServer({ maxUdpPayload: 9000 }), (x) => x.server.close());
     const echo = teardown.add(await startEcho(), (x) => x.close());
     teardown.add(await startTestConnector([s.server.address], "echo", echo.address, jumbo), (x) => x.connector.close());

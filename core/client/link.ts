@@ -26,6 +26,9 @@ import { StreamResetCode } from "../frame/stream.ts";
 import type { Logger } from "../log.ts";
 import type { Config } from "../quic/native.ts";
 import { createEndpoint, type Endpoint, type QuicConnection } from "../quic/endpoint.ts";
+import { formatAddress } from "../net/address.ts";
+import { createRepeatLog } from "../log-repeats.ts";
+import { explainRefusal, hex } from "../tls-alerts.ts";
 import { resolveAddress } from "../runtime/dns.ts";
 import { COMMIT, VERSION } from "../version.ts";
 import { createBackoff, sleep, type BackoffSettings } from "./backoff.ts";
@@ -63,7 +66,7 @@ export interface LinkSettings {
   connectTimeoutMs: number;
   backoff: BackoffSettings;
   /** Largest QUIC packet sent (the configured max UDP payload). */
-  maxPacketSize?: number;
+  maxUdpPayload?: number;
   /** A connection that stayed up this long resets the backoff. */
   healthyAfterMs?: number;
   /** Interval of the retries inside a restart window (jittered by ±20 %); default RESTART_RETRY_MS. */
@@ -104,12 +107,17 @@ export interface Link {
   readonly observed: Address | null;
   request(body: RequestBody): Promise<RequestResult>;
   /** Sends a DATAGRAM if the link is ready; false otherwise (the caller counts the drop). */
-  sendDatagram(data: Uint8Array): boolean;
+  /** Queues a DATAGRAM of `flow` (flows take fair turns while the connection is congested). */
+  sendDatagram(data: Uint8Array, flow?: number): boolean;
+  /** False when a DATAGRAM would be refused now (not ready, or the queue is full). */
+  canSendDatagram(): boolean;
   rttSeconds(): number;
   /** The current QUIC connection while the link is ready (for opening streams), else null. */
   connection(): QuicConnection | null;
   /** Closes the current connection (reconnecting later) without stopping the link. */
   bounce(reason: string): void;
+  /** New TLS files (SIGHUP) for the next connection; the current one keeps its own. */
+  reconfigure(config: Config): void;
   /** Stops for good: closes the connection and ends any backoff wait at once. */
   close(code?: number, reason?: string): Promise<void>;
 }
@@ -141,11 +149,13 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
   // The link decides which protocol versions it speaks; the server picks the newest both do.
   settings.quicConfig.setApplicationProtos(alpnFor(settings.versions ?? PROTOCOL_VERSIONS));
 
+  // A refused client redials with backoff: the reason is logged once, then counted.
+  const refusals = createRepeatLog(log);
   const endpoint: Endpoint = await createEndpoint({
     bind: { host: settings.server.host.includes(":") ? "::" : "0.0.0.0", port: 0 },
     server: false,
     config: settings.quicConfig,
-    maxPacketSize: settings.maxPacketSize,
+    maxUdpPayload: settings.maxUdpPayload,
     keepaliveMs: settings.keepaliveMs,
     onSocketError: (error) => {
       log.debug("socket_error", { server: label, error: error.message });
@@ -207,7 +217,20 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
               : info.local
                 ? "local"
                 : "reset";
-        log.info("link_closed", { server: label, reason, detail: info.reason });
+        // A refused handshake (a close with a TLS alert; a client may already count itself
+        // established when the server refuses its certificate) says why, and what to check.
+        const refusal = explainRefusal(info);
+        if (refusal) {
+          refusals.log("warn", "handshake_refused", `${label}|${refusal.by}|${refusal.alert}`, {
+            server: label,
+            alert: refusal.alert,
+            code: hex(refusal.code),
+            refused_by: refusal.by,
+            cause: refusal.cause,
+            fix: refusal.fix,
+          });
+        }
+        log.info("link_closed", { server: label, reason: refusal ? "handshake_refused" : reason, detail: info.reason || refusal?.alert || "" });
         onConnClosed?.(reason);
       },
     },
@@ -377,8 +400,11 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
         c.writeStream(0, encodeControl({ ...body, req } as ControlMessage, version));
       });
     },
-    sendDatagram(data) {
-      return state === "ready" && conn !== null && conn.sendDatagram(data);
+    sendDatagram(data, flow = 0) {
+      return state === "ready" && conn !== null && conn.sendDatagram(data, 0, flow);
+    },
+    canSendDatagram() {
+      return state === "ready" && conn !== null && conn.canSendDatagram();
     },
     rttSeconds() {
       return conn?.rttSeconds() ?? 0;
@@ -389,11 +415,15 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     bounce(reason) {
       conn?.close(CloseCode.NO_ERROR, reason);
     },
+    reconfigure(config) {
+      endpoint.reconfigure(config);
+    },
     async close(code = CloseCode.NO_ERROR, reason = "client shutting down") {
       conn?.close(code, reason);
       stop.abort();
       await running;
       await endpoint.close(code, reason);
+      refusals.close();
     },
   };
 
@@ -401,6 +431,4 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
   return link;
 }
 
-export function formatAddress(a: Address): string {
-  return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
+export { formatAddress };

@@ -19,7 +19,7 @@ import {
 import type { HostPort, LogFormat, LogLevel } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { BackoffSettings } from './backoff.ts';
-import { clientTls } from './tls.ts';
+import { clientTls, type ClientTls } from './tls.ts';
 import type { Config } from '../quic/native.ts';
 
 export interface ClientOptions {
@@ -51,6 +51,12 @@ export interface ClientOptions {
   config?: string;
 }
 
+// Upper bounds of duration options (milliseconds): generous, but a typo such as
+// `--flow-idle 1000h` is refused when parsed rather than misbehaving later.
+export const MINUTE = 60_000;
+export const HOUR = 60 * MINUTE;
+export const DAY = 24 * HOUR;
+
 /** The server list and trust options, first in every client's help. */
 export function serverOptions() {
   return {
@@ -70,15 +76,15 @@ export function trustOptions() {
 
 export function linkTimingOptions() {
   return {
-    keepalive: opt(duration({ min: 1 }), { help: 'Keepalive ping interval', default: '1s' }),
-    idleTimeout: opt(duration({ min: 1 }), { help: 'Declare a silent server dead after this long', default: '5s' }),
-    reconnectBase: opt(duration({ min: 1 }), { help: 'First reconnect backoff delay', default: '100ms' }),
-    reconnectCap: opt(duration({ min: 1 }), { help: 'Maximum reconnect backoff delay', default: '30s' }),
+    keepalive: opt(duration({ min: 1, max: 10 * MINUTE }), { help: 'Keepalive ping interval', default: '1s' }),
+    idleTimeout: opt(duration({ min: 1, max: HOUR }), { help: 'Declare a silent server dead after this long', default: '5s' }),
+    reconnectBase: opt(duration({ min: 1, max: HOUR }), { help: 'First reconnect backoff delay', default: '100ms' }),
+    reconnectCap: opt(duration({ min: 1, max: DAY }), { help: 'Maximum reconnect backoff delay', default: '30s' }),
     restartRetry: opt(duration({ min: 10, max: 60_000 }), {
       help: 'Dial interval while a server that announced a restart comes back (instead of the backoff)',
       default: '250ms',
     }),
-    reconnectMaxAttempts: opt(integer({ min: 0 }), {
+    reconnectMaxAttempts: opt(integer({ min: 0, max: 1_000_000 }), {
       help: 'Give up after this many failed reconnects (0 = never)',
       default: '0',
     }),
@@ -124,20 +130,23 @@ export interface LinkBasics {
   keepaliveMs: number;
   connectTimeoutMs: number;
   backoff: BackoffSettings;
-  maxPacketSize: number;
+  maxUdpPayload: number;
   restartRetryMs: number;
 }
 
-/** The link settings a client program derives from its options. */
-export function linkBasics(options: ClientOptions, log: Logger): LinkBasics {
+/**
+ * The link settings a client program derives from its options; `tls` is what
+ * `clientTls` loaded (it is read, and its files checked, before anything listens).
+ */
+export function linkBasics(options: ClientOptions, log: Logger, tls: ClientTls = clientTls(options, log)): LinkBasics {
   return {
     servers: options.server,
     serverName: options.serverName,
-    quicConfig: clientTls(options, log),
+    quicConfig: tls.quicConfig,
     keepaliveMs: options.keepalive,
     connectTimeoutMs: Math.max(options.idleTimeout, 1_000),
     backoff: { baseMs: options.reconnectBase, capMs: options.reconnectCap, maxAttempts: options.reconnectMaxAttempts },
-    maxPacketSize: options.maxUdpPayload,
+    maxUdpPayload: options.maxUdpPayload,
     restartRetryMs: options.restartRetry,
   };
 }

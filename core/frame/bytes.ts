@@ -6,11 +6,9 @@
 
 import type { FrameError, FrameErrorKind } from './errors.ts';
 
-/** A transport address: dotted IPv4 or canonical (RFC 5952) IPv6 text. */
-export interface Address {
-  host: string;
-  port: number;
-}
+import type { Address } from '../net/address.ts';
+
+export type { Address } from '../net/address.ts';
 
 export const MAX_STRING_BYTES = 255;
 

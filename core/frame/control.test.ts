@@ -112,6 +112,11 @@ const samples: ControlMessage[] = [
   { type: 'goaway', reason: 'restarting', alternate: '', restart: { reconnectInMs: 0, tryForMs: 60_000 } },
   { type: 'goaway', reason: s255, alternate: s255multi, restart: { reconnectInMs: 0xffffffff, tryForMs: 0xffffffff } },
   { type: 'goaway', reason: '', alternate: 'b:1', restart: { reconnectInMs: 500, tryForMs: 1 } },
+  { type: 'probe', req: 7, service: '' },
+  { type: 'probe', req: 0xffffffff, service: svc63 },
+  { type: 'probe_reply', req: 7, serverTimeMs: 1_767_225_600_123, allowed: null, connectors: 0, draining: 0, software: '0.1.0 (source)' },
+  { type: 'probe_reply', req: 0, serverTimeMs: 0, allowed: true, connectors: 0xffff, draining: 1, software: '' },
+  { type: 'probe_reply', req: 1, serverTimeMs: Number.MAX_SAFE_INTEGER, allowed: false, connectors: 0, draining: 0xffff, software: s255 },
 ];
 
 /** What a message becomes on a version-1 connection: the fields version 1 lacks are left out. */
@@ -212,6 +217,12 @@ describe('exact wire layout', () => {
     [
       { type: 'hello', version: 2, role: 'connector', name: 'c', software: '0.1' },
       bytes(0, 9, 0x01, 2, 2, 'c', '0.1'),
+    ],
+    [{ type: 'probe', req: 2, service: 'db' }, bytes(0, 8, 0x13, u32(2), 'db')],
+    [{ type: 'probe', req: 2, service: '' }, bytes(0, 6, 0x13, u32(2), 0)],
+    [
+      { type: 'probe_reply', req: 3, serverTimeMs: 2 ** 32 + 5, allowed: true, connectors: 2, draining: 1, software: 'v' },
+      bytes(0, 20, 0x22, u32(3), u32(1), u32(5), 1, u16(2), u16(1), 'v'),
     ],
   ];
   for (const [msg, wire] of cases) {
@@ -508,6 +519,7 @@ describe('malformed input', () => {
       ['SERVICE_STATUS service', (s) => bytes(0x30, rawStr(s), 1)],
       ['GOAWAY reason', (s) => bytes(0x31, rawStr(s), 'ok', u32(0), u32(0))],
       ['GOAWAY alternate', (s) => bytes(0x31, 'ok', rawStr(s), u32(0), u32(0))],
+      ['PROBE_REPLY software', (s) => bytes(0x22, u32(1), u32(0), u32(1), 1, u16(0), u16(0), rawStr(s))],
     ];
     for (const [field, build] of fields) {
       test(field, () => {
@@ -530,6 +542,12 @@ describe('malformed input', () => {
       for (const up of [2, 0x80, 255]) {
         expect(expectError(decodeControl(bytes(0x30, 'db', up)), 'bad_value')).toContain('up');
       }
+    });
+    test('PROBE_REPLY allowed and time', () => {
+      for (const allowed of [3, 255]) {
+        expect(expectError(decodeControl(bytes(0x22, u32(1), u32(0), u32(1), allowed, u16(0), u16(0), 'v')), 'bad_value')).toContain('allowed');
+      }
+      expect(expectError(decodeControl(bytes(0x22, u32(1), u32(2 ** 21), u32(0), 1, u16(0), u16(0), 'v')), 'bad_value')).toContain('2^53');
     });
     test('NACK code', () => {
       for (const code of [0, 7, 255]) {
@@ -575,10 +593,12 @@ describe('malformed input', () => {
       ['DEREGISTER', (s) => bytes(0x11, u32(1), s)],
       ['OPEN', (s) => bytes(0x12, u32(1), s)],
       ['SERVICE_STATUS', (s) => bytes(0x30, s, 1)],
+      ['PROBE', (s) => bytes(0x13, u32(1), s)],
     ];
     for (const [name, build] of builders) {
       test(name, () => {
-        for (const s of names) {
+        // PROBE may name no service at all ('').
+        for (const s of names.filter((n) => !(name === 'PROBE' && n === ''))) {
           expect(expectError(decodeControl(build(s)), 'bad_value')).toStartWith(`${name} service`);
         }
       });
@@ -745,6 +765,16 @@ const arbMessage: fc.Arbitrary<ControlMessage> = fc.oneof(
     reason: arbString,
     alternate: arbString,
     restart: fc.record({ reconnectInMs: arbU32, tryForMs: fc.integer({ min: 1, max: 0xffffffff }) }),
+  }),
+  fc.record({ type: fc.constant('probe' as const), req: arbU32, service: fc.oneof(fc.constant(''), arbService) }),
+  fc.record({
+    type: fc.constant('probe_reply' as const),
+    req: arbU32,
+    serverTimeMs: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    allowed: fc.constantFrom(null, true, false),
+    connectors: fc.integer({ min: 0, max: 0xffff }),
+    draining: fc.integer({ min: 0, max: 0xffff }),
+    software: arbString,
   }),
 );
 

@@ -88,7 +88,26 @@ export type ControlMessage =
   | { type: 'nack'; req: number; code: NackCode; reason: string }
   | { type: 'service_status'; service: string; up: boolean }
   /** `restart` (version 2 and later): absent = not a planned restart (leaving, or unknown). */
-  | { type: 'goaway'; reason: string; alternate: string; restart?: RestartHint };
+  | { type: 'goaway'; reason: string; alternate: string; restart?: RestartHint }
+  /** A question without side effects (ztna doctor): may I act for `service` ('' = none asked), and is it served? */
+  | { type: 'probe'; req: number; service: string }
+  | ProbeReply;
+
+/** The server's answer to PROBE. */
+export interface ProbeReply {
+  type: 'probe_reply';
+  req: number;
+  /** The server's clock, ms since the epoch (for clock skew). */
+  serverTimeMs: number;
+  /** Whether this connection's identity may open (agents) or register (connectors) the service; null when none was asked. */
+  allowed: boolean | null;
+  /** Live connectors of the service on this server (0 when not allowed). */
+  connectors: number;
+  /** Connectors that deregistered and only finish their flows (0 when not allowed). */
+  draining: number;
+  /** The server's build, e.g. `0.1.0 (4aeb86c)`. */
+  software: string;
+}
 
 export type ControlType = ControlMessage['type'];
 
@@ -100,8 +119,10 @@ export const CONTROL_TYPE_BYTES = {
   register: 0x10,
   deregister: 0x11,
   open: 0x12,
+  probe: 0x13,
   ack: 0x20,
   nack: 0x21,
+  probe_reply: 0x22,
   service_status: 0x30,
   goaway: 0x31,
 } as const satisfies Record<ControlType, number>;
@@ -223,6 +244,25 @@ export function encodeControl(msg: ControlMessage, version: number = PROTOCOL_VE
         writeU32(w, restart?.tryForMs ?? 0, 'GOAWAY try_for');
       }
       break;
+    case 'probe':
+      writeU8(w, CONTROL_TYPE_BYTES.probe, 'type');
+      writeU32(w, msg.req, 'PROBE req');
+      if (msg.service === '') writeStr(w, '', 'PROBE service');
+      else writeService(w, msg.service, 'PROBE');
+      break;
+    case 'probe_reply': {
+      const t = msg.serverTimeMs;
+      if (!Number.isSafeInteger(t) || t < 0) throw new Error(`PROBE_REPLY serverTimeMs must be a whole number >= 0, got ${String(t)}`);
+      writeU8(w, CONTROL_TYPE_BYTES.probe_reply, 'type');
+      writeU32(w, msg.req, 'PROBE_REPLY req');
+      writeU32(w, Math.floor(t / 2 ** 32), 'PROBE_REPLY time_hi');
+      writeU32(w, t % 2 ** 32, 'PROBE_REPLY time_lo');
+      writeU8(w, msg.allowed === null ? 2 : msg.allowed ? 1 : 0, 'PROBE_REPLY allowed');
+      writeU16(w, msg.connectors, 'PROBE_REPLY connectors');
+      writeU16(w, msg.draining, 'PROBE_REPLY draining');
+      writeStr(w, msg.software, 'PROBE_REPLY software');
+      break;
+    }
     default:
       throw new Error(`unknown control message type ${JSON.stringify((msg as { type: unknown }).type)}`);
   }
@@ -259,6 +299,20 @@ function readNackCode(r: Reader): NackCode {
   if (code !== undefined) return code;
   failRead(r, 'bad_value', `${r.context} code ${b} at offset ${at} is not a NACK code (1..6)`);
   return 'invalid_request';
+}
+
+/** A service name, or '' for "none". */
+function readOptionalService(r: Reader): string {
+  const at = r.pos;
+  if (r.buf[at] === 0) return readStr(r, 'service');
+  return readService(r);
+}
+
+function readAllowed(r: Reader): boolean | null {
+  const at = r.pos;
+  const b = readU8(r, 'allowed');
+  if (b > 2) failRead(r, 'bad_value', `${r.context} allowed ${b} at offset ${at} is not 0, 1 or 2`);
+  return b === 2 ? null : b === 1;
 }
 
 function readUp(r: Reader): boolean {
@@ -340,6 +394,23 @@ function readBody(r: Reader, type: number, version: number): ControlMessage | un
       if (version < 2) return { type: 'goaway', reason, alternate };
       const restart = readRestart(r);
       return restart === undefined ? { type: 'goaway', reason, alternate } : { type: 'goaway', reason, alternate, restart };
+    }
+    case CONTROL_TYPE_BYTES.probe: {
+      r.context = 'PROBE';
+      const req = readU32(r, 'req');
+      return { type: 'probe', req, service: readOptionalService(r) };
+    }
+    case CONTROL_TYPE_BYTES.probe_reply: {
+      r.context = 'PROBE_REPLY';
+      const req = readU32(r, 'req');
+      const hi = readU32(r, 'time_hi');
+      const lo = readU32(r, 'time_lo');
+      if (hi >= 2 ** 21) failRead(r, 'bad_value', `PROBE_REPLY time_hi ${hi} is beyond 2^53 ms`);
+      const allowed = readAllowed(r);
+      const connectors = readU16(r, 'connectors');
+      const draining = readU16(r, 'draining');
+      const software = readStr(r, 'software');
+      return { type: 'probe_reply', req, serverTimeMs: hi * 2 ** 32 + lo, allowed, connectors, draining, software };
     }
     default:
       return undefined;

@@ -3,7 +3,7 @@
 export type { Decoded, FrameError, FrameErrorKind } from './errors.ts';
 export { FRAME_ERROR_KINDS } from './errors.ts';
 
-export type { Address, ControlMessage, ControlReader, ControlType, NackCode, RestartHint, Role } from './control.ts';
+export type { Address, ControlMessage, ControlReader, ControlType, NackCode, ProbeReply, RestartHint, Role } from './control.ts';
 export {
   ALPN,
   PROTOCOL_VERSIONS,

@@ -5,12 +5,14 @@ import type { Registry } from 'prom-client';
 import { AGENT_METRIC_NAMES, createAgentMetrics } from '../../agent/metrics.ts';
 import { CONNECTOR_METRIC_NAMES, createConnectorMetrics } from '../../connector/metrics.ts';
 import { SERVER_METRIC_NAMES, createServerMetrics } from '../../server/metrics.ts';
+import { CERTIFICATE_EXPIRY, publishCertificates } from './certificates.ts';
 import { CONNECTION_STATE } from './labels.ts';
 import { createRegistry } from './registry.ts';
 
+/** A component's own metrics, plus those every program exports (certificate expiry). */
 async function componentMetrics(reg: Registry, prefix: string) {
   const all = await reg.getMetricsAsJSON();
-  return all.filter((m) => m.name.startsWith(prefix) && !m.name.startsWith('ztna_process_'));
+  return all.filter((m) => (m.name.startsWith(prefix) || m.name === CERTIFICATE_EXPIRY) && !m.name.startsWith('ztna_process_'));
 }
 
 async function checkNames(reg: Registry, prefix: string, names: readonly string[]) {
@@ -160,5 +162,24 @@ describe('agent metrics', () => {
     ]) {
       expect(text).toContain(line);
     }
+  });
+});
+
+describe('certificate expiry', () => {
+  test('own certificate and CAs by role and subject; a reload replaces the series', async () => {
+    const reg = createRegistry('connector');
+    const m = createConnectorMetrics(reg);
+    publishCertificates(m.certificateExpiry, [
+      { role: 'connector', subject: 'CN=connector-db', notAfter: new Date('2030-01-02T03:04:05Z') },
+      { role: 'ca', subject: 'CN=ztna CA', notAfter: new Date('2035-01-01T00:00:00Z') },
+    ]);
+    let text = await reg.metrics();
+    expect(text).toContain('ztna_certificate_expiry_timestamp_seconds{role="connector",subject="CN=connector-db"} 1893553445');
+    expect(text).toContain('ztna_certificate_expiry_timestamp_seconds{role="ca",subject="CN=ztna CA"} 2051222400');
+    publishCertificates(m.certificateExpiry, [{ role: 'connector', subject: 'CN=connector-db-2', notAfter: new Date('2031-01-01T00:00:00Z') }]);
+    text = await reg.metrics();
+    expect(text).not.toContain('subject="CN=connector-db"');
+    expect(text).not.toContain('role="ca"');
+    expect(text).toContain('ztna_certificate_expiry_timestamp_seconds{role="connector",subject="CN=connector-db-2"} 1924992000');
   });
 });

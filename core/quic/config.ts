@@ -4,6 +4,8 @@ import { quiche, type Config } from "./native.ts";
 
 /** The UDP payload QUIC packets are sized to: safe on any real path (IPv6 minimum MTU 1280 + headroom). */
 export const QUIC_UDP_PAYLOAD = 1350;
+/** The ACK delay we promise the peer (transport parameter max_ack_delay). */
+export const MAX_ACK_DELAY_MS = 5;
 
 export interface TransportOptions {
   /** Idle timeout advertised to the peer; the effective one is the smaller of both sides'. */
@@ -45,15 +47,28 @@ function applyTransport(config: Config, options: TransportOptions): Config {
   config.setInitialMaxData(16 * 1024 * 1024);
   config.setInitialMaxStreamDataBidiLocal(4 * 1024 * 1024);
   config.setInitialMaxStreamDataBidiRemote(4 * 1024 * 1024);
-  config.setInitialMaxStreamDataUni(1024 * 1024);
   config.setInitialMaxStreamsBidi(1024);
-  config.setInitialMaxStreamsUni(16);
+  // No unidirectional streams: ztna never opens one, and leaving their
+  // parameters out keeps the server's transport parameters inside quiche
+  // 0.18's 128-byte buffer when a client's original DCID is 20 bytes long.
+  config.setInitialMaxStreamDataUni(0);
+  config.setInitialMaxStreamsUni(0);
   config.setMaxConnectionWindow(quiche.MAX_CONNECTION_WINDOW);
   config.setMaxStreamWindow(quiche.MAX_STREAM_WINDOW);
   config.enableDgram(true, queue, queue);
   // Peers are identified by connection ID, but ztna has no use for migration yet.
   config.setDisableActiveMigration(true);
-  config.setCcAlgorithm(quiche.CongestionControlAlgorithm.CUBIC);
+  // BBR, not CUBIC: on a lossy path CUBIC shrinks the window to two packets,
+  // so a lost packet and a lost ACK leave both ends waiting for a probe
+  // timeout; the late ACK then reads as a huge RTT sample, the next timeout
+  // grows with it, and the link spirals into seconds of RTT that it never
+  // leaves (issue 8). BBR keeps its window from measured bandwidth and
+  // minimum RTT, so random loss costs retransmissions, not the link.
+  config.setCcAlgorithm(process.env.ZTNA_CC === "cubic" ? quiche.CongestionControlAlgorithm.CUBIC : process.env.ZTNA_CC === "reno" ? quiche.CongestionControlAlgorithm.Reno : quiche.CongestionControlAlgorithm.BBR);
+  // Our engine sends ACKs within ACK_DELAY_MS (core/quic/endpoint.ts);
+  // promising a shorter delay than quiche's 25 ms default shortens the probe
+  // timeout that recovers a lost tail.
+  config.setMaxAckDelay(MAX_ACK_DELAY_MS);
   config.enablePacing(false);
   config.grease(false);
   return config;

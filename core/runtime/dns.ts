@@ -1,7 +1,7 @@
 /** Resolves a host name to the IP address text UDP sockets report, preferring IPv4. */
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import type { Address } from "../frame/control.ts";
+import type { Address } from "../net/address.ts";
 
 export async function resolveAddress(address: Address): Promise<Address> {
   if (isIP(address.host)) return { host: normaliseIp(address.host), port: address.port };

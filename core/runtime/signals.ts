@@ -24,3 +24,25 @@ export function onShutdownSignals(shutdown: (signal: string) => Promise<void>, l
   process.on("SIGTERM", handle);
   process.on("SIGINT", handle);
 }
+
+/**
+ * SIGHUP asks a program to re-read its certificate files. Installed before
+ * start-up so an early SIGHUP is not fatal (its default action); one that
+ * arrives while starting is applied once `ready` hands over the reload.
+ */
+export function onReloadSignal(): { ready(reload: () => void): void } {
+  let reload: (() => void) | null = null;
+  let pending = false;
+  if (process.platform !== "win32") {
+    process.on("SIGHUP", () => {
+      if (reload) reload();
+      else pending = true;
+    });
+  }
+  return {
+    ready(fn) {
+      reload = fn;
+      if (pending) fn();
+    },
+  };
+}

@@ -3,7 +3,7 @@
  * Bun gets `Bun.udpSocket` (with `sendMany` batching); anything else falls back
  * to `node:dgram`, which Deno also provides.
  */
-import type { Address } from "../frame/control.ts";
+import type { Address } from "../net/address.ts";
 
 export interface UdpPacketHandler {
   /** `data` is only valid during the call: copy what must outlive it. */

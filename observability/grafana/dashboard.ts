@@ -140,8 +140,9 @@ const serverRow: RowSpec = {
     {
       h: 8,
       panels: [
-        { title: 'Handshake duration', description: 'QUIC handshake time of accepted connections (ztna_server_handshake_duration_seconds).', kind: 'timeseries', unit: 's', w: 12, targets: quantiles('ztna_server_handshake_duration_seconds', S, RATE) },
-        { title: 'Protocol errors by kind', description: 'Connections closed for protocol violations per second (ztna_server_protocol_errors_total).', kind: 'timeseries', unit: 'ops', w: 12, targets: [t(`sum by (kind) (rate(ztna_server_protocol_errors_total{${S}}[${RATE}]))`, '{{kind}}')] },
+        { title: 'Handshake duration', description: 'QUIC handshake time of accepted connections (ztna_server_handshake_duration_seconds).', kind: 'timeseries', unit: 's', w: 8, targets: quantiles('ztna_server_handshake_duration_seconds', S, RATE) },
+        { title: 'Handshake failures by reason', description: 'QUIC handshakes that did not complete per second, by the TLS alert that ended them (ztna_server_handshake_failures_total): certificate_required, unknown_ca and certificate_expired are clients refused for their certificate; timeout is a client that went quiet. The handshake_failed log lines name the addresses.', kind: 'timeseries', unit: 'ops', w: 8, stack: true, targets: [t(`sum by (reason) (rate(ztna_server_handshake_failures_total{${S}}[${RATE}]))`, '{{reason}}')] },
+        { title: 'Protocol errors by kind', description: 'Connections closed for protocol violations per second (ztna_server_protocol_errors_total).', kind: 'timeseries', unit: 'ops', w: 8, targets: [t(`sum by (kind) (rate(ztna_server_protocol_errors_total{${S}}[${RATE}]))`, '{{kind}}')] },
       ],
     },
     {
@@ -364,6 +365,20 @@ const processRow: RowSpec = {
         { title: 'Event loop lag p99', description: 'p99 event-loop delay (ztna_nodejs_eventloop_lag_p99_seconds): a busy relay shows it here first.', kind: 'timeseries', unit: 's', w: 8, targets: [t(`ztna_nodejs_eventloop_lag_p99_seconds{${J}}`, '{{job}} {{instance}}')] },
         { title: 'JS heap used', description: 'JavaScript heap in use (ztna_nodejs_heap_size_used_bytes).', kind: 'timeseries', unit: 'bytes', w: 8, targets: [t(`ztna_nodejs_heap_size_used_bytes{${J}}`, '{{job}} {{instance}}')] },
         { title: 'Open file descriptors', description: 'Open fds against the limit (ztna_process_open_fds / ztna_process_max_fds).', kind: 'timeseries', unit: 'percentunit', w: 8, targets: [t(`ztna_process_open_fds{${J}} / ztna_process_max_fds{${J}}`, '{{job}} {{instance}}')] },
+      ],
+    },
+    {
+      h: 6,
+      panels: [
+        {
+          title: 'Certificate expiry',
+          description: 'Time left until each certificate a program uses expires (ztna_certificate_expiry_timestamp_seconds): its own (role = the program) and the CAs it trusts (role = ca). Orange within 14 days (ZtnaCertificateExpiringSoon fires), red within 3. Rotation without downtime: docs/certificates.md.',
+          kind: 'stat',
+          unit: 's',
+          w: 24,
+          targets: [t(`ztna_certificate_expiry_timestamp_seconds{${J}} - time()`, '{{job}} {{instance}} {{role}} {{subject}}')],
+          thresholds: [[null, 'red'], [3 * 86400, 'orange'], [14 * 86400, 'green']],
+        },
       ],
     },
   ],

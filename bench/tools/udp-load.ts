@@ -1,14 +1,16 @@
 /**
  * Load generator, one measurement per process, result as one JSON line:
  *   --mode rtt   sequential round trips of --size bytes to an echo at --target;
- *                reports a latency summary in µs (warm-up excluded).
+ *                reports a latency summary in µs (warm-up excluded). With
+ *                --interval-ms N one probe leaves every N ms (sparse: each
+ *                process on the path must wake up for it), else back to back.
  *   --mode blast --size-byte datagrams to --target for --seconds, at full speed
  *                (--rate 0: back-to-back sendMany batches) or paced to --rate
  *                datagrams/s; reports how many the kernel accepted.
  */
-import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
-import { flag, numberFlag, parseHostPort, report } from "./child-io.ts";
-import { summarize } from "./stats.ts";
+import { openUdp, type UdpSocket } from "../../core/runtime/udp.ts";
+import { flag, numberFlag, parseHostPort, report } from "../lib/child-io.ts";
+import { summarize } from "../lib/stats.ts";
 
 const target = parseHostPort(flag("target", ""));
 const size = numberFlag("size", 64);
@@ -24,6 +26,7 @@ async function rtt(): Promise<void> {
   const warmup = numberFlag("warmup", 500);
   const timeoutMs = numberFlag("timeout-ms", 1_000);
   const budgetMs = numberFlag("budget-ms", 30_000);
+  const intervalMs = numberFlag("interval-ms", 0);
   // Each probe carries its sequence number so a late echo of a timed-out
   // probe is never taken for the current one.
   const payload = new Uint8Array(size);
@@ -49,6 +52,11 @@ async function rtt(): Promise<void> {
   let corrupted = 0;
   const started = performance.now();
   for (let i = 0; i < warmup + count && performance.now() - started < budgetMs; i++) {
+    if (intervalMs > 0) {
+      // A fixed schedule: a slow reply delays only the probes that follow it.
+      const wait = started + i * intervalMs - performance.now();
+      if (wait > 0) await Bun.sleep(wait);
+    }
     view.setUint32(0, ++seq);
     const sentAt = performance.now();
     const ok = await new Promise<boolean | null>((resolve) => {
@@ -69,7 +77,7 @@ async function rtt(): Promise<void> {
     else samples.push(us);
   }
   socket.close();
-  report({ mode, size, ...summarize(samples), lost, corrupted, seconds: (performance.now() - started) / 1000 });
+  report({ mode, size, intervalMs, ...summarize(samples), lost, corrupted, seconds: (performance.now() - started) / 1000 });
 }
 
 async function blast(): Promise<void> {

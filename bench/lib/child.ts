@@ -4,6 +4,9 @@
  * command lines to its stdin.
  */
 import { join } from "node:path";
+import { guarded, track } from "./processes.ts";
+
+const TOOLS = join(import.meta.dir, "..", "tools");
 
 export interface BenchChild {
   readonly name: string;
@@ -16,8 +19,9 @@ export interface BenchChild {
   readonly exited: Promise<number>;
 }
 
+/** Spawns `bench/tools/<script>`; it is stopped with every other process at the end of the run. */
 export function spawnBenchChild(name: string, script: string, args: string[]): BenchChild {
-  const proc = Bun.spawn([process.execPath, join(import.meta.dir, script), ...args], {
+  const proc = Bun.spawn(guarded([process.execPath, join(TOOLS, script), ...args]), {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",
@@ -46,7 +50,7 @@ export function spawnBenchChild(name: string, script: string, args: string[]): B
     waiter.wake?.();
   })();
   let stdinOpen = true;
-  return {
+  const child: BenchChild = {
     name,
     pid: proc.pid,
     exited: proc.exited,
@@ -87,4 +91,16 @@ export function spawnBenchChild(name: string, script: string, args: string[]): B
       clearTimeout(timer);
     },
   };
+  track(child);
+  return child;
+}
+
+/** Runs a one-shot tool and returns its single report. */
+export async function runOnce(name: string, script: string, args: string[], timeoutMs: number): Promise<Record<string, unknown>> {
+  const c = spawnBenchChild(name, script, args);
+  try {
+    return await c.next(timeoutMs);
+  } finally {
+    await c.stop();
+  }
 }

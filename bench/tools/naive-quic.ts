@@ -11,8 +11,8 @@
 import { readFileSync } from "node:fs";
 import { QUICClient, QUICServer, events, type QUICStream } from "@matrixai/quic";
 import Logger, { LogLevel } from "@matrixai/logger";
-import { flag, numberFlag, onCommands, parseHostPort, report } from "./child-io.ts";
-import { summarize } from "./stats.ts";
+import { flag, numberFlag, onCommands, parseHostPort, report } from "../lib/child-io.ts";
+import { summarize } from "../lib/stats.ts";
 
 const logger = new Logger("naive-quic", LogLevel.ERROR);
 const mode = flag("mode", "client");

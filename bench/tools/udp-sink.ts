@@ -10,7 +10,7 @@
  * would measure itself instead of the relay.
  */
 import dgram from "node:dgram";
-import { flag, onCommands, report } from "./child-io.ts";
+import { flag, onCommands, report } from "../lib/child-io.ts";
 
 let datagrams = 0;
 let bytes = 0;

@@ -25,6 +25,7 @@ import {
 } from "../core/certs.ts";
 import { isValidServiceName } from "../core/config.ts";
 import { fileExists } from "../core/runtime/fs.ts";
+import { EXPIRY_WARNING_DAYS } from "../core/tls-files.ts";
 
 const USAGE = `usage: ztna certs <command> [flags]
 
@@ -328,7 +329,9 @@ export function describe(certPem: string): string[] {
       ? "NOT YET VALID"
       : cert.notAfter.getTime() <= now
         ? "EXPIRED"
-        : `valid, ${Math.floor((cert.notAfter.getTime() - now) / DAY_MS)} days left`;
+        : cert.notAfter.getTime() - now < EXPIRY_WARNING_DAYS * DAY_MS
+          ? `valid, ${Math.floor((cert.notAfter.getTime() - now) / DAY_MS)} days left: RENEW SOON`
+          : `valid, ${Math.floor((cert.notAfter.getTime() - now) / DAY_MS)} days left`;
   const rows: Array<[string, string]> = [
     ["role", identity.role ?? (cert.getExtension(x509.BasicConstraintsExtension)?.ca ? "(CA)" : "(none: no ztna:// URI)")],
     ["services", identity.services.length > 0 ? identity.services.join(", ") : "-"],

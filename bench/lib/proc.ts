@@ -32,6 +32,33 @@ export function readCpuSeconds(pid: number): number | null {
   }
 }
 
+/** CPU seconds each pid spends from now until `read()` (null where /proc is unreadable). */
+export function cpuMeter(pids: Record<string, number>) {
+  const start = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, readCpuSeconds(pid)]));
+  const t0 = performance.now();
+  return {
+    read(): { seconds: number; cpu: Record<string, number | null> } {
+      const cpu: Record<string, number | null> = {};
+      for (const [name, pid] of Object.entries(pids)) {
+        const now = readCpuSeconds(pid);
+        const before = start[name];
+        cpu[name] = now === null || before == null ? null : now - before;
+      }
+      return { seconds: (performance.now() - t0) / 1000, cpu };
+    },
+  };
+}
+
+export const MiB = 2 ** 20;
+
+/** Resident set of each pid now, MiB (null where unreadable). */
+export function rssMiB(pids: Record<string, number>): Record<string, number | null> {
+  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => {
+    const m = readMemory(pid);
+    return [name, m ? m.rss / MiB : null];
+  }));
+}
+
 /** Polls VmRSS every `intervalMs` and keeps the maximum per pid. */
 export function startRssSampler(pids: Record<string, number>, intervalMs = 250) {
   const peak: Record<string, number> = {};

@@ -3,8 +3,8 @@
  * service never share an event loop. Reports {"port"} once bound; exits when
  * stdin closes. Run: bun bench/echo-server.ts [--host 127.0.0.1]
  */
-import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
-import { flag, onCommands, report } from "./child-io.ts";
+import { openUdp, type UdpSocket } from "../../core/runtime/udp.ts";
+import { flag, onCommands, report } from "../lib/child-io.ts";
 
 let socket: UdpSocket | null = null;
 socket = await openUdp({

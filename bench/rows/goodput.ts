@@ -1,0 +1,159 @@
+/**
+ * One-way UDP goodput of 1200 B datagrams at several offered rates, direct to
+ * the sink and through the tunnel (sender -> agent -> server -> connector ->
+ * sink): delivered/s, loss, where the lost ones went, and CPU per program
+ * (µs per delivered datagram, from /proc/<pid>/stat).
+ */
+import { runOnce } from "../lib/child.ts";
+import { cpuMeter, rssMiB } from "../lib/proc.ts";
+import { delta, hops, scrape, type Hops } from "../lib/scrape.ts";
+import type { Sink } from "../lib/services.ts";
+import { fmt, offered, pct, rate, table } from "../lib/table.ts";
+import { udpDrops } from "../lib/udp-drops.ts";
+import { AGENT, need, round, SERVICE, type Address, type Env } from "./env.ts";
+
+export const DATAGRAM = 1200;
+
+export interface GoodputRun {
+  /** Datagrams/s asked of the sender; 0 = as fast as it can. */
+  targetRate: number;
+  offered: number;
+  offeredPerSecond: number;
+  /** Sends the kernel refused (would block): never offered. */
+  refused: number;
+  delivered: number;
+  deliveredPerSecond: number;
+  mbitPerSecond: number;
+  lossPercent: number;
+  seconds: number;
+  /** Datagrams that reached the sink after the sender stopped (queued on the way), and how long that took. */
+  late: number;
+  drainMs: number;
+  /** Kernel receive-buffer drops during the run, per process. */
+  kernelDrops: Record<string, number | null>;
+  hops?: Hops;
+  /** CPU over the run (sender start to sink drained), % of one core, per program. */
+  cpuPercent?: Record<string, number | null>;
+  /** CPU µs per delivered datagram, per program. */
+  cpuUsPerDatagram?: Record<string, number | null>;
+  rssMiB?: Record<string, number | null>;
+}
+
+export interface GoodputResult {
+  datagram: number;
+  seconds: number;
+  rows: { targetRate: number; direct: GoodputRun; tunnel: GoodputRun }[];
+}
+
+/** Programs watched in the tunnel runs, by short name. */
+export interface Watched {
+  pids: Record<string, number>;
+  opsPorts: number[];
+}
+
+/** Sends `count`-rate traffic for `seconds` from its own process; returns what the kernel took. */
+export async function blast(name: string, target: Address, targetRate: number, seconds: number) {
+  const args = ["--mode", "blast", "--target", `${target.host}:${target.port}`, "--size", String(DATAGRAM), "--seconds", String(seconds), "--rate", String(targetRate)];
+  return (await runOnce(name, "udp-load.ts", args, seconds * 1000 + 15_000)) as { sent: number; refused: number; seconds: number };
+}
+
+export async function goodputRun(sink: Sink, target: Address, targetRate: number, seconds: number, watched?: Watched): Promise<GoodputRun> {
+  sink.reset();
+  const before = watched ? await Promise.all(watched.opsPorts.map((p) => scrape(p))) : [];
+  const dropPids: Record<string, number> = { ...watched?.pids, sink: sink.pid };
+  const drops0 = Object.fromEntries(Object.entries(dropPids).map(([n, pid]) => [n, udpDrops(pid)]));
+  const cpu = cpuMeter(watched?.pids ?? {});
+  const sent = await blast(`sender@${targetRate || "max"}`, target, targetRate, seconds);
+  const atStop = await sink.count();
+  const drained = await sink.drained();
+  const used = cpu.read();
+  const delivered = drained.datagrams;
+  const run: GoodputRun = {
+    targetRate,
+    offered: sent.sent,
+    offeredPerSecond: Math.round(sent.sent / sent.seconds),
+    refused: sent.refused,
+    delivered,
+    deliveredPerSecond: Math.round(delivered / sent.seconds),
+    mbitPerSecond: round((delivered * DATAGRAM * 8) / sent.seconds / 1e6),
+    lossPercent: sent.sent ? round((1 - delivered / sent.sent) * 100, 2) : 0,
+    seconds: round(sent.seconds, 3),
+    late: delivered - atStop.datagrams,
+    drainMs: Math.round(drained.waitedMs),
+    kernelDrops: Object.fromEntries(Object.entries(dropPids).map(([n, pid]) => {
+      const d1 = udpDrops(pid);
+      const d0 = drops0[n];
+      return [n, d1 === null || d0 == null ? null : d1 - d0];
+    })),
+  };
+  if (watched) {
+    const after = await Promise.all(watched.opsPorts.map((p) => scrape(p)));
+    run.hops = hops(Object.assign({}, ...after.map((a, i) => delta(before[i]!, a))));
+    run.cpuPercent = {};
+    run.cpuUsPerDatagram = {};
+    for (const [name, s] of Object.entries(used.cpu)) {
+      run.cpuPercent[name] = s === null ? null : Math.round((s / used.seconds) * 100);
+      run.cpuUsPerDatagram[name] = s === null || delivered === 0 ? null : round((s * 1e6) / delivered);
+    }
+    run.rssMiB = rssMiB(watched.pids);
+  }
+  await Bun.sleep(300); // let queues settle before the next run
+  return run;
+}
+
+export function tunnelWatch(env: Env, agent: string = AGENT.a): Watched {
+  const t = need(env.tunnel, "the tunnel");
+  const labels = { server: "server", connector: `connector:${SERVICE.sink}`, agent: `agent:${agent}` };
+  return {
+    pids: Object.fromEntries(Object.entries(labels).map(([k, l]) => [k, t.pids[l]!])),
+    opsPorts: Object.values(labels).map((l) => t.opsPorts[l]!),
+  };
+}
+
+export async function runGoodput(env: Env): Promise<GoodputResult> {
+  const { rates, seconds } = env.cfg;
+  const sink = need(env.sink, "the UDP sink");
+  const via = need(env.tunnel, "the tunnel").listener(AGENT.a, SERVICE.sink);
+  const watched = tunnelWatch(env);
+  env.log(`goodput: ${rates.length} offered rates × ${seconds} s, direct and tunnel`);
+  const rows: GoodputResult["rows"] = [];
+  for (const r of rates) {
+    const direct = await goodputRun(sink, sink.address, r, seconds);
+    const tunnel = await goodputRun(sink, via, r, seconds, watched);
+    rows.push({ targetRate: r, direct, tunnel });
+  }
+  return { datagram: DATAGRAM, seconds, rows };
+}
+
+export function renderGoodput(g: GoodputResult): string[] {
+  const out = [`One-way UDP goodput, ${g.datagram} B datagrams, ${g.seconds} s per run`];
+  const rows = [["offered", "path", "sent/s", "delivered/s", "Mbit/s", "loss", "CPU µs/datagram srv/conn/agent", "CPU % srv/conn/agent"]];
+  for (const r of g.rows) {
+    const line = (path: string, x: GoodputRun) => {
+      const us = x.cpuUsPerDatagram;
+      const c = x.cpuPercent;
+      rows.push([
+        path === "direct" ? offered(r.targetRate) : "", path, rate(x.offeredPerSecond), rate(x.deliveredPerSecond), fmt(x.mbitPerSecond), pct(x.lossPercent, 2),
+        us ? `${fmt(us.server, 1)} / ${fmt(us.connector, 1)} / ${fmt(us.agent, 1)}` : "",
+        c ? `${fmt(c.server)} / ${fmt(c.connector)} / ${fmt(c.agent)}` : "",
+      ]);
+    };
+    line("direct", r.direct);
+    line("tunnel", r.tunnel);
+  }
+  out.push(...table(rows, "llrrrrrr"));
+  out.push("  Where tunnel datagrams went (program metrics; kernel = receive-buffer drops, /proc/net/udp)");
+  const hopRows = [["offered", "sent", "agent->server", "relayed", "conn->sink", "sink got", "late", "kernel agent/srv/conn/sink", "metric drops"]];
+  for (const r of g.rows) {
+    const t = r.tunnel;
+    const h = t.hops;
+    const k = t.kernelDrops;
+    const drops = Object.entries(h?.drops ?? {}).map(([n, v]) => `${n.replace(/^ztna_|_total/g, "")}=${fmt(v)}`).join(" ");
+    hopRows.push([
+      offered(r.targetRate), fmt(t.offered), fmt(h?.agentToServer), fmt(h?.relayed), fmt(h?.connectorToService), fmt(t.delivered), fmt(t.late),
+      `${fmt(k.agent)}/${fmt(k.server)}/${fmt(k.connector)}/${fmt(k.sink)}`, drops || "-",
+    ]);
+  }
+  out.push(...table(hopRows, "lrrrrrrrl"));
+  return out;
+}

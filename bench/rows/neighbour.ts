@@ -1,0 +1,73 @@
+/**
+ * The noisy neighbour: agent A does a sparse echo (one ping every 5 ms)
+ * through the server while agent B, another connection to the same server,
+ * sends to its own service (the sink) at full speed, then at a steady rate.
+ * A alone first, as the baseline of the same run.
+ */
+import { fmt, offered, pct, rate, table, us } from "../lib/table.ts";
+import { blast } from "./goodput.ts";
+import { AGENT, need, round, SERVICE, type Env } from "./env.ts";
+import { probeRtt, type Rtt } from "./rtt.ts";
+
+export interface NeighbourPhase {
+  name: "alone" | "flood" | "steady";
+  /** B's offered rate (0 = full speed), null when B is quiet. */
+  bRate: number | null;
+  a: Rtt;
+  b?: { offeredPerSecond: number; deliveredPerSecond: number; lossPercent: number };
+}
+
+export interface NeighbourResult {
+  seconds: number;
+  intervalMs: number;
+  phases: NeighbourPhase[];
+}
+
+export async function runNeighbour(env: Env): Promise<NeighbourResult> {
+  const { seconds, sparseIntervalMs, neighbourRate } = env.cfg;
+  const tunnel = need(env.tunnel, "the tunnel");
+  const sink = need(env.sink, "the UDP sink");
+  const aTarget = tunnel.listener(AGENT.a, SERVICE.echo);
+  const bTarget = tunnel.listener(AGENT.b, SERVICE.sink);
+  const count = Math.max(20, Math.round((seconds * 1000) / sparseIntervalMs));
+  env.log(`neighbour: A pings every ${sparseIntervalMs} ms for ${seconds} s: alone, B at full speed, B at ${rate(neighbourRate)}/s`);
+
+  const phase = async (name: NeighbourPhase["name"], bRate: number | null): Promise<NeighbourPhase> => {
+    if (bRate === null) return { name, bRate, a: await probeRtt(`neighbour-${name}-a`, aTarget, count, 10, sparseIntervalMs) };
+    sink.reset();
+    // B starts first and outlasts A, so every one of A's pings meets the load.
+    const bSeconds = seconds + 1;
+    const b = blast(`neighbour-${name}-b`, bTarget, bRate, bSeconds);
+    await Bun.sleep(300);
+    const a = await probeRtt(`neighbour-${name}-a`, aTarget, count, 10, sparseIntervalMs);
+    const sent = await b;
+    const got = await sink.drained();
+    await Bun.sleep(300);
+    return {
+      name,
+      bRate,
+      a,
+      b: {
+        offeredPerSecond: Math.round(sent.sent / sent.seconds),
+        deliveredPerSecond: Math.round(got.datagrams / sent.seconds),
+        lossPercent: sent.sent ? round((1 - got.datagrams / sent.sent) * 100, 2) : 0,
+      },
+    };
+  };
+  return {
+    seconds,
+    intervalMs: sparseIntervalMs,
+    phases: [await phase("alone", null), await phase("flood", 0), await phase("steady", neighbourRate)],
+  };
+}
+
+export function renderNeighbour(n: NeighbourResult): string[] {
+  const rows = [["B (other agent, own service)", "A p50", "A p99", "A max", "A lost", "B sent/s", "B delivered/s", "B loss"]];
+  for (const p of n.phases) {
+    rows.push([
+      p.bRate === null ? "quiet" : offered(p.bRate), us(p.a.p50), us(p.a.p99), us(p.a.max), fmt(p.a.lost),
+      rate(p.b?.offeredPerSecond), rate(p.b?.deliveredPerSecond), p.b ? pct(p.b.lossPercent, 2) : "-",
+    ]);
+  }
+  return [`Noisy neighbour: agent A's sparse echo (one every ${n.intervalMs} ms, ${n.seconds} s) while agent B sends`, ...table(rows, "lrrrrrrr")];
+}

@@ -1,0 +1,341 @@
+/**
+ * One QUIC connection inside the engine: its declared state, and what moves
+ * bytes between quiche and the application (stream reads and queued writes,
+ * DATAGRAMs with their rate limit). Sending packets and timers belong to the
+ * scheduler; routing and admission to the endpoint.
+ */
+import type { Address } from "../net/address.ts";
+import { createBufferViews } from "../runtime/views.ts";
+import { createFairQueue, enqueue, MAX_QUEUED, type FairQueue } from "./fair-queue.ts";
+import { quiche, type Connection } from "./native.ts";
+import type { ConnectionHandlers, QuicConnection } from "./types.ts";
+
+/** Stream bytes quiche's flow control has not taken yet, in order. */
+interface PendingWrites {
+  chunks: Uint8Array[];
+  bytes: number;
+  fin: boolean;
+}
+
+/** The engine's own state of a connection, behind the application's view of it. */
+export interface Conn<Ctx> extends QuicConnection<Ctx> {
+  readonly conn: Connection;
+  /** Our connection IDs that route to this connection (map keys). */
+  cids: number[];
+  /** Next bidirectional stream id this side may open. */
+  nextStream: number;
+  /** Streams the application paused (backpressure): not read until resumed. */
+  paused: Set<number>;
+  pending: Map<number, PendingWrites>;
+  /** DATAGRAM token bucket (only with a rate limit). */
+  dgramTokens: number;
+  dgramRefill: number;
+  /**
+   * DATAGRAMs waiting for the congestion window, per source and flow (created
+   * the first time one has to wait). quiche's own queue is kept short
+   * (DIRECT_DEPTH) so that the order it sends in is the fair one.
+   */
+  waiting: FairQueue | null;
+  /** Datagrams in quiche's queue, as of the last flush plus those added since. */
+  dgramQueued: number;
+  /** Packets received since the last flush: ACK-only work waits for a few. */
+  unflushedInputs: number;
+  ackTimer: ReturnType<typeof setTimeout> | null;
+  /** quiche's own timer (loss detection, idle, draining). */
+  timer: ReturnType<typeof setTimeout> | null;
+  timerAt: number;
+  wasEstablished: boolean;
+  /** Counts against its address's unproven connections until it says HELLO (servers). */
+  proven: boolean;
+  /** Removed from the endpoint (quiche closed); `closed` may come earlier, at draining. */
+  gone: boolean;
+  /** The endpoint's keepalive epoch of the last packet received. */
+  activeEpoch: number;
+  /** Reused for every recv: quiche copies what it needs. */
+  recvInfo: { from: Address; to: Address };
+}
+
+/** What a connection needs from its endpoint. */
+export interface ConnectionHost<Ctx> {
+  readonly handlers: ConnectionHandlers<Ctx>;
+  readonly server: boolean;
+  readonly local: Address;
+  readonly dgramRate: number;
+  /** Something to send: flush soon. */
+  markDirty(state: Conn<Ctx>): void;
+  /** The application says this peer is proven (HELLO). */
+  onProven(state: Conn<Ctx>): void;
+  drop(reason: string): void;
+}
+
+const textEncoder = new TextEncoder();
+/**
+ * Datagrams handed straight to quiche while nothing waits in the fair queue:
+ * enough to fill a flush, few enough that a newcomer is not stuck behind a
+ * flood in quiche's first-in-first-out queue.
+ */
+export const DIRECT_DEPTH = 16;
+// Read buffers are shared: the engine is single-threaded and handlers get views valid only during the call.
+const streamIn = createBufferViews(65536);
+const dgramIn = createBufferViews(65536);
+const NO_BYTES = new Uint8Array(0);
+let nextId = 1;
+
+/** The application error code in quiche's "StreamReset(N)" / "StreamStopped(N)" errors. */
+function errorCode(error: unknown): number {
+  const m = /\((\d+)\)/.exec((error as Error)?.message ?? "");
+  return m ? Number(m[1]) : 0;
+}
+
+export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, remote: Address): Conn<Ctx> {
+  const now = Date.now();
+  const state: Conn<Ctx> = {
+    id: nextId++,
+    remote,
+    createdAt: now,
+    get established() {
+      return state.wasEstablished;
+    },
+    closed: false,
+    context: undefined,
+    raw: conn,
+    conn,
+    cids: [],
+    // Client-initiated bidi ids are 0 mod 4 (0 is the control stream), server's 1 mod 4.
+    nextStream: host.server ? 1 : 4,
+    paused: new Set(),
+    pending: new Map(),
+    dgramTokens: Number.isFinite(host.dgramRate) ? host.dgramRate : 0,
+    dgramRefill: performance.now(),
+    waiting: null,
+    dgramQueued: 0,
+    unflushedInputs: 0,
+    ackTimer: null,
+    timer: null,
+    timerAt: 0,
+    wasEstablished: false,
+    proven: !host.server,
+    gone: false,
+    activeEpoch: 0,
+    recvInfo: { from: remote, to: host.local },
+    sendDatagram(data, source = 0, flow = 0) {
+      if (state.closed) return false;
+      const waiting = state.waiting;
+      if ((waiting === null || waiting.size === 0) && state.dgramQueued < DIRECT_DEPTH) {
+        let queued: boolean;
+        try {
+          queued = conn.dgramSend(data) !== null;
+        } catch {
+          return false; // larger than the peer accepts, or not yet negotiated
+        }
+        if (queued) {
+          state.dgramQueued++;
+          host.markDirty(state);
+          return true;
+        }
+      }
+      if (data.length > (conn.dgramMaxWritableLen() ?? 0)) return false;
+      if (!enqueue((state.waiting ??= createFairQueue()), source, flow, data)) return false;
+      host.markDirty(state);
+      return true;
+    },
+    canSendDatagram() {
+      return !state.closed && (state.waiting === null || state.waiting.size < MAX_QUEUED);
+    },
+    writeStream(streamId, data, fin = false) {
+      if (state.closed) return;
+      let queue = state.pending.get(streamId);
+      if (queue !== undefined) {
+        // Keep order: once something is queued, everything after it queues too.
+        queue.chunks.push(data.slice());
+        queue.bytes += data.length;
+        queue.fin = fin;
+        return;
+      }
+      let written: number | null = 0;
+      try {
+        written = conn.streamSend(streamId, data, fin);
+      } catch (error) {
+        writeFailed(host, state, streamId, error);
+        return;
+      }
+      written ??= 0;
+      host.markDirty(state);
+      if (written === data.length) return;
+      const rest = data.slice(written);
+      state.pending.set(streamId, { chunks: [rest], bytes: rest.length, fin });
+    },
+    pendingStreamBytes(streamId) {
+      return state.pending.get(streamId)?.bytes ?? 0;
+    },
+    openStream() {
+      const id = state.nextStream;
+      state.nextStream += 4;
+      return id;
+    },
+    pauseStream(streamId, paused) {
+      if (paused) {
+        state.paused.add(streamId);
+        return;
+      }
+      if (!state.paused.delete(streamId)) return;
+      // Data may have arrived while paused: read it now that there is room.
+      queueMicrotask(() => {
+        if (state.closed) return;
+        readStream(host, state, streamId);
+        host.markDirty(state);
+      });
+    },
+    shutdownStream(streamId, error) {
+      state.pending.delete(streamId);
+      state.paused.delete(streamId);
+      try {
+        conn.streamShutdown(streamId, quiche.Shutdown.Write, error);
+        conn.streamShutdown(streamId, quiche.Shutdown.Read, error);
+      } catch {
+        // already finished
+      }
+      host.markDirty(state);
+    },
+    markProven() {
+      if (state.proven) return;
+      state.proven = true;
+      host.onProven(state);
+    },
+    close(code, reason) {
+      if (state.closed) return;
+      try {
+        conn.close(true, code, textEncoder.encode(reason));
+      } catch {
+        // already closing
+      }
+      host.markDirty(state);
+    },
+    peerCertificate() {
+      const chain = conn.peerCertChain();
+      return chain && chain.length > 0 ? chain[0]! : null;
+    },
+    rttSeconds() {
+      const paths = conn.pathStats();
+      // The binding reports whole milliseconds.
+      return paths.length > 0 ? paths[0]!.rtt / 1e3 : 0;
+    },
+    maxDatagramSize() {
+      return conn.dgramMaxWritableLen() ?? 0;
+    },
+  };
+  return state;
+}
+
+/**
+ * Hands the application what quiche has for it after packets or a timer:
+ * the established event, DATAGRAMs, stream bytes; then retries queued writes.
+ */
+export function deliverInput<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>): void {
+  const conn = state.conn;
+  const handlers = host.handlers;
+  if (!state.wasEstablished) {
+    if (!conn.isEstablished()) return;
+    state.wasEstablished = true;
+    handlers.onEstablished?.(state);
+  }
+  if (handlers.onDatagram) {
+    let n: number | null;
+    while (!state.closed && (n = conn.dgramRecv(dgramIn.buffer)) !== null) {
+      if (host.dgramRate !== Infinity && !takeDatagramToken(host.dgramRate, state)) {
+        host.drop("rate_limited");
+        continue;
+      }
+      handlers.onDatagram(state, dgramIn.view(n));
+    }
+  }
+  // quiche's is_readable() is also true while DATAGRAMs wait, so ask only
+  // after draining them: iterating streams on every packet is costly.
+  if (!state.closed && conn.isReadable()) readStreams(host, state);
+  if (state.pending.size > 0) drainPending(host, state);
+}
+
+/** Token bucket per connection: `rate` per second, bursts up to one second's worth. */
+function takeDatagramToken(rate: number, state: Conn<unknown>): boolean {
+  const now = performance.now();
+  state.dgramTokens = Math.min(rate, state.dgramTokens + ((now - state.dgramRefill) * rate) / 1000);
+  state.dgramRefill = now;
+  if (state.dgramTokens < 1) return false;
+  state.dgramTokens -= 1;
+  return true;
+}
+
+function readStreams<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>) {
+  for (const streamId of state.conn.readable()) {
+    if (!state.paused.has(streamId)) readStream(host, state, streamId);
+    else probeStream(host, state, streamId);
+  }
+}
+
+/**
+ * A paused stream is not read, but a reset by the peer must still be seen,
+ * or a stalled transfer the peer gave up on is never cleaned up. A
+ * zero-length read reports a reset (or a bare FIN) without consuming data.
+ */
+function probeStream<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>, streamId: number) {
+  let result: [number, boolean] | null;
+  try {
+    result = state.conn.streamRecv(streamId, NO_BYTES);
+  } catch (error) {
+    state.paused.delete(streamId);
+    host.handlers.onStreamReset?.(state, streamId, errorCode(error), "reset");
+    return;
+  }
+  if (result !== null && result[1]) host.handlers.onStreamData?.(state, streamId, NO_BYTES, true);
+}
+
+function readStream<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>, streamId: number) {
+  while (!state.closed && !state.paused.has(streamId)) {
+    let result: [number, boolean] | null;
+    try {
+      result = state.conn.streamRecv(streamId, streamIn.buffer);
+    } catch (error) {
+      // RESET_STREAM from the peer: nothing more will come.
+      host.handlers.onStreamReset?.(state, streamId, errorCode(error), "reset");
+      return;
+    }
+    if (result === null) return;
+    const [n, fin] = result;
+    host.handlers.onStreamData?.(state, streamId, streamIn.view(n), fin);
+    if (fin) return;
+  }
+}
+
+function writeFailed<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>, streamId: number, error: unknown) {
+  state.pending.delete(streamId);
+  const message = (error as Error)?.message ?? "";
+  if (message.startsWith("StreamStopped")) host.handlers.onStreamReset?.(state, streamId, errorCode(error), "stopped");
+}
+
+function drainPending<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>) {
+  for (const [streamId, queue] of state.pending) {
+    while (queue.chunks.length > 0) {
+      const chunk = queue.chunks[0]!;
+      const last = queue.chunks.length === 1;
+      let written: number | null;
+      try {
+        written = state.conn.streamSend(streamId, chunk, last && queue.fin);
+      } catch (error) {
+        queue.chunks.length = 0; // stream gone: the peer stopped it
+        writeFailed(host, state, streamId, error);
+        break;
+      }
+      if (written === null) break;
+      queue.bytes -= written;
+      if (written < chunk.length) {
+        queue.chunks[0] = chunk.subarray(written);
+        break;
+      }
+      queue.chunks.shift();
+    }
+    if (queue.chunks.length === 0 && state.pending.get(streamId) === queue) {
+      state.pending.delete(streamId);
+      host.handlers.onStreamDrained?.(state, streamId);
+    }
+  }
+}

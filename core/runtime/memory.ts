@@ -1,0 +1,46 @@
+/**
+ * Gives memory back after a burst of ended connections. quiche's connections
+ * live in native memory the JavaScript collector does not see, so a flood of
+ * refused handshakes leaves it waiting for a collection that has no reason to
+ * run; and glibc keeps freed pages unless asked. Bun: a collection, then
+ * malloc_trim. Elsewhere: nothing (the runtime's collector decides).
+ */
+declare const Bun: { gc(force: boolean): void } | undefined;
+
+/** At most one release per this long; calls in between are folded into one later release. */
+const MIN_GAP_MS = 2_000;
+
+let last = 0;
+let pending: ReturnType<typeof setTimeout> | null = null;
+let trim: (() => void) | null | undefined;
+
+export function releaseNativeMemory(): void {
+  if (pending !== null) return;
+  const wait = Math.max(0, last + MIN_GAP_MS - Date.now());
+  pending = setTimeout(run, wait);
+  (pending as { unref?: () => void }).unref?.();
+}
+
+function run() {
+  pending = null;
+  last = Date.now();
+  if (typeof Bun === "undefined") return;
+  Bun.gc(true);
+  mallocTrim();
+}
+
+function mallocTrim() {
+  if (trim === undefined) {
+    trim = null;
+    try {
+      if (process.platform === "linux") {
+        const ffi = require("bun:ffi");
+        const libc = ffi.dlopen("libc.so.6", { malloc_trim: { args: ["u64"], returns: "i32" } });
+        trim = () => libc.symbols.malloc_trim(0);
+      }
+    } catch {
+      trim = null;
+    }
+  }
+  trim?.();
+}

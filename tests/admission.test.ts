@@ -1,0 +1,88 @@
+/**
+ * What a server does with packets for no connection: a standard QUIC client
+ * (ngtcp2's gtlsclient, with its own connection IDs) is answered, version
+ * negotiation is no amplifier, and every stateless answer is counted.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { openUdp } from "../core/runtime/udp.ts";
+import { cleanup, startTestServer, waitFor } from "./harness.ts";
+
+const teardown = cleanup();
+afterEach(() => teardown.run());
+
+const GTLSCLIENT = ["/usr/bin/gtlsclient", "/usr/local/bin/gtlsclient"].find((p) => existsSync(p));
+
+/**
+ * A long-header packet with an unknown version (0x1a2a3a4a), padded to
+ * `size` bytes (at least 7: flags, version, and two empty connection IDs).
+ */
+function unknownVersion(size: number): Uint8Array {
+  const p = new Uint8Array(size);
+  p[0] = 0xc0;
+  p.set([0x1a, 0x2a, 0x3a, 0x4a], 1);
+  if (size >= 23) {
+    p[5] = 8; // DCID length
+    p.set([1, 2, 3, 4, 5, 6, 7, 8], 6);
+    p[14] = 8; // SCID length
+    p.set([9, 10, 11, 12, 13, 14, 15, 16], 15);
+  }
+  return p;
+}
+
+async function probeClient() {
+  const answers: Uint8Array[] = [];
+  const socket = await openUdp({ host: "127.0.0.1", port: 0, onPacket: (d) => void answers.push(d.slice()), onError() {} });
+  teardown.add(socket, (s) => s.close());
+  return { socket, answers };
+}
+
+describe("admission of packets for no connection", () => {
+  test("gtlsclient with its default 18-byte connection ID gets a TLS answer: no_application_protocol (0x178)", async () => {
+    // ngtcp2-client is installed by .ci/run; a machine without it cannot run this check.
+    if (!GTLSCLIENT) throw new Error("gtlsclient (Debian package ngtcp2-client) is not installed: apt-get install ngtcp2-client");
+    const s = teardown.add(await startTestServer(), (x) => x.server.close());
+    const proc = Bun.spawn([GTLSCLIENT, "--handshake-timeout=3s", "--exit-on-all-streams-close", "127.0.0.1", String(s.server.address.port)], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    teardown.add(proc, (p) => p.kill("SIGKILL"));
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    await proc.exited;
+    clearTimeout(timer);
+    const output = (await new Response(proc.stderr).text()) + (await new Response(proc.stdout).text());
+    // It reached our TLS stack (which refused its ALPN), instead of timing out unanswered.
+    expect(output).not.toContain("HANDSHAKE_TIMEOUT");
+    expect(output).toMatch(/0x178|no.application.protocol|ERR_DRAINING|CRYPTO_ERROR/i);
+    expect(s.metrics.drops.child({ reason: "packet_accept_failed" }).value).toBe(0);
+    await waitFor(() => s.metrics.handshakeFailures.child({ reason: "no_application_protocol" }).value === 1, 2_000, "the refusal counted");
+  }, 20_000);
+
+  test("an unknown version in a datagram too small to start a connection gets no answer", async () => {
+    const s = teardown.add(await startTestServer(), (x) => x.server.close());
+    const { socket, answers } = await probeClient();
+    for (let i = 0; i < 20; i++) socket.send(unknownVersion(7 + i), s.server.address.port, s.server.address.host);
+    await Bun.sleep(200);
+    expect(answers.length).toBe(0);
+    const short = s.metrics.drops.child({ reason: "packet_short_unknown_version" }).value;
+    const unparsable = s.metrics.drops.child({ reason: "packet_bad_header" }).value;
+    expect(short).toBeGreaterThan(0);
+    expect(short + unparsable).toBe(20);
+  });
+
+  test("a full-size datagram with an unknown version gets version negotiation, capped per second", async () => {
+    const s = teardown.add(await startTestServer(), (x) => x.server.close());
+    const { socket, answers } = await probeClient();
+    socket.send(unknownVersion(1200), s.server.address.port, s.server.address.host);
+    await waitFor(() => answers.length === 1, 2_000, "a version negotiation packet");
+    const vn = answers[0]!;
+    expect(vn[0]! & 0x80).toBe(0x80);
+    expect([...vn.subarray(1, 5)]).toEqual([0, 0, 0, 0]); // version 0 = version negotiation
+    // A flood gets at most the stateless budget (100 a second), and the rest is counted.
+    for (let i = 0; i < 300; i++) socket.send(unknownVersion(1200), s.server.address.port, s.server.address.host);
+    await Bun.sleep(300);
+    expect(answers.length).toBeLessThanOrEqual(100);
+    expect(answers.length).toBeGreaterThan(10);
+    expect(s.metrics.drops.child({ reason: "packet_stateless_limit" }).value).toBeGreaterThanOrEqual(200);
+  });
+});
