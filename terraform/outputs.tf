@@ -34,6 +34,11 @@ output "connector_public_ips" {
   value       = { for name, c in aws_instance.connector : "${var.name_prefix}-connector-${name}" => c.public_ip }
 }
 
+output "availability_zone" {
+  description = "The zone of the subnet (every host is in it): var.availability_zone, or the first that offers both instance types."
+  value       = aws_subnet.public.availability_zone
+}
+
 output "vpc_id" {
   description = "The VPC holding the fleet."
   value       = aws_vpc.this.id
@@ -49,6 +54,7 @@ output "ansible_inventory" {
   value = templatefile("${path.module}/inventory.tftpl", {
     ssh_user  = var.ssh_user
     quic_port = local.quic_port
+    pki_dir   = trimsuffix(var.pki_dir, "/")
     servers = [
       for i, s in aws_instance.server : {
         name       = "${var.name_prefix}-server-${i}"

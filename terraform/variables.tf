@@ -54,7 +54,7 @@ variable "subnet_cidr" {
 
 variable "availability_zone" {
   type        = string
-  description = "Availability zone of the subnet; null lets AWS choose."
+  description = "Availability zone of the subnet; null picks the first zone (by name) that offers both instance types."
   default     = null
 
   validation {
@@ -113,6 +113,21 @@ variable "ssh_public_key" {
     condition     = can(regex("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+=*( .*)?$", var.ssh_public_key))
     error_message = "ssh_public_key must be one OpenSSH public key line (ssh-ed25519, ssh-rsa or ecdsa-sha2-*)."
   }
+
+  # The key material is an SSH wire blob: a u32 length and the algorithm name
+  # again, then the key. Decoded as ISO-8859-1, each byte is one character,
+  # so its structure can be checked here: a truncated, mistyped or made-up key
+  # fails at plan, not in AWS. (An ed25519 key's 32 bytes must also be a point
+  # of the curve: scripts/deploy-aws checks that before it applies.)
+  validation {
+    condition = try(
+      substr(textdecodebase64(split(" ", var.ssh_public_key)[1], "ISO-8859-1"), 4, length(split(" ", var.ssh_public_key)[0])) == split(" ", var.ssh_public_key)[0] &&
+      (split(" ", var.ssh_public_key)[0] != "ssh-ed25519" || length(textdecodebase64(split(" ", var.ssh_public_key)[1], "ISO-8859-1")) == 51) &&
+      (split(" ", var.ssh_public_key)[0] != "ssh-rsa" || length(textdecodebase64(split(" ", var.ssh_public_key)[1], "ISO-8859-1")) >= 279),
+      false
+    )
+    error_message = "ssh_public_key's key material does not decode to a key of its type (truncated, mistyped or invented?): paste the whole line of your .pub file. RSA keys need at least 2048 bits."
+  }
 }
 
 variable "ssh_user" {
@@ -139,12 +154,12 @@ variable "ami_id" {
 
 variable "server_count" {
   type        = number
-  description = "Number of relay servers; each gets an Elastic IP."
-  default     = 1
+  description = "Number of relay servers; each gets an Elastic IP. 2 or more: a rolling upgrade restarts one while the others carry the traffic; with 1, every upgrade, configuration change or reboot is an outage (docs/deploy.md)."
+  default     = 2
 
   validation {
     condition     = var.server_count >= 1 && floor(var.server_count) == var.server_count
-    error_message = "server_count must be a whole number >= 1."
+    error_message = "server_count must be a whole number >= 1 (2 or more to upgrade without an outage)."
   }
 }
 
@@ -209,6 +224,17 @@ variable "connectors" {
   validation {
     condition     = alltrue([for c in var.connectors : c.instances >= 1 && floor(c.instances) == c.instances])
     error_message = "Every connectors[].instances must be a whole number >= 1."
+  }
+}
+
+variable "pki_dir" {
+  type        = string
+  description = "Controller directory of the CA and certificates, written into the Ansible inventory (relative to ansible/ unless absolute). scripts/deploy-aws passes the directory it issues into (ZTNA_PKI_DIR), so both always agree."
+  default     = "pki"
+
+  validation {
+    condition     = length(var.pki_dir) > 0 && !can(regex("[\\n\"]", var.pki_dir))
+    error_message = "pki_dir must be a non-empty path without quotes or newlines."
   }
 }
 

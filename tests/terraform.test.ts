@@ -13,6 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { getExpressionAst, parse } from "@cdktf/hcl2json";
+import { generateKeyPairSync } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -482,6 +483,8 @@ async function renderTemplate(text: string, vars: Scope): Promise<string> {
 
 /** Variables the brief requires validations for: CIDRs, counts, instance types, service names. */
 const MUST_VALIDATE = [
+  "ssh_public_key",
+  "pki_dir",
   "vpc_cidr",
   "subnet_cidr",
   "allowed_cidrs",
@@ -546,9 +549,9 @@ describe("terraform module", () => {
     const calls = await templateCalls(mod);
     expect(calls.map((c) => c.path)).toEqual(["inventory.tftpl"]);
     const uses = templateUses(await templateAst(readFileSync(join(TF_DIR, "inventory.tftpl"), "utf8")));
-    expect([...uses.free].sort()).toEqual(["connectors", "quic_port", "servers", "ssh_user"]);
+    expect([...uses.free].sort()).toEqual(["connectors", "pki_dir", "quic_port", "servers", "ssh_user"]);
     // Ansible's own {{ }} expressions pass through as literal text.
-    expect(readFileSync(join(TF_DIR, "inventory.tftpl"), "utf8")).toContain('"pki/connector-{{ ztna_service }}.pem"');
+    expect(readFileSync(join(TF_DIR, "inventory.tftpl"), "utf8")).toContain('"${pki_dir}/connector-{{ ztna_connector_service }}.pem"');
     expect(templateProblems(calls[0]!, uses)).toEqual([]);
   });
 
@@ -584,10 +587,75 @@ describe("terraform module", () => {
     expect(route.body.destination_cidr_block).toBe("0.0.0.0/0");
   });
 
+  test("two servers by default, and the description says why one cannot roll", () => {
+    const count = mod.variables.get("server_count")!;
+    expect(count.default).toBe(2);
+    expect(String(count.description)).toContain("with 1, every upgrade");
+    expect(readFileSync(join(TF_DIR, "example.tfvars"), "utf8")).toMatch(/^server_count = 2$/m);
+  });
+
+  test("the subnet's zone offers both instance types; the key pair is created before the network", () => {
+    const offerings = mod.data.filter((d) => d.type === "aws_ec2_instance_type_offerings");
+    expect(offerings.map((d) => String(JSON.stringify(d.body.filter))).join()).toContain("var.server_instance_type");
+    expect(offerings.map((d) => String(JSON.stringify(d.body.filter))).join()).toContain("var.connector_instance_type");
+    const subnet = mod.resources.find((r) => r.type === "aws_subnet")!;
+    expect(subnet.body.availability_zone).toBe("${local.availability_zone}");
+    expect(String(mod.locals.get("usable_zones"))).toContain("setintersection(");
+    const vpc = mod.resources.find((r) => r.type === "aws_vpc")!;
+    expect(vpc.body.depends_on).toEqual(["${aws_key_pair.admin}"]);
+  });
+
+  test("the SSH key's material is checked at plan, beyond its shape", () => {
+    const conditions = strings(mod.variables.get("ssh_public_key")!.validation).join("\n");
+    expect(conditions).toContain("textdecodebase64(");
+    expect(conditions).toContain("== 51"); // an ed25519 blob's length
+  });
+
+  test("the lock file pins the AWS provider with hashes for every platform", () => {
+    const lock = readFileSync(join(TF_DIR, ".terraform.lock.hcl"), "utf8");
+    expect(lock).toContain('provider "registry.terraform.io/hashicorp/aws"');
+    expect(lock).toMatch(/version\s+= "5\.\d+\.\d+"/);
+    expect(lock).toContain('constraints = "~> 5.0"');
+    expect((lock.match(/"zh:[0-9a-f]{64}"/g) ?? []).length).toBeGreaterThanOrEqual(10);
+    expect(lock).toMatch(/"h1:[A-Za-z0-9+/]{43}="/);
+    // terraform/state uses the same provider at the same version.
+    expect(readFileSync(join(TF_DIR, "state", ".terraform.lock.hcl"), "utf8")).toBe(lock);
+  });
+
+  test("terraform test plans the module with a mocked AWS provider", () => {
+    const tests = readFileSync(join(TF_DIR, "tests", "plan.tftest.hcl"), "utf8");
+    expect(tests).toContain('mock_provider "aws"');
+    for (const run of ["two_servers_by_default", "first_zone_that_offers_both_instance_types", "no_zone_offers_both_types", "a_placeholder_key_is_refused_at_plan", "the_inventory_points_at_the_pki_dir"]) {
+      expect(tests).toContain(`run "${run}"`);
+    }
+  });
+
   test("the AMI is Debian 12 from Debian's own account", () => {
     const ami = mod.data.find((d) => d.type === "aws_ami")!;
     expect(ami.body.owners).toEqual(["136693071363"]);
     expect(JSON.stringify(ami.body.filter)).toContain("debian-12-amd64-");
+  });
+});
+
+describe("terraform/state: the remote state's bucket and lock table", () => {
+  let state: Module;
+  beforeAll(async () => {
+    state = await loadModule(join(TF_DIR, "state"));
+  });
+
+  test("a private, versioned, encrypted bucket that Terraform will not destroy, and a LockID table", () => {
+    const byType = (t: string) => state.resources.filter((r) => r.type === t);
+    const bucket = byType("aws_s3_bucket")[0]!;
+    expect(JSON.stringify(bucket.body.lifecycle)).toContain('"prevent_destroy":true');
+    expect(JSON.stringify(byType("aws_s3_bucket_versioning")[0]!.body)).toContain('"status":"Enabled"');
+    expect(JSON.stringify(byType("aws_s3_bucket_server_side_encryption_configuration")[0]!.body)).toContain("aws:kms");
+    const block = byType("aws_s3_bucket_public_access_block")[0]!.body;
+    for (const k of ["block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"]) expect(block[k]).toBe(true);
+    const table = byType("aws_dynamodb_table")[0]!.body;
+    expect(table.hash_key).toBe("LockID");
+    expect(JSON.stringify(table.attribute)).toContain('"name":"LockID"');
+    expect(variableProblems(state, ["bucket", "region", "lock_table"])).toEqual([]);
+    expect(undeclaredVariables(state)).toEqual([]);
   });
 });
 
@@ -608,8 +676,19 @@ describe("inventory template", () => {
       connectors,
       ssh_user: "admin",
       quic_port: 4433,
+      pki_dir: "/home/op/ztna pki",
     });
-    const inv = Bun.YAML.parse(text) as { all: { children: Record<string, { hosts: Record<string, Record<string, unknown>> }> } };
+    const inv = Bun.YAML.parse(text) as {
+      all: { vars: Record<string, string>; children: Record<string, { hosts: Record<string, Record<string, unknown>> }> };
+    };
+    // One PKI directory: where scripts/deploy-aws issues, the roles read (names with the roles' prefixes).
+    expect(inv.all.vars).toEqual({
+      ztna_common_ca_src: "/home/op/ztna pki/ca.pem",
+      ztna_server_cert_src: "/home/op/ztna pki/server.pem",
+      ztna_server_key_src: "/home/op/ztna pki/server-key.pem",
+      ztna_connector_cert_src: "/home/op/ztna pki/connector-{{ ztna_connector_service }}.pem",
+      ztna_connector_key_src: "/home/op/ztna pki/connector-{{ ztna_connector_service }}-key.pem",
+    });
     const groups = inv.all.children;
     expect(Object.keys(groups).sort()).toEqual(["ztna_connectors", "ztna_servers"]);
     expect(groups.ztna_servers!.hosts).toEqual({
@@ -629,8 +708,18 @@ describe("inventory template", () => {
       },
     });
     expect(groups.ztna_connectors!.hosts).toEqual({
-      "ztna-connector-db-0": { ansible_host: "203.0.113.20", ansible_user: "admin", ztna_service: "db", ztna_forward: "10.42.1.50:5432" },
-      "ztna-connector-a.b_c-0": { ansible_host: "203.0.113.21", ansible_user: "admin", ztna_service: "a.b_c", ztna_forward: "[::1]:53" },
+      "ztna-connector-db-0": {
+        ansible_host: "203.0.113.20",
+        ansible_user: "admin",
+        ztna_connector_service: "db",
+        ztna_connector_forward: "10.42.1.50:5432",
+      },
+      "ztna-connector-a.b_c-0": {
+        ansible_host: "203.0.113.21",
+        ansible_user: "admin",
+        ztna_connector_service: "a.b_c",
+        ztna_connector_forward: "[::1]:53",
+      },
     });
   });
 
@@ -794,12 +883,29 @@ describe("checkers on a deliberately broken module", () => {
 
 // ------------------------------------------------------------------ scripts/deploy-aws
 
+/** A real Ed25519 public key line (the script checks keys as AWS will). */
+function ed25519Line(): string {
+  const jwk = generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" }) as { x: string };
+  const str = (b: Uint8Array) => {
+    const out = new Uint8Array(4 + b.length);
+    new DataView(out.buffer).setUint32(0, b.length);
+    out.set(b, 4);
+    return out;
+  };
+  const blob = Buffer.concat([str(new TextEncoder().encode("ssh-ed25519")), str(Buffer.from(jwk.x, "base64url"))]);
+  return `ssh-ed25519 ${blob.toString("base64")} admin@example`;
+}
+const GOOD_KEY = ed25519Line();
+// The old example.tfvars placeholder: the right shape, but no key.
+const PLACEHOLDER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyReplaceMeWithYourOwnKeyMaterial0 you@laptop";
+
 // Stub tools: each logs "name [cwd] args" and does just enough for the script
-// to go on (terraform prints outputs, npm "builds" dist/ztna, that ztna
-// "issues" certificate files).
+// to go on (terraform prints outputs and the key, npm "builds" dist/ztna,
+// that ztna "issues" certificate files). The key check is the real one.
 const STUB_TERRAFORM = `echo "terraform [$(pwd)] $*" >> "$STUB_LOG"
 case " $* " in
   *" apply "*) [ -z "$STUB_FAIL_APPLY" ] || exit 1 ;;
+  *" console "*) cat > /dev/null; printf '"%s"\\n' "$STUB_KEY" ;;
   *" ansible_inventory "*) printf 'all:\\n  children: {}\\n' ;;
   *" server_certificate_ips "*) printf '%s' "\${STUB_IPS:-203.0.113.10,10.42.1.10}" ;;
   *" connector_services "*) printf 'db,dns' ;;
@@ -826,26 +932,49 @@ mkdir -p dist && cp "$STUB_ZTNA" dist/ztna && chmod +x dist/ztna
 
 const STUB_LOGGER = `echo "$(basename "$0") [$(pwd)] $*" >> "$STUB_LOG"\n`;
 
-/** A copy of the repository layout the script needs, with stub tools on a PATH of their own. */
+/** A git checkout of the repository layout the script needs, with stub tools on a PATH of their own. */
 function deployFixture() {
   const root = realpathSync(mkdtempSync(join(tmpdir(), "ztna-deploy-")));
-  for (const d of ["scripts", "terraform", "ansible", "bin", "sys"]) mkdirSync(join(root, d));
+  for (const d of ["scripts", "terraform", "ansible", "bin", "sys", "node_modules/.bin"]) mkdirSync(join(root, d), { recursive: true });
   copyFileSync(DEPLOY_SCRIPT, join(root, "scripts", "deploy-aws"));
+  copyFileSync(join(ROOT, "scripts", "check-ssh-key.ts"), join(root, "scripts", "check-ssh-key.ts"));
+  symlinkSync(process.execPath, join(root, "node_modules", ".bin", "bun"));
   writeFileSync(join(root, "ansible", "site.yml"), "---\n");
   writeFileSync(join(root, "prod.tfvars"), 'admin_cidrs = ["198.51.100.7/32"]\n');
+  // The repository's own ignore rules decide what a deploy leaves untracked.
+  copyFileSync(join(ROOT, ".gitignore"), join(root, ".gitignore"));
+  copyFileSync(join(TF_DIR, ".gitignore"), join(root, "terraform", ".gitignore"));
+  writeFileSync(join(root, ".gitignore"), readFileSync(join(root, ".gitignore"), "utf8") + "bin/\nsys/\nztna-stub\ncalls.log\nprod.tfvars\n");
   const stubs: Record<string, string> = { terraform: STUB_TERRAFORM, npm: STUB_NPM, ansible: STUB_LOGGER, "ansible-playbook": STUB_LOGGER };
   for (const [name, body] of Object.entries(stubs)) writeFileSync(join(root, "bin", name), `#!/bin/sh\n${body}`, { mode: 0o755 });
   writeFileSync(join(root, "ztna-stub"), `#!/bin/sh\n${STUB_ZTNA}`, { mode: 0o755 });
   // Only the stubs and the few system tools the script and stubs use are on
   // PATH, so a real terraform or ansible on this machine is never called.
-  for (const tool of ["basename", "dirname", "mktemp", "chmod", "mv", "rm", "cat", "mkdir", "cp"]) {
-    symlinkSync(Bun.which(tool)!, join(root, "sys", tool));
+  for (const tool of ["basename", "dirname", "mktemp", "chmod", "mv", "rm", "cat", "mkdir", "cp", "git", "head", "printf"]) {
+    const found = Bun.which(tool);
+    if (found) symlinkSync(found, join(root, "sys", tool));
   }
+  const gitEnv = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@example", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@example", HOME: root };
+  const git = (...args: string[]) => {
+    const r = Bun.spawnSync(["git", ...args], { cwd: root, env: { ...process.env, ...gitEnv }, stdout: "pipe", stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
+  };
+  git("init", "-q");
+  git("add", "-A");
+  git("commit", "-qm", "fixture");
   const log = join(root, "calls.log");
   const run = (args: string[], env: Record<string, string> = {}) => {
     const r = Bun.spawnSync([Bun.which("bash")!, join(root, "scripts", "deploy-aws"), ...args], {
       cwd: root,
-      env: { PATH: `${join(root, "bin")}:${join(root, "sys")}`, HOME: root, STUB_LOG: log, STUB_ZTNA: join(root, "ztna-stub"), ...env },
+      env: {
+        PATH: `${join(root, "bin")}:${join(root, "sys")}`,
+        // Bun keeps a cache in HOME: somewhere git ignores, like the user's home outside the tree.
+        HOME: join(root, "sys"),
+        STUB_LOG: log,
+        STUB_ZTNA: join(root, "ztna-stub"),
+        STUB_KEY: GOOD_KEY,
+        ...env,
+      },
       stdout: "pipe",
       stderr: "pipe",
     });
@@ -857,11 +986,11 @@ function deployFixture() {
     rmSync(log, { force: true });
     return lines.filter((l) => l !== "");
   };
-  return { root, run, calls, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+  return { root, run, calls, git, cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 
 describe("scripts/deploy-aws", () => {
-  test("init, apply with the caller's args, inventory, build, certificates, wait for SSH, playbook", () => {
+  test("build, init, key check, apply with the PKI dir and the caller's args, inventory, certificates, SSH, playbook", () => {
     const fx = deployFixture();
     try {
       const r = fx.run(["-var-file=prod.tfvars", "-auto-approve", "--", "--limit", "ztna_connectors"]);
@@ -872,11 +1001,13 @@ describe("scripts/deploy-aws", () => {
       const pki = `${R}/ansible/pki`;
       const inv = `${R}/ansible/inventory.aws.yml`;
       expect(fx.calls()).toEqual([
-        `${tf} init -input=false`,
-        // A var file that exists from the caller's directory is made absolute: terraform runs in terraform/.
-        `${tf} apply -var-file=${R}/prod.tfvars -auto-approve`,
-        `${tf} output -raw ansible_inventory`,
         `npm [${R}] run build`,
+        `${tf} init -input=false`,
+        // Only the variable arguments reach the console that reads the key.
+        `${tf} console -var-file=${R}/prod.tfvars`,
+        // A var file that exists from the caller's directory is made absolute: terraform runs in terraform/.
+        `${tf} apply -var=pki_dir=${pki} -var-file=${R}/prod.tfvars -auto-approve`,
+        `${tf} output -raw ansible_inventory`,
         `ztna [${R}] certs init --out ${pki}`,
         `${tf} output -raw server_certificate_ips`,
         `ztna [${R}] certs issue --role server --ip 203.0.113.10 --ip 10.42.1.10 --ca-dir ${pki} --out ${pki} --force`,
@@ -886,6 +1017,7 @@ describe("scripts/deploy-aws", () => {
         `ansible [${R}/ansible] all -i ${inv} -m ansible.builtin.wait_for_connection -a timeout=300`,
         `ansible-playbook [${R}/ansible] -i ${inv} ${R}/ansible/site.yml --limit ztna_connectors`,
       ]);
+      expect(r.stdout).toContain("ssh_public_key: ssh-ed25519 (256 bits), SHA256:");
       expect(readFileSync(inv, "utf8")).toBe("all:\n  children: {}\n");
       // The CA key's directory ignores itself, whatever the repository's .gitignore says.
       expect(readFileSync(join(pki, ".gitignore"), "utf8")).toBe("*\n");
@@ -894,13 +1026,17 @@ describe("scripts/deploy-aws", () => {
     }
   });
 
-  test("a second run builds and issues nothing; new server addresses reissue only the server certificate", () => {
+  test("every run builds (the tree stays clean); a second one issues nothing; new server addresses reissue only the server certificate", () => {
     const fx = deployFixture();
     try {
       expect(fx.run([]).code).toBe(0);
       fx.calls();
-      expect(fx.run([]).code).toBe(0);
-      expect(fx.calls().filter((c) => c.startsWith("npm") || c.startsWith("ztna"))).toEqual([]);
+      const again = fx.run([]);
+      expect(again.stderr).not.toContain("uncommitted");
+      expect(again.code).toBe(0);
+      const calls = fx.calls();
+      expect(calls.filter((c) => c.startsWith("npm"))).toEqual([`npm [${fx.root}] run build`]);
+      expect(calls.filter((c) => c.startsWith("ztna"))).toEqual([]);
       expect(fx.run([], { STUB_IPS: "203.0.113.10,203.0.113.11,10.42.1.10,10.42.1.11", ZTNA_SERVER_DNS: "relay.example" }).code).toBe(0);
       expect(fx.calls().filter((c) => c.startsWith("ztna"))).toEqual([
         `ztna [${fx.root}] certs issue --role server --ip 203.0.113.10 --ip 203.0.113.11 --ip 10.42.1.10 --ip 10.42.1.11 --dns relay.example --ca-dir ${fx.root}/ansible/pki --out ${fx.root}/ansible/pki --force`,
@@ -910,12 +1046,92 @@ describe("scripts/deploy-aws", () => {
     }
   });
 
+  test("uncommitted changes are refused before anything runs, unless --allow-dirty (or ZTNA_ALLOW_DIRTY=1)", () => {
+    const fx = deployFixture();
+    try {
+      writeFileSync(join(fx.root, "ansible", "site.yml"), "---\n# edited\n");
+      const refused = fx.run(["-auto-approve"]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain("M ansible/site.yml");
+      expect(refused.stderr).toContain("uncommitted changes");
+      expect(fx.calls()).toEqual([]);
+      const allowed = fx.run(["--allow-dirty", "-auto-approve"]);
+      expect(allowed.code).toBe(0);
+      const calls = fx.calls();
+      expect(calls[0]).toBe(`npm [${fx.root}] run build`);
+      // --allow-dirty is the script's, not terraform's.
+      expect(calls.find((c) => c.includes(" apply "))).toEndWith("apply -var=pki_dir=" + `${fx.root}/ansible/pki -auto-approve`);
+      expect(fx.run([], { ZTNA_ALLOW_DIRTY: "1" }).code).toBe(0);
+    } finally {
+      fx.cleanup();
+    }
+  });
+
+  test("a key that is no key stops the run before terraform apply", () => {
+    const fx = deployFixture();
+    try {
+      const r = fx.run([], { STUB_KEY: PLACEHOLDER_KEY });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain("ssh_public_key: an ssh-ed25519 key holds exactly 32 bytes");
+      expect(r.stderr).toContain("before anything is created");
+      const calls = fx.calls();
+      expect(calls.some((c) => c.includes(" apply "))).toBe(false);
+      expect(calls.at(-1)).toContain(" console");
+      expect(existsSync(join(fx.root, "ansible", "inventory.aws.yml"))).toBe(false);
+    } finally {
+      fx.cleanup();
+    }
+  });
+
+  test("ZTNA_TF_STATE_BUCKET keeps the state in S3 with a DynamoDB lock; unset afterwards, the run refuses", () => {
+    const fx = deployFixture();
+    try {
+      writeFileSync(join(fx.root, "terraform", "terraform.tfstate"), "{}\n");
+      const env = { ZTNA_TF_STATE_BUCKET: "acme-ztna-state", ZTNA_TF_STATE_REGION: "eu-west-1", ZTNA_TF_LOCK_TABLE: "locks" };
+      expect(fx.run([], env).code).toBe(0);
+      const init = fx.calls().find((c) => c.includes(" init "))!;
+      expect(init).toEndWith(
+        "init -input=false -migrate-state -force-copy -backend-config=bucket=acme-ztna-state -backend-config=key=ztna/terraform.tfstate " +
+          "-backend-config=region=eu-west-1 -backend-config=dynamodb_table=locks -backend-config=encrypt=true",
+      );
+      expect(readFileSync(join(fx.root, "terraform", "backend_override.tf"), "utf8")).toContain('backend "s3" {}');
+      // The override file is git-ignored: the tree stays clean for the next run.
+      expect(fx.run([], env).code).toBe(0);
+      expect(fx.calls().find((c) => c.includes(" init "))).not.toContain("-migrate-state");
+      const unset = fx.run([]);
+      expect(unset.code).not.toBe(0);
+      expect(unset.stderr).toContain("ZTNA_TF_STATE_BUCKET is not set");
+      expect(fx.calls().filter((c) => c.startsWith("terraform"))).toEqual([]);
+      const noRegion = fx.run([], { ZTNA_TF_STATE_BUCKET: "b", AWS_REGION: "" });
+      expect(noRegion.stderr).toContain("ZTNA_TF_STATE_REGION");
+    } finally {
+      fx.cleanup();
+    }
+  });
+
+  test("ZTNA_PKI_DIR: certificates issued there, and the inventory (var.pki_dir) points there", () => {
+    const fx = deployFixture();
+    const pki = mkdtempSync(join(tmpdir(), "ztna-pki-"));
+    try {
+      expect(fx.run(["-auto-approve"], { ZTNA_PKI_DIR: pki }).code).toBe(0);
+      const calls = fx.calls();
+      expect(calls.find((c) => c.includes(" apply "))).toEndWith(`apply -var=pki_dir=${pki} -auto-approve`);
+      expect(calls.filter((c) => c.startsWith("ztna"))[0]).toBe(`ztna [${fx.root}] certs init --out ${pki}`);
+      expect(existsSync(join(pki, "ca.pem"))).toBe(true);
+      expect(existsSync(join(fx.root, "ansible", "pki"))).toBe(false);
+    } finally {
+      fx.cleanup();
+      rmSync(pki, { recursive: true, force: true });
+    }
+  });
+
   test("a var file only terraform/ has is left for terraform; ZTNA_SKIP_PKI issues nothing", () => {
     const fx = deployFixture();
     try {
       expect(fx.run(["-var-file", "only-in-terraform.tfvars"], { ZTNA_SKIP_PKI: "1" }).code).toBe(0);
       const calls = fx.calls();
-      expect(calls[1]).toEndWith("apply -var-file only-in-terraform.tfvars");
+      expect(calls.find((c) => c.includes(" console"))).toEndWith("console -var-file only-in-terraform.tfvars");
+      expect(calls.find((c) => c.includes(" apply "))).toEndWith("apply -var=pki_dir=" + `${fx.root}/ansible/pki -var-file only-in-terraform.tfvars`);
       expect(calls.filter((c) => c.startsWith("ztna"))).toEqual([]);
       expect(existsSync(join(fx.root, "ansible", "pki"))).toBe(false);
     } finally {
@@ -927,7 +1143,7 @@ describe("scripts/deploy-aws", () => {
     const fx = deployFixture();
     try {
       expect(fx.run([], { STUB_FAIL_APPLY: "1" }).code).not.toBe(0);
-      expect(fx.calls().map((c) => c.split(" ")[0])).toEqual(["terraform", "terraform"]);
+      expect(fx.calls().map((c) => c.split(" ")[0])).toEqual(["npm", "terraform", "terraform", "terraform"]);
       expect(existsSync(join(fx.root, "ansible", "inventory.aws.yml"))).toBe(false);
       expect(existsSync(join(fx.root, "ansible", "pki"))).toBe(false);
     } finally {
@@ -935,7 +1151,7 @@ describe("scripts/deploy-aws", () => {
     }
   });
 
-  test("missing Ansible is reported before terraform creates anything", () => {
+  test("missing Ansible is reported before anything runs", () => {
     const fx = deployFixture();
     try {
       rmSync(join(fx.root, "bin", "ansible-playbook"));
@@ -953,7 +1169,7 @@ describe("scripts/deploy-aws", () => {
     try {
       const r = fx.run(["--help"]);
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain("usage: scripts/deploy-aws");
+      expect(r.stdout).toContain("usage: scripts/deploy-aws [--allow-dirty]");
       expect(fx.calls()).toEqual([]);
     } finally {
       fx.cleanup();
@@ -992,9 +1208,9 @@ const runs = (job: Job) => job.steps.map((s) => s.run ?? "").join("\n");
 const uses = (job: Job) => job.steps.map((s) => s.uses ?? "");
 
 describe("workflows", () => {
-  test("test.yml: on push and pull_request, read-only, every check CI relies on", () => {
+  test("test.yml: on push, pull_request and as the release's first stage, read-only, every check CI relies on", () => {
     const wf = readWorkflow("test.yml");
-    expect(Object.keys(wf.on).sort()).toEqual(["pull_request", "push"]);
+    expect(Object.keys(wf.on).sort()).toEqual(["pull_request", "push", "workflow_call"]);
     expect(wf.permissions).toEqual({ contents: "read" });
     const jobs = Object.values(wf.jobs);
     for (const job of jobs) {
@@ -1011,20 +1227,35 @@ describe("workflows", () => {
       expect(String(setup.with?.["node-version"])).toBe("20");
     }
     expect(runs(wf.jobs.test!)).toContain("npm run typecheck");
-    expect(runs(wf.jobs.ansible!)).toMatch(/apt-get install[^\n]*\bansible\b[^\n]*\bansible-lint\b/);
     expect(runs(wf.jobs.observability!)).toMatch(/apt-get install[^\n]*\bprometheus\b/);
     const tf = wf.jobs.terraform!;
     expect(uses(tf).some((u) => u.startsWith("hashicorp/setup-terraform@"))).toBe(true);
-    for (const cmd of ["terraform fmt -check -recursive", "terraform init -backend=false", "terraform validate"]) {
+    for (const cmd of ["terraform fmt -check -recursive", "terraform init -backend=false", "terraform validate", "terraform test"]) {
       expect(runs(tf)).toContain(cmd);
     }
+  });
+
+  test("test.yml: the Ansible job uses the tested ansible-lint, has the test's tools, and is callable by the release", () => {
+    const wf = readWorkflow("test.yml");
+    expect(Object.keys(wf.on)).toContain("workflow_call");
+    const job = wf.jobs.ansible!;
+    expect(runs(job)).toContain("pip install -r ansible/requirements-ci.txt");
+    const pins = readFileSync(join(ROOT, "ansible", "requirements-ci.txt"), "utf8");
+    expect(pins).toMatch(/^ansible-lint==\d+\.\d+\.\d+$/m);
+    expect(pins).toMatch(/^ansible-core==\d+\.\d+\.\d+$/m);
+    expect(runs(job)).toMatch(/apt-get install[^\n]*\bstrace\b/);
+    expect(runs(job)).toMatch(/apt-get install[^\n]*\bsystemd-container\b[^\n]*\bdebootstrap\b/);
+    expect(runs(job)).toContain("sudo -E");
   });
 
   test("release.yml: on v* tags; binary, checksums, image on ghcr.io, GitHub release; write access only where needed", () => {
     const wf = readWorkflow("release.yml");
     expect(wf.on).toEqual({ push: { tags: ["v*"] } });
     expect(wf.permissions).toEqual({ contents: "read" });
-    const { build, image, release } = wf.jobs;
+    const { test: tests, build, image, release } = wf.jobs;
+    // Nothing is built, let alone published, before the test workflow passed on this commit.
+    expect((tests as unknown as { uses: string }).uses).toBe("./.github/workflows/test.yml");
+    expect([build!.needs].flat()).toEqual(["test"]);
     expect(runs(build!)).toContain("npm ci");
     expect(runs(build!)).toContain("npm run build");
     expect(runs(build!)).toContain("sha256sum");

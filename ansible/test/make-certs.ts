@@ -1,20 +1,23 @@
 /**
  * Test PKI for scripts/ansible-test.sh.
  *
- *   bun ansible/test/make-certs.ts DIR SERVICE
- *     a CA, a server certificate for localhost/127.0.0.1, a connector
- *     certificate for SERVICE and an agent certificate for every service:
- *     DIR/{ca,server,connector,agent}.pem and DIR/*-key.pem
- *   bun ansible/test/make-certs.ts DIR --server NAME
+ *   bun ansible/test/make-certs.ts DIR SERVICE IP...
+ *     a CA, a server certificate for localhost, 127.0.0.1 and every IP given
+ *     (the addresses clients dial), a connector certificate for SERVICE and
+ *     an agent certificate for every service: DIR/{ca,server,connector,agent}.pem
+ *     and DIR/*-key.pem
+ *   bun ansible/test/make-certs.ts DIR --server NAME IP...
  *     another server certificate from DIR's CA: DIR/NAME.pem, DIR/NAME-key.pem
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createCa, issueCertificate, type PemPair } from "../../core/certs.ts";
 
-const [dir, service, name] = process.argv.slice(2);
-if (!dir || !service || (service === "--server" && !name)) {
-  console.error("usage: make-certs.ts DIR SERVICE | make-certs.ts DIR --server NAME");
+const [dir, service, ...rest] = process.argv.slice(2);
+const rotate = service === "--server";
+const name = rotate ? rest.shift() : undefined;
+if (!dir || !service || (rotate && !name)) {
+  console.error("usage: make-certs.ts DIR SERVICE IP... | make-certs.ts DIR --server NAME IP...");
   process.exit(2);
 }
 mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -26,9 +29,9 @@ function write(file: string, pair: PemPair): void {
 
 const days = 2;
 const serverCert = (ca: PemPair) =>
-  issueCertificate({ ca, role: "server", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], days });
+  issueCertificate({ ca, role: "server", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", ...rest], days });
 
-if (service === "--server") {
+if (rotate) {
   const ca = { certPem: readFileSync(join(dir, "ca.pem"), "utf8"), keyPem: readFileSync(join(dir, "ca-key.pem"), "utf8") };
   write(name!, await serverCert(ca));
 } else {
