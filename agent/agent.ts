@@ -20,6 +20,7 @@ import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
 import { bindError } from "../core/startup.ts";
 import { COMMIT, VERSION } from "../core/version.ts";
 import { expireFlows, onLocal } from "./datagrams.ts";
+import { countKernelDrops, stopOverload } from "./overload.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { startSlot } from "./servers.ts";
 import { type AgentState, createAgentState, type LinkSlot, type Listener } from "./state.ts";
@@ -39,6 +40,9 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     expireFlows(s, Date.now() - settings.flowIdleMs);
     if (s.active) metrics.serverRtt.child({ server: s.active.link.label }).set(s.active.link.rttSeconds());
   }, Math.max(100, Math.min(5_000, settings.flowIdleMs / 4)));
+  // What the kernel dropped at the listeners (held-back clients, full buffers), counted once a second.
+  const kernelCounter = setInterval(() => countKernelDrops(s, s.listeners), 1_000);
+  countKernelDrops(s, s.listeners);
 
   await startSlot(s, 0);
 
@@ -46,6 +50,8 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     if (s.closed) return;
     s.closed = true;
     clearInterval(sweeper);
+    clearInterval(kernelCounter);
+    stopOverload(s);
     s.rates.stop();
     s.refusals.close();
     const slots = allSlots(s);

@@ -6,6 +6,7 @@
  */
 import { DATAGRAM_HEADER_LEN, MAX_TUNNEL_PAYLOAD, parseDatagram, writeDatagramHeader } from "../core/frame/mod.ts";
 import { formatAddress } from "../core/net/address.ts";
+import { throttle } from "./overload.ts";
 import type { AgentFlow, AgentState, LinkSlot, Listener } from "./state.ts";
 
 /** A datagram from a local client of `listener`. */
@@ -31,8 +32,11 @@ export function onLocal(s: AgentState, listener: Listener, data: Uint8Array, por
   if (slot === null || open === undefined || slot.link.state !== "ready") return drop.not_connected.inc();
   if (!open.up) return drop.service_down.inc();
   const flow = listener.clients.get(host)?.get(port) ?? newFlow(s, listener, host, port);
-  // Overloaded: drop before any copying (the flow's queue drains as the window opens).
-  if (!slot.link.canSendDatagram(flow.id)) return drop.queue_full.inc();
+  // Overloaded: drop before any copying, and hold this client back in the kernel for a moment.
+  if (!slot.link.canSendDatagram(flow.id)) {
+    throttle(s, flow);
+    return drop.queue_full.inc();
+  }
   flow.lastSeen = Date.now();
   const buf = out.buffer;
   buf.set(data, DATAGRAM_HEADER_LEN);
@@ -53,7 +57,7 @@ export function onReply(s: AgentState, slot: LinkSlot, data: Uint8Array): void {
     return drop.unknown_flow.inc();
   }
   flow.lastSeen = s.lastReply = Date.now();
-  flow.listener.socket.send(data.subarray(DATAGRAM_HEADER_LEN), flow.port, flow.host);
+  s.toClients.send(flow.listener.socket, data.subarray(DATAGRAM_HEADER_LEN), flow.port, flow.host);
   s.fromServer.inc();
   s.bytesFrom.inc(header.payloadLength);
 }

@@ -17,7 +17,8 @@ export const AGENT_DROP_REASONS = [
   'not_connected', // no live connection to the server
   'unknown_flow', // datagram from the server for a flow we do not know
   'malformed', // unparsable datagram from the server
-  'queue_full', // local send queue full
+  'queue_full', // the flow's share of the send queue is full
+  'kernel', // dropped by the kernel at a listener: an overloaded client held back, or the socket buffer full
   'draining', // arrived after shutdown began: refused rather than sent into a closing tunnel
 ] as const;
 export type AgentDropReason = (typeof AGENT_DROP_REASONS)[number];

@@ -11,6 +11,7 @@ import type { Logger } from "../core/log.ts";
 import { createRepeatLog, type RepeatLog } from "../core/log-repeats.ts";
 import type { CounterCell } from "../core/metrics/cells.ts";
 import { dropCounter } from "../core/metrics/drops.ts";
+import { createSendBatcher, type SendBatcher } from "../core/net/send-batch.ts";
 import type { Config } from "../core/quic/native.ts";
 import { type SampledRates, sampleRates } from "../core/rates.ts";
 import type { UdpSocket } from "../core/runtime/udp.ts";
@@ -119,6 +120,15 @@ export interface AgentState {
   readonly out: BufferViews;
   /** Parsed datagram header, filled in place for every reply. */
   readonly header: DatagramHeader;
+  /** Replies to local clients, one sendmmsg per listener and turn (a large QUIC packet carries many). */
+  readonly toClients: SendBatcher;
+  /** Clients held back in the kernel while their flow's queue is full (agent/overload.ts). */
+  readonly overload: {
+    throttled: Map<Listener, AgentFlow[]>;
+    timer: ReturnType<typeof setTimeout> | null;
+    /** Each listener's kernel drop counter as last read. */
+    kernelSeen: Map<Listener, number>;
+  };
   readonly toServer: CounterCell;
   readonly fromServer: CounterCell;
   readonly bytesTo: CounterCell;
@@ -163,6 +173,8 @@ export function createAgentState(settings: AgentSettings, metrics: AgentMetrics,
     lastReply: 0,
     out: createBufferViews(64 * 1024),
     header: { channel: 0, flow: 0, payloadLength: 0 },
+    toClients: createSendBatcher(),
+    overload: { throttled: new Map(), timer: null, kernelSeen: new Map() },
     toServer,
     fromServer,
     bytesTo,

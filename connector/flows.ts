@@ -89,12 +89,9 @@ function openFlow(s: ConnectorState, server: ServerSlot, flowId: number): FlowSo
   return flow;
 }
 
+/** To the service from the flow's socket; counted as sent (or send_error) when the batch leaves. */
 function forwardPayload(s: ConnectorState, flow: FlowSocket, payload: Uint8Array): void {
-  if (!flow.socket!.send(payload, s.forward.port, s.forward.host)) {
-    s.drop.send_error.inc();
-    return;
-  }
-  s.toService.inc();
+  s.toServiceBatch.send(flow.socket!, payload, s.forward.port, s.forward.host);
   s.bytesTo.inc(payload.length);
 }
 

@@ -11,6 +11,7 @@ import { createRepeatLog, type RepeatLog } from "../core/log-repeats.ts";
 import type { CounterCell } from "../core/metrics/cells.ts";
 import { dropCounter } from "../core/metrics/drops.ts";
 import type { Address } from "../core/net/address.ts";
+import { createSendBatcher, type SendBatcher } from "../core/net/send-batch.ts";
 import { type SampledRates, sampleRates } from "../core/rates.ts";
 import type { UdpSocket } from "../core/runtime/udp.ts";
 import { type BufferViews, createBufferViews } from "../core/runtime/views.ts";
@@ -80,6 +81,8 @@ export interface ConnectorState {
   readonly bytesTo: CounterCell;
   readonly bytesFrom: CounterCell;
   readonly drop: { readonly [R in ConnectorDropReason]: CounterCell };
+  /** Datagrams to the service, one sendmmsg per flow socket and turn (a large QUIC packet carries many). */
+  readonly toServiceBatch: SendBatcher;
   /** Datagram and byte rates to and from the service, for /status (sampled every second). */
   readonly rates: SampledRates;
   /** Refused registrations are asked again at every reconnection: logged once, then counted a minute. */
@@ -97,6 +100,7 @@ export function createConnectorState(
   const fromService = metrics.datagrams.child({ direction: "from_service" });
   const bytesTo = metrics.bytes.child({ direction: "to_service" });
   const bytesFrom = metrics.bytes.child({ direction: "from_service" });
+  const drop = dropCounter(metrics.drops, CONNECTOR_DROP_REASONS).cells;
   return {
     settings,
     metrics,
@@ -123,7 +127,11 @@ export function createConnectorState(
     fromService,
     bytesTo,
     bytesFrom,
-    drop: dropCounter(metrics.drops, CONNECTOR_DROP_REASONS).cells,
+    drop,
+    toServiceBatch: createSendBatcher((sent, failed) => {
+      toService.inc(sent);
+      if (failed > 0) drop.send_error.inc(failed);
+    }),
     rates: sampleRates(() => [toService.value, fromService.value, bytesTo.value, bytesFrom.value]),
     refusals: createRepeatLog(log),
   };

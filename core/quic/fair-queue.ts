@@ -8,9 +8,9 @@
  */
 
 /** Most datagrams one flow may have waiting; beyond it the flow's newest are dropped. */
-export const MAX_FLOW_QUEUE = 128;
+export const MAX_FLOW_QUEUE = 1024;
 /** Most datagrams waiting for one connection in all; beyond it the newest are dropped. */
-export const MAX_QUEUED = 2048;
+export const MAX_QUEUED = 8192;
 /** Bytes a source may send per round (one full-size packet and change). */
 const QUANTUM = 1500;
 

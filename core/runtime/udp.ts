@@ -19,6 +19,8 @@ export interface UdpSocket {
    * Returns how many were handed to the kernel.
    */
   sendMany(flat: (Uint8Array | number | string)[], count: number): number;
+  /** The OS socket descriptor where the runtime exposes it (Bun), else null. */
+  readonly fd: number | null;
   close(): void;
 }
 
@@ -65,6 +67,7 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
   setBunSocketBuffers(socket.fd, options.bufferBytes ?? DEFAULT_UDP_BUFFER);
   return {
     address,
+    fd: typeof socket.fd === "number" ? socket.fd : null,
     send(data, port, host) {
       try {
         return socket.send(data, port, host);
@@ -113,6 +116,7 @@ async function openNodeUdp(options: UdpOptions): Promise<UdpSocket> {
   };
   return {
     address: { host: bound.address, port: bound.port },
+    fd: null,
     send,
     sendMany(flat, count) {
       for (let i = 0; i < count; i++) {
