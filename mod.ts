@@ -10,21 +10,21 @@
 
 // Programs: parse options like the CLI does, then run.
 export { runServer, type ServerProgram } from "./server/main.ts";
-export { runConnector, type ConnectorProgram } from "./connector/main.ts";
-export { runAgent, type AgentProgram } from "./agent/main.ts";
+export { type ConnectorProgram, runConnector } from "./connector/main.ts";
+export { type AgentProgram, runAgent } from "./agent/main.ts";
 export { parseServerOptions, type ServerOptions } from "./server/options.ts";
-export { parseConnectorOptions, type ConnectorOptions } from "./connector/options.ts";
-export { parseAgentOptions, type AgentOptions } from "./agent/options.ts";
+export { type ConnectorOptions, parseConnectorOptions } from "./connector/options.ts";
+export { type AgentOptions, parseAgentOptions } from "./agent/options.ts";
 
 // Lower-level building blocks, for embedding.
-export { startServer, type Server, type ServerSettings } from "./server/server.ts";
+export { type Server, type ServerSettings, startServer } from "./server/server.ts";
 // The server's `GET /status` document (docs/operations.md), for tools that read it.
-export type { ServerStatus, ServiceStatus, ConnectorStatus } from "./server/status.ts";
+export type { ConnectorStatus, ServerStatus, ServiceStatus } from "./server/status.ts";
 // ...as served, with datagram and byte rates; and the connectors' and agents' own documents.
 export type { ServerStatusWithRates, ServiceStatusWithRates, TrafficRates } from "./server/traffic.ts";
 export type { AgentStatusDocument, ConnectorStatusDocument } from "./core/client/status.ts";
-export { startConnector, type Connector, type ConnectorSettings } from "./connector/connector.ts";
-export { startAgent, type Agent, type AgentSettings } from "./agent/agent.ts";
+export { type Connector, type ConnectorSettings, startConnector } from "./connector/connector.ts";
+export { type Agent, type AgentSettings, startAgent } from "./agent/agent.ts";
 
 // The wire protocol.
 export * from "./core/frame/mod.ts";
@@ -32,10 +32,10 @@ export * from "./core/frame/mod.ts";
 // Operations: the checks every program makes of its TLS files at start, and
 // `ztna doctor`'s checks as a function (each result with status, cause and fix).
 export { inspectTlsFiles, loadTlsFiles, type TlsFinding, type TlsInspection } from "./core/tls-files.ts";
-export { runDoctor, type Check as DoctorCheck, type Report as DoctorReport } from "./commands/doctor/checks.ts";
+export { type Check as DoctorCheck, type Report as DoctorReport, runDoctor } from "./commands/doctor/checks.ts";
 export type { DoctorOptions } from "./commands/doctor/options.ts";
 
 // Certificates and configuration errors.
-export { createCa, issueCertificate, readIdentity, ensureDevCertificates } from "./core/certs.ts";
+export { createCa, ensureDevCertificates, issueCertificate, readIdentity } from "./core/certs.ts";
 export { ConfigError } from "./core/config.ts";
-export { VERSION, COMMIT, versionLine } from "./core/version.ts";
+export { COMMIT, VERSION, versionLine } from "./core/version.ts";

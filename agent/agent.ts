@@ -12,7 +12,7 @@
  * listeners, wires the parts together and offers the running agent
  * (types.ts) to its caller.
  */
-import { fourRates, linkStatus, processFacts, type AgentStatusDocument } from "../core/client/status.ts";
+import { type AgentStatusDocument, fourRates, linkStatus, processFacts } from "../core/client/status.ts";
 import { CloseCode } from "../core/frame/mod.ts";
 import type { Logger } from "../core/log.ts";
 import { formatAddress } from "../core/net/address.ts";
@@ -33,7 +33,9 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
   await s.tcp.listen(settings.maps.filter((m) => m.protocol === "tcp"));
   await bindUdpListeners(s);
   // Said once every listener is bound: a port problem on any of them leaves only the start-up error.
-  for (const l of s.tcp.listeners) log.info("listening", { service: l.service, protocol: "tcp", addr: formatAddress(l.address) });
+  for (const l of s.tcp.listeners) {
+    log.info("listening", { service: l.service, protocol: "tcp", addr: formatAddress(l.address) });
+  }
   for (const l of s.listeners) log.info("listening", { service: l.service, addr: formatAddress(l.socket.address) });
 
   const sweeper = setInterval(() => {

@@ -10,9 +10,9 @@ import { bindOps } from "../core/ops/serve.ts";
 import type { HttpServer } from "../core/runtime/http.ts";
 import { onReloadSignal, onShutdownSignals } from "../core/runtime/signals.ts";
 import { resolveFlag, startOrExit } from "../core/startup.ts";
-import { startAgent, type Agent } from "./agent.ts";
+import { type Agent, startAgent } from "./agent.ts";
 import { createAgentMetrics } from "./metrics.ts";
-import { agentSpec, type AgentOptions } from "./options.ts";
+import { type AgentOptions, agentSpec } from "./options.ts";
 
 export interface AgentProgram {
   agent: Agent;
@@ -39,7 +39,10 @@ export async function runAgent(options: AgentOptions, log?: Logger): Promise<Age
   warnIfCertificateOmitsServices(tls.files.chain[0], options.map.map((m) => m.service), log);
   const maps = [];
   for (const m of options.map) {
-    maps.push({ ...m, listen: await resolveFlag(`--map ${m.service}=${m.protocol}://${formatAddress(m.listen)}`, m.listen) });
+    maps.push({
+      ...m,
+      listen: await resolveFlag(`--map ${m.service}=${m.protocol}://${formatAddress(m.listen)}`, m.listen),
+    });
   }
   let agent: Agent | null = null;
   const ops = await bindOps({
@@ -75,7 +78,11 @@ export async function runAgent(options: AgentOptions, log?: Logger): Promise<Age
 }
 
 /** Services the certificate does not name get `not_authorised` from an mTLS server at every try: say so now. */
-function warnIfCertificateOmitsServices(cert: { role?: string; services: string[] } | undefined, services: string[], log: Logger) {
+function warnIfCertificateOmitsServices(
+  cert: { role?: string; services: string[] } | undefined,
+  services: string[],
+  log: Logger,
+) {
   if (!cert) return;
   const allowed = (s: string) => cert.role === "agent" && (cert.services.includes("*") || cert.services.includes(s));
   const missing = [...new Set(services.filter((s) => !allowed(s)))];
@@ -83,7 +90,9 @@ function warnIfCertificateOmitsServices(cert: { role?: string; services: string[
   log.warn("certificate_mismatch", {
     services: missing.join(","),
     role: cert.role ?? null,
-    detail: `--cert does not name ${missing.map((s) => `ztna://agent/${s}`).join(", ")}: a server with --ca will refuse to open them (not_authorised)`,
+    detail: `--cert does not name ${
+      missing.map((s) => `ztna://agent/${s}`).join(", ")
+    }: a server with --ca will refuse to open them (not_authorised)`,
   });
 }
 

@@ -10,24 +10,24 @@ import {
   opt,
   optionError,
   parseHostPort,
-} from '../core/config.ts';
-import type { HostPort, ReadFile } from '../core/config.ts';
-import { formatAddress } from '../core/net/address.ts';
+} from "../core/config.ts";
+import type { HostPort, ReadFile } from "../core/config.ts";
+import { formatAddress } from "../core/net/address.ts";
 import {
   checkClientOptions,
+  type ClientOptions,
   commonOptions,
   DAY,
   HOUR,
   linkTimingOptions,
   serverOptions,
   trustOptions,
-  type ClientOptions,
-} from '../core/client/options.ts';
+} from "../core/client/options.ts";
 
 /** One local listener that the agent exposes for a remote service. */
 export interface AgentMapping {
   service: string;
-  protocol: 'udp' | 'tcp';
+  protocol: "udp" | "tcp";
   listen: HostPort;
 }
 
@@ -55,7 +55,7 @@ export function parseMapping(raw: string): AgentMapping {
   } catch (err) {
     throw new Error(`${(err as Error).message} in ${JSON.stringify(raw)}`);
   }
-  return { service, protocol: m[2] as 'udp' | 'tcp', listen };
+  return { service, protocol: m[2] as "udp" | "tcp", listen };
 }
 
 /** Two mappings may not bind the same protocol/address (port 0 binds distinct ephemeral ports). */
@@ -64,26 +64,26 @@ function checkDuplicateListeners(mappings: AgentMapping[]): void {
   for (const { protocol, listen } of mappings) {
     if (listen.port === 0) continue;
     const key = `${protocol}://${formatAddress(listen)}`;
-    if (seen.has(key)) throw optionError('map', `duplicate listen address ${key}`);
+    if (seen.has(key)) throw optionError("map", `duplicate listen address ${key}`);
     seen.add(key);
   }
 }
 
 export function agentSpec(stdoutIsTty: boolean) {
   return defineSpec({
-    program: 'ztna-agent',
-    summary: 'Agent: exposes remote services on local UDP/TCP ports through the relay server.',
+    program: "ztna-agent",
+    summary: "Agent: exposes remote services on local UDP/TCP ports through the relay server.",
     options: {
       ...serverOptions(),
-      map: opt(list(custom('NAME=udp|tcp://HOST:PORT', parseMapping)), {
-        help: 'Expose service NAME on a local listener',
+      map: opt(list(custom("NAME=udp|tcp://HOST:PORT", parseMapping)), {
+        help: "Expose service NAME on a local listener",
         required: true,
       }),
-      ops: opt(hostPortOrOff(), { help: 'Health/metrics HTTP listener, or off', default: '127.0.0.1:9092' }),
+      ops: opt(hostPortOrOff(), { help: "Health/metrics HTTP listener, or off", default: "127.0.0.1:9092" }),
       ...trustOptions(),
       ...linkTimingOptions(),
-      flowIdle: opt(duration({ min: 1, max: DAY }), { help: 'Close flows idle this long', default: '60s' }),
-      grace: opt(duration({ max: HOUR }), { help: 'Drain time on shutdown', default: '5s' }),
+      flowIdle: opt(duration({ min: 1, max: DAY }), { help: "Close flows idle this long", default: "60s" }),
+      grace: opt(duration({ max: HOUR }), { help: "Drain time on shutdown", default: "5s" }),
       ...commonOptions(stdoutIsTty),
     },
     finish: (v): AgentOptions => {

@@ -18,7 +18,7 @@ export function throttle(s: AgentState, flow: AgentFlow): void {
   const o = s.overload;
   const l = flow.listener;
   let list = o.throttled.get(l);
-  if (list === undefined) o.throttled.set(l, (list = []));
+  if (list === undefined) o.throttled.set(l, list = []);
   if (list.length >= MAX_FILTERED_SOURCES || list.some((f) => f === flow)) return;
   list.push(flow);
   if (!setDroppedSources(l.socket.fd, list)) {

@@ -9,7 +9,7 @@ import net from "node:net";
 import { encodeStreamHeader, StreamResetCode, streamResetName } from "../core/frame/mod.ts";
 import { type Address, formatAddress } from "../core/net/address.ts";
 import type { Link } from "../core/client/link.ts";
-import { createTcpPipe, resetSocket, type PipeEnd, type TcpPipe } from "../core/client/tcp-pipe.ts";
+import { createTcpPipe, type PipeEnd, resetSocket, type TcpPipe } from "../core/client/tcp-pipe.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog } from "../core/log-repeats.ts";
 import { bindError } from "../core/startup.ts";
@@ -66,7 +66,7 @@ export function createAgentTcp(settings: AgentTcpSettings): AgentTcp {
   const bytesTo = metrics.tcpBytes.child({ direction: "to_server" });
   const bytesFrom = metrics.tcpBytes.child({ direction: "from_server" });
   const count = (result: AgentTcpResult) => metrics.tcpConnections.child({ result }).inc();
-  const setActive = (delta: number) => metrics.tcpActive.set((active += delta));
+  const setActive = (delta: number) => metrics.tcpActive.set(active += delta);
 
   // A client retrying in a loop must not flood the log: once per service and reason, then a count a minute.
   const refusals = createRepeatLog(log);
@@ -74,7 +74,11 @@ export function createAgentTcp(settings: AgentTcpSettings): AgentTcp {
     count(result);
     socket.on("error", () => {});
     resetSocket(socket);
-    refusals.log("info", "tcp_refused", `${service}|${result}`, { service, reason: result, client: formatAddress({ host: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 }) });
+    refusals.log("info", "tcp_refused", `${service}|${result}`, {
+      service,
+      reason: result,
+      client: formatAddress({ host: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 }),
+    });
   }
 
   function accept(service: string, socket: net.Socket) {
@@ -87,7 +91,7 @@ export function createAgentTcp(settings: AgentTcpSettings): AgentTcp {
     const streamId = conn.openStream();
     conn.writeStream(streamId, encodeStreamHeader(route.channel));
     let entry = byConn.get(conn);
-    if (!entry) byConn.set(conn, (entry = { link, pipes: new Map() }));
+    if (!entry) byConn.set(conn, entry = { link, pipes: new Map() });
     const pipes = entry.pipes;
     count("ok");
     setActive(1);
@@ -102,7 +106,13 @@ export function createAgentTcp(settings: AgentTcpSettings): AgentTcp {
         setActive(-1);
         metrics.tcpClosed.child({ how: end.how }).inc();
         if (end.how !== "fin") {
-          log.debug("tcp_reset", { service, stream: streamId, how: end.how, code: streamResetName(end.code), error: end.how === "local_reset" ? end.error : undefined });
+          log.debug("tcp_reset", {
+            service,
+            stream: streamId,
+            how: end.how,
+            code: streamResetName(end.code),
+            error: end.how === "local_reset" ? end.error : undefined,
+          });
         }
       },
     });

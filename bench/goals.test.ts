@@ -4,14 +4,34 @@ import type { LatencySummary } from "./lib/stats.ts";
 import type { BenchResult } from "./result.ts";
 import type { GoodputRun } from "./rows/goodput.ts";
 
-const lat = (p50: number, p99 = p50 * 2): LatencySummary => ({ samples: 100, min: p50 / 2, p50, p90: p50, p99, max: p99, mean: p50 });
+const lat = (p50: number, p99 = p50 * 2): LatencySummary => ({
+  samples: 100,
+  min: p50 / 2,
+  p50,
+  p90: p50,
+  p99,
+  max: p99,
+  mean: p50,
+});
 const rtt = (p50: number, p99 = p50 * 2, lost = 0) => ({ ...lat(p50, p99), lost });
 
 function run(targetRate: number, delivered: number, lossPercent = 0, cpuUs?: number): GoodputRun {
   return {
-    targetRate, offered: delivered, offeredPerSecond: targetRate || 300_000, refused: 0, delivered, deliveredPerSecond: delivered,
-    mbitPerSecond: 0, lossPercent, seconds: 5, late: 0, drainMs: 0, kernelDrops: {},
-    ...(cpuUs === undefined ? {} : { cpuUsPerDatagram: { server: cpuUs, connector: cpuUs, agent: cpuUs }, cpuPercent: {} }),
+    targetRate,
+    offered: delivered,
+    offeredPerSecond: targetRate || 300_000,
+    refused: 0,
+    delivered,
+    deliveredPerSecond: delivered,
+    mbitPerSecond: 0,
+    lossPercent,
+    seconds: 5,
+    late: 0,
+    drainMs: 0,
+    kernelDrops: {},
+    ...(cpuUs === undefined
+      ? {}
+      : { cpuUsPerDatagram: { server: cpuUs, connector: cpuUs, agent: cpuUs }, cpuPercent: {} }),
   };
 }
 
@@ -23,7 +43,11 @@ function goodput(tunnel: [number, number, number?][]): BenchResult["rows"]["good
   return {
     datagram: 1200,
     seconds: 5,
-    rows: tunnel.map(([rate, delivered, loss = 0]) => ({ targetRate: rate, direct: run(rate, rate || 280_000), tunnel: run(rate, delivered, loss, rate === 25_000 ? 5 : undefined) })),
+    rows: tunnel.map(([rate, delivered, loss = 0]) => ({
+      targetRate: rate,
+      direct: run(rate, rate || 280_000),
+      tunnel: run(rate, delivered, loss, rate === 25_000 ? 5 : undefined),
+    })),
   };
 }
 
@@ -69,7 +93,12 @@ describe("issue 9 goals", () => {
       intervalMs: 5,
       phases: [
         { name: "alone" as const, bRate: null, a: rtt(300, 900) },
-        { name: "flood" as const, bRate: 0, a: rtt(400, p99, lost), b: { offeredPerSecond: 300_000, deliveredPerSecond: bDelivered, lossPercent: 60 } },
+        {
+          name: "flood" as const,
+          bRate: 0,
+          a: rtt(400, p99, lost),
+          b: { offeredPerSecond: 300_000, deliveredPerSecond: bDelivered, lossPercent: 60 },
+        },
       ],
     });
     r.rows.neighbour = phases(1_900, 0, 95_000);
@@ -91,7 +120,11 @@ describe("issue 9 goals", () => {
     expect(goal(r, "4").met).toBe(true);
     r.rows.goodput!.rows[0]!.tunnel.cpuUsPerDatagram!.agent = 6.5;
     expect(goal(r, "4").met).toBe(false);
-    r.rows.rtt = { direct: { backToBack: rtt(14), sparse: rtt(51) }, tunnel: { backToBack: rtt(110), sparse: rtt(150) }, sparseIntervalMs: 5 };
+    r.rows.rtt = {
+      direct: { backToBack: rtt(14), sparse: rtt(51) },
+      tunnel: { backToBack: rtt(110), sparse: rtt(150) },
+      sparseIntervalMs: 5,
+    };
     expect(goal(r, "5").met).toBe(true);
     r.rows.rtt.tunnel.sparse = rtt(160); // 3.1× direct
     expect(goal(r, "5").met).toBe(false);
@@ -99,23 +132,46 @@ describe("issue 9 goals", () => {
 
   test("6 and 7: TCP against ssh -L of the same run; without ssh only a failure is decided", () => {
     const r = base();
-    const bulk = (tunnel: number, ssh: number) => ["upload", "download"].flatMap((direction) => [
-      { path: "direct" as const, direction: direction as "upload", bytes: 1, seconds: 5, mbitPerSecond: 30_000 },
-      { path: "ssh" as const, direction: direction as "upload", bytes: 1, seconds: 5, mbitPerSecond: ssh },
-      { path: "tunnel" as const, direction: direction as "upload", bytes: 1, seconds: 5, mbitPerSecond: tunnel },
-    ]);
+    const bulk = (tunnel: number, ssh: number) =>
+      ["upload", "download"].flatMap((direction) => [
+        { path: "direct" as const, direction: direction as "upload", bytes: 1, seconds: 5, mbitPerSecond: 30_000 },
+        { path: "ssh" as const, direction: direction as "upload", bytes: 1, seconds: 5, mbitPerSecond: ssh },
+        { path: "tunnel" as const, direction: direction as "upload", bytes: 1, seconds: 5, mbitPerSecond: tunnel },
+      ]);
     r.rows["tcp-bulk"] = { seconds: 5, runs: bulk(1_400, 2_600) };
     expect(goal(r, "6").met).toBe(true);
     r.rows["tcp-bulk"] = { seconds: 5, runs: bulk(1_200, 2_600) };
     expect(goal(r, "6").met).toBe(false);
-    r.rows["tcp-bulk"] = { seconds: 5, runs: bulk(1_200, 2_600).filter((x) => x.path !== "ssh"), sshSkipped: "not installed" };
+    r.rows["tcp-bulk"] = {
+      seconds: 5,
+      runs: bulk(1_200, 2_600).filter((x) => x.path !== "ssh"),
+      sshSkipped: "not installed",
+    };
     expect(goal(r, "6").met).toBeNull();
-    r.rows["tcp-bulk"] = { seconds: 5, runs: bulk(900, 0).filter((x) => x.path !== "ssh"), sshSkipped: "not installed" };
+    r.rows["tcp-bulk"] = {
+      seconds: 5,
+      runs: bulk(900, 0).filter((x) => x.path !== "ssh"),
+      sshSkipped: "not installed",
+    };
     expect(goal(r, "6").met).toBe(false);
 
-    const rr = (path: "direct" | "ssh" | "tunnel", connections: number, rps: number, p50: number) =>
-      ({ path, connections, requests: rps, requestsPerSecond: rps, latency: lat(p50), errors: 0 });
-    r.rows["tcp-rr"] = { seconds: 5, runs: [rr("ssh", 1, 12_700, 63), rr("tunnel", 1, 6_400, 120), rr("ssh", 20, 38_900, 380), rr("tunnel", 20, 20_000, 700)] };
+    const rr = (path: "direct" | "ssh" | "tunnel", connections: number, rps: number, p50: number) => ({
+      path,
+      connections,
+      requests: rps,
+      requestsPerSecond: rps,
+      latency: lat(p50),
+      errors: 0,
+    });
+    r.rows["tcp-rr"] = {
+      seconds: 5,
+      runs: [
+        rr("ssh", 1, 12_700, 63),
+        rr("tunnel", 1, 6_400, 120),
+        rr("ssh", 20, 38_900, 380),
+        rr("tunnel", 20, 20_000, 700),
+      ],
+    };
     expect(goal(r, "7").met).toBe(true);
     r.rows["tcp-rr"].runs[3] = rr("tunnel", 20, 20_000, 800); // p50 over 2× ssh's
     expect(goal(r, "7").met).toBe(false);
@@ -123,8 +179,21 @@ describe("issue 9 goals", () => {
 
   test("8: the worst program of each kind decides", () => {
     const r = base();
-    const p = (label: string, kind: "server" | "connector" | "agent", idle: number, peak: number) => ({ label, kind, idleMiB: idle, peakMiB: peak, endMiB: idle });
-    r.memory = { programs: [p("server", "server", 40, 65), p("connector:a", "connector", 40, 60), p("connector:b", "connector", 44, 69), p("agent:a", "agent", 41, 62)] };
+    const p = (label: string, kind: "server" | "connector" | "agent", idle: number, peak: number) => ({
+      label,
+      kind,
+      idleMiB: idle,
+      peakMiB: peak,
+      endMiB: idle,
+    });
+    r.memory = {
+      programs: [
+        p("server", "server", 40, 65),
+        p("connector:a", "connector", 40, 60),
+        p("connector:b", "connector", 44, 69),
+        p("agent:a", "agent", 41, 62),
+      ],
+    };
     expect(goal(r, "8").met).toBe(true);
     r.memory.programs.push(p("agent:b", "agent", 46, 50));
     expect(goal(r, "8").met).toBe(false);
@@ -132,10 +201,17 @@ describe("issue 9 goals", () => {
 
   test("L: the path must recover once the loss stops", () => {
     const r = base();
-    const phase = (name: "clean" | "impaired" | "clean again", mbit: number, p50: number) =>
-      ({ name, downloadMbitPerSecond: mbit, echo: rtt(p50), proxy: { received: 1, dropped: 0, held: 0 } });
+    const phase = (name: "clean" | "impaired" | "clean again", mbit: number, p50: number) => ({
+      name,
+      downloadMbitPerSecond: mbit,
+      echo: rtt(p50),
+      proxy: { received: 1, dropped: 0, held: 0 },
+    });
     const lossy = (again: number, p50: number) => ({
-      loss: 0.02, reorder: 0.02, seconds: 5, echoes: 1_000,
+      loss: 0.02,
+      reorder: 0.02,
+      seconds: 5,
+      echoes: 1_000,
       phases: [phase("clean", 200, 500), phase("impaired", 20, 900), phase("clean again", again, p50)],
       recovery: { download: again / 200, echoP50: p50 / 500 },
     });
@@ -150,10 +226,25 @@ describe("issue 9 goals", () => {
   test("9 and 8.8: a smaller run can fail a bound but cannot meet the goal", () => {
     const r = base();
     const step = (agents: number, rss: number) => ({
-      target: agents, agents, added: agents, failed: 0, reasons: {}, seconds: 1, handshakesPerSecond: 1_000, latency: lat(1_000), serverRssMiB: rss, serverCpuPercent: 50, swarmCpuPercent: 50, swarmRssMiB: 1,
+      target: agents,
+      agents,
+      added: agents,
+      failed: 0,
+      reasons: {},
+      seconds: 1,
+      handshakesPerSecond: 1_000,
+      latency: lat(1_000),
+      serverRssMiB: rss,
+      serverCpuPercent: 50,
+      swarmCpuPercent: 50,
+      swarmRssMiB: 1,
     });
     const scale = (top: number, rss: number, idleCpu: number) => ({
-      keepaliveMs: 1_000, serverIdleRssMiB: 40, probeLowLoad: lat(1_500), probeAtTop: lat(1_800), steps: [step(1_000, 100), step(top, rss)],
+      keepaliveMs: 1_000,
+      serverIdleRssMiB: 40,
+      probeLowLoad: lat(1_500),
+      probeAtTop: lat(1_800),
+      steps: [step(1_000, 100), step(top, rss)],
       idle: { agents: top, lost: 0, seconds: 5, serverCpuPercent: idleCpu, swarmCpuPercent: 30, serverRssMiB: rss },
     });
     r.rows.scale = scale(10_000, 900, 20);
@@ -166,8 +257,17 @@ describe("issue 9 goals", () => {
     expect(goal(r, "9").met).toBe(false);
 
     const abuse = (handshakes: number, back: number | null, registered = 0) => ({
-      handshakes, refused: handshakes - registered, registered, reasons: {}, perSecond: 300, idleRssMiB: 50, peakRssMiB: 90, endRssMiB: 75,
-      backWithinSeconds: back, watchSeconds: 30, samples: [],
+      handshakes,
+      refused: handshakes - registered,
+      registered,
+      reasons: {},
+      perSecond: 300,
+      idleRssMiB: 50,
+      peakRssMiB: 90,
+      endRssMiB: 75,
+      backWithinSeconds: back,
+      watchSeconds: 30,
+      samples: [],
     });
     r.rows.abuse = abuse(2_000, 12);
     expect(goal(r, "8.8").met).toBe(true);

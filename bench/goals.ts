@@ -30,8 +30,15 @@ export const RECOVERY = { download: 0.8, echoP50: 1.5 };
 /** Noise allowance for "never falls": a row may deliver this much less than an earlier one. */
 export const MONOTONIC_SLACK = 0.05;
 
-const notRun = (id: string, title: string, target: string, before: string, rows: string): Goal =>
-  ({ id, title, target, before, met: null, measured: `not run (needs ${rows})`, anchor: "-" });
+const notRun = (id: string, title: string, target: string, before: string, rows: string): Goal => ({
+  id,
+  title,
+  target,
+  before,
+  met: null,
+  measured: `not run (needs ${rows})`,
+  anchor: "-",
+});
 
 function bestUnderLoss(runs: GoodputRun[], lossPercent: number): GoodputRun | undefined {
   return runs.filter((r) => r.lossPercent < lossPercent).sort((a, b) => b.deliveredPerSecond - a.deliveredPerSecond)[0];
@@ -52,7 +59,9 @@ export function evaluateGoals(r: BenchResult): Goal[] {
   // 1. Graceful overload
   {
     const title = "graceful overload";
-    const target = `delivered/s never falls as offered rises (${MONOTONIC_SLACK * 100} % slack for noise); at full speed ≥ 90 % of the best row`;
+    const target = `delivered/s never falls as offered rises (${
+      MONOTONIC_SLACK * 100
+    } % slack for noise); at full speed ≥ 90 % of the best row`;
     const before = "25k→25.0k, 50k→40.5k, 75k→30.0k, 100k→19.1k, full→1.9k/s";
     if (!g) goals.push(notRun("1", title, target, before, "goodput"));
     else {
@@ -66,9 +75,14 @@ export function evaluateGoals(r: BenchResult): Goal[] {
       const fullShare = full && tunnelBest ? full.deliveredPerSecond / tunnelBest : null;
       const directFull = directRuns.find((x) => x.targetRate === 0);
       goals.push({
-        id: "1", title, target, before,
+        id: "1",
+        title,
+        target,
+        before,
         met: !falls && (fullShare === null || fullShare >= 0.9),
-        measured: tunnelRuns.map((x) => `${x.targetRate ? rate(x.targetRate) : "full"}→${rate(x.deliveredPerSecond)}`).join(", ") +
+        measured: tunnelRuns.map((x) =>
+          `${x.targetRate ? rate(x.targetRate) : "full"}→${rate(x.deliveredPerSecond)}`
+        ).join(", ") +
           (fullShare === null ? " (no full-speed row)" : `; full speed = ${pct(fullShare * 100, 0)} of best`),
         anchor: directFull ? `direct at full speed: ${rate(directFull.deliveredPerSecond)}/s delivered` : "-",
       });
@@ -85,10 +99,19 @@ export function evaluateGoals(r: BenchResult): Goal[] {
       const best = bestUnderLoss(tunnelRuns, 1);
       const direct = bestUnderLoss(directRuns, 1);
       goals.push({
-        id: "2", title, target, before,
+        id: "2",
+        title,
+        target,
+        before,
         met: !!best && best.deliveredPerSecond >= 80_000,
-        measured: best ? `${rate(best.deliveredPerSecond)}/s at ${pct(best.lossPercent, 2)} loss` : "no row under 1 % loss",
-        anchor: direct ? `direct: ${rate(direct.deliveredPerSecond)}/s under 1 % loss (highest rate offered: ${rate(Math.max(...directRuns.map((x) => x.offeredPerSecond)))}/s)` : "-",
+        measured: best
+          ? `${rate(best.deliveredPerSecond)}/s at ${pct(best.lossPercent, 2)} loss`
+          : "no row under 1 % loss",
+        anchor: direct
+          ? `direct: ${rate(direct.deliveredPerSecond)}/s under 1 % loss (highest rate offered: ${
+            rate(Math.max(...directRuns.map((x) => x.offeredPerSecond)))
+          }/s)`
+          : "-",
       });
     }
   }
@@ -96,7 +119,8 @@ export function evaluateGoals(r: BenchResult): Goal[] {
   // 3. Isolation
   {
     const title = "isolation";
-    const target = "while B floods at full speed, A's sparse echo p99 ≤ 2 ms with no loss, and B delivers ≥ 90 % of the tunnel's peak";
+    const target =
+      "while B floods at full speed, A's sparse echo p99 ≤ 2 ms with no loss, and B delivers ≥ 90 % of the tunnel's peak";
     const before = "A's p99 1.6 → 3.4–4.2 ms under B's flood; p50 0.5 → 1.7 ms, p99 7.6 ms under B's 20k/s";
     const n = r.rows.neighbour;
     const flood = n?.phases.find((p) => p.name === "flood");
@@ -107,13 +131,22 @@ export function evaluateGoals(r: BenchResult): Goal[] {
       const aOk = flood.a.p99 <= 2_000 && flood.a.lost === 0;
       const bShare = tunnelBest && flood.b ? flood.b.deliveredPerSecond / tunnelBest : null;
       goals.push({
-        id: "3", title, target, before,
+        id: "3",
+        title,
+        target,
+        before,
         // Without the goodput row B's peak is unknown: A's half alone cannot meet the goal.
         met: !aOk ? false : bShare === null ? null : bShare >= 0.9,
-        measured: `A p50 ${us(flood.a.p50)}, p99 ${us(flood.a.p99)}, lost ${fmt(flood.a.lost)}; B ${rate(flood.b?.deliveredPerSecond)}/s` +
+        measured:
+          `A p50 ${us(flood.a.p50)}, p99 ${us(flood.a.p99)}, lost ${fmt(flood.a.lost)}; B ${
+            rate(flood.b?.deliveredPerSecond)
+          }/s` +
           (bShare === null ? " (peak unknown: goodput not run)" : ` = ${pct(bShare * 100, 0)} of peak`) +
-          (steady ? `; under B's steady ${rate(steady.bRate)}/s: A p50 ${us(steady.a.p50)}, p99 ${us(steady.a.p99)}` : ""),
-        anchor: `A alone: p50 ${us(alone.a.p50)}, p99 ${us(alone.a.p99)}` + (tunnelBest ? `; tunnel peak ${rate(tunnelBest)}/s` : ""),
+          (steady
+            ? `; under B's steady ${rate(steady.bRate)}/s: A p50 ${us(steady.a.p50)}, p99 ${us(steady.a.p99)}`
+            : ""),
+        anchor: `A alone: p50 ${us(alone.a.p50)}, p99 ${us(alone.a.p99)}` +
+          (tunnelBest ? `; tunnel peak ${rate(tunnelBest)}/s` : ""),
       });
     }
   }
@@ -129,10 +162,15 @@ export function evaluateGoals(r: BenchResult): Goal[] {
     else {
       const values = ["server", "connector", "agent"].map((k) => cpu[k]);
       goals.push({
-        id: "4", title, target, before,
+        id: "4",
+        title,
+        target,
+        before,
         met: values.every((v) => v != null && v <= 6),
         measured: `server ${fmt(cpu.server, 1)}, connector ${fmt(cpu.connector, 1)}, agent ${fmt(cpu.agent, 1)} µs`,
-        anchor: `at ${rate(at25!.deliveredPerSecond)}/s delivered: ${["server", "connector", "agent"].map((k) => `${k} ${fmt(at25!.cpuPercent?.[k])} %`).join(", ")} of a core`,
+        anchor: `at ${rate(at25!.deliveredPerSecond)}/s delivered: ${
+          ["server", "connector", "agent"].map((k) => `${k} ${fmt(at25!.cpuPercent?.[k])} %`).join(", ")
+        } of a core`,
       });
     }
   }
@@ -147,9 +185,14 @@ export function evaluateGoals(r: BenchResult): Goal[] {
     else {
       const ratio = t.tunnel.sparse.p50 / t.direct.sparse.p50;
       goals.push({
-        id: "5", title, target, before,
+        id: "5",
+        title,
+        target,
+        before,
         met: t.tunnel.backToBack.p50 <= 120 && ratio <= 3,
-        measured: `back to back p50 ${us(t.tunnel.backToBack.p50)}; sparse p50 ${us(t.tunnel.sparse.p50)} = ${fmt(ratio, 1)}× direct`,
+        measured: `back to back p50 ${us(t.tunnel.backToBack.p50)}; sparse p50 ${us(t.tunnel.sparse.p50)} = ${
+          fmt(ratio, 1)
+        }× direct`,
         anchor: `direct p50 ${us(t.direct.backToBack.p50)} back to back, ${us(t.direct.sparse.p50)} sparse`,
       });
     }
@@ -163,15 +206,23 @@ export function evaluateGoals(r: BenchResult): Goal[] {
     const b = r.rows["tcp-bulk"];
     if (!b) goals.push(notRun("6", title, target, before, "tcp-bulk"));
     else {
-      const get = (path: string, dir: string) => b.runs.find((x) => x.path === path && x.direction === dir)?.mbitPerSecond ?? null;
+      const get = (path: string, dir: string) =>
+        b.runs.find((x) => x.path === path && x.direction === dir)?.mbitPerSecond ?? null;
       const dirs = ["upload", "download"] as const;
       const fast = dirs.every((d) => (get("tunnel", d) ?? 0) >= 1000);
-      const vsSsh = b.sshSkipped ? null : dirs.every((d) => (get("tunnel", d) ?? 0) >= 0.5 * (get("ssh", d) ?? Infinity));
+      const vsSsh = b.sshSkipped
+        ? null
+        : dirs.every((d) => (get("tunnel", d) ?? 0) >= 0.5 * (get("ssh", d) ?? Infinity));
       goals.push({
-        id: "6", title, target, before,
+        id: "6",
+        title,
+        target,
+        before,
         met: !fast ? false : vsSsh,
         measured: `tunnel ${mbit(get("tunnel", "upload"))} up / ${mbit(get("tunnel", "download"))} down`,
-        anchor: (b.sshSkipped ? `ssh -L skipped (${b.sshSkipped})` : `ssh -L ${mbit(get("ssh", "upload"))} / ${mbit(get("ssh", "download"))}`) +
+        anchor: (b.sshSkipped
+          ? `ssh -L skipped (${b.sshSkipped})`
+          : `ssh -L ${mbit(get("ssh", "upload"))} / ${mbit(get("ssh", "download"))}`) +
           `; direct ${mbit(get("direct", "upload"))} / ${mbit(get("direct", "download"))}`,
       });
     }
@@ -195,10 +246,24 @@ export function evaluateGoals(r: BenchResult): Goal[] {
         const s = get("ssh", c);
         const d = get("direct", c);
         measured.push(`${c} conn: ${rate(t?.requestsPerSecond)} req/s, p50 ${us(t?.latency.p50)}`);
-        anchor.push(`${c} conn: ssh -L ${rate(s?.requestsPerSecond)} req/s, p50 ${us(s?.latency.p50)}; direct ${rate(d?.requestsPerSecond)}, p50 ${us(d?.latency.p50)}`);
-        if (met !== null && t && s) met &&= t.requestsPerSecond >= 0.5 * s.requestsPerSecond && t.latency.p50 <= 2 * s.latency.p50;
+        anchor.push(
+          `${c} conn: ssh -L ${rate(s?.requestsPerSecond)} req/s, p50 ${us(s?.latency.p50)}; direct ${
+            rate(d?.requestsPerSecond)
+          }, p50 ${us(d?.latency.p50)}`,
+        );
+        if (met !== null && t && s) {
+          met &&= t.requestsPerSecond >= 0.5 * s.requestsPerSecond && t.latency.p50 <= 2 * s.latency.p50;
+        }
       }
-      goals.push({ id: "7", title, target, before, met, measured: measured.join("; "), anchor: rr.sshSkipped ? `ssh -L skipped; ${anchor.join("; ")}` : anchor.join("; ") });
+      goals.push({
+        id: "7",
+        title,
+        target,
+        before,
+        met,
+        measured: measured.join("; "),
+        anchor: rr.sshSkipped ? `ssh -L skipped; ${anchor.join("; ")}` : anchor.join("; "),
+      });
     }
   }
 
@@ -218,9 +283,13 @@ export function evaluateGoals(r: BenchResult): Goal[] {
       const within = (v: number | null, bound: number) => v !== null && v <= bound;
       const kinds: Kind[] = ["server", "connector", "agent"];
       goals.push({
-        id: "8", title, target, before,
+        id: "8",
+        title,
+        target,
+        before,
         met: kinds.every((k) => within(worst(k, "idleMiB"), 45) && within(worst(k, "peakMiB"), 70)),
-        measured: kinds.map((k) => `${k} ${fmt(worst(k, "idleMiB"), 1)} / ${fmt(worst(k, "peakMiB"), 1)}`).join(", ") + " MiB (idle / peak, worst of each kind)",
+        measured: kinds.map((k) => `${k} ${fmt(worst(k, "idleMiB"), 1)} / ${fmt(worst(k, "peakMiB"), 1)}`).join(", ") +
+          " MiB (idle / peak, worst of each kind)",
         anchor: "-",
       });
     }
@@ -229,21 +298,31 @@ export function evaluateGoals(r: BenchResult): Goal[] {
   // 9. Scale
   {
     const title = "scale";
-    const target = "server RSS ≤ 1 GiB at 10k agents; p50 handshake + registration ≤ 2 ms at low load; idle CPU at 10k ≤ 25 % of a core (default keepalive)";
+    const target =
+      "server RSS ≤ 1 GiB at 10k agents; p50 handshake + registration ≤ 2 ms at low load; idle CPU at 10k ≤ 25 % of a core (default keepalive)";
     const before = "not measured";
     const s = r.rows.scale;
     const top = s?.steps[s.steps.length - 1];
     if (!s || !top) goals.push(notRun("9", title, target, before, "scale"));
     else {
       const reached10k = top.agents >= 10_000;
-      const asked10k = s.steps.some((x) => x.target >= 10_000) || (r.config.scaleSteps as number[] | undefined)?.some((n) => n >= 10_000);
-      const bounds = (top.serverRssMiB ?? Infinity) <= 1024 && s.probeLowLoad.p50 <= 2_000 && (s.idle?.serverCpuPercent ?? Infinity) <= 25;
+      const asked10k = s.steps.some((x) => x.target >= 10_000) ||
+        (r.config.scaleSteps as number[] | undefined)?.some((n) => n >= 10_000);
+      const bounds = (top.serverRssMiB ?? Infinity) <= 1024 && s.probeLowLoad.p50 <= 2_000 &&
+        (s.idle?.serverCpuPercent ?? Infinity) <= 25;
       goals.push({
-        id: "9", title, target, before,
+        id: "9",
+        title,
+        target,
+        before,
         // A smaller ramp (--scale, --quick) can fail the bounds but cannot meet the goal.
         met: reached10k ? bounds : asked10k ? false : bounds ? null : false,
-        measured: s.steps.map((x) => `${fmt(x.agents)}: ${rate(x.handshakesPerSecond)} handshakes/s, ${mib(x.serverRssMiB)}`).join("; ") +
-          `; p50 ${us(s.probeLowLoad.p50)} one at a time; idle CPU ${pct(s.idle?.serverCpuPercent, 0)} at ${fmt(s.idle?.agents)} (keepalive ${s.keepaliveMs} ms)` +
+        measured: s.steps.map((x) =>
+          `${fmt(x.agents)}: ${rate(x.handshakesPerSecond)} handshakes/s, ${mib(x.serverRssMiB)}`
+        ).join("; ") +
+          `; p50 ${us(s.probeLowLoad.p50)} one at a time; idle CPU ${pct(s.idle?.serverCpuPercent, 0)} at ${
+            fmt(s.idle?.agents)
+          } (keepalive ${s.keepaliveMs} ms)` +
           (reached10k ? "" : asked10k ? " — 10k agents NOT reached" : " — ramp stopped below 10k (--scale)"),
         anchor: `server idle before the ramp ${mib(s.serverIdleRssMiB)}`,
       });
@@ -253,7 +332,9 @@ export function evaluateGoals(r: BenchResult): Goal[] {
   // The lossy path: not a numbered goal, but issue 9 asks that tuning not cost it.
   {
     const title = "recovers after loss";
-    const target = `once the path is clean again: TCP download ≥ ${RECOVERY.download * 100} % and echo p50 ≤ ${RECOVERY.echoP50}× of the clean path's`;
+    const target = `once the path is clean again: TCP download ≥ ${
+      RECOVERY.download * 100
+    } % and echo p50 ≤ ${RECOVERY.echoP50}× of the clean path's`;
     const before = "issue 8: after 5 % loss + reordering an echo stayed 8× slower until the agent restarted";
     const l = r.rows.lossy;
     if (!l) goals.push(notRun("L", title, target, before, "lossy"));
@@ -261,10 +342,19 @@ export function evaluateGoals(r: BenchResult): Goal[] {
       const [clean, impaired, again] = l.phases;
       const { download, echoP50 } = l.recovery;
       goals.push({
-        id: "L", title, target, before,
+        id: "L",
+        title,
+        target,
+        before,
         met: download !== null && echoP50 !== null && download >= RECOVERY.download && echoP50 <= RECOVERY.echoP50,
-        measured: `download ${mbit(again?.downloadMbitPerSecond)} (${download === null ? "-" : pct(download * 100, 0)} of clean), echo p50 ${us(again?.echo.p50)} (${fmt(echoP50, 2)}×)`,
-        anchor: `clean ${mbit(clean?.downloadMbitPerSecond)}, p50 ${us(clean?.echo.p50)}; under ${pct(l.loss * 100, 1)} loss + ${pct(l.reorder * 100, 1)} reordering: ${mbit(impaired?.downloadMbitPerSecond)}, p50 ${us(impaired?.echo.p50)}`,
+        measured: `download ${mbit(again?.downloadMbitPerSecond)} (${
+          download === null ? "-" : pct(download * 100, 0)
+        } of clean), echo p50 ${us(again?.echo.p50)} (${fmt(echoP50, 2)}×)`,
+        anchor: `clean ${mbit(clean?.downloadMbitPerSecond)}, p50 ${us(clean?.echo.p50)}; under ${
+          pct(l.loss * 100, 1)
+        } loss + ${pct(l.reorder * 100, 1)} reordering: ${mbit(impaired?.downloadMbitPerSecond)}, p50 ${
+          us(impaired?.echo.p50)
+        }`,
       });
     }
   }
@@ -278,10 +368,15 @@ export function evaluateGoals(r: BenchResult): Goal[] {
     if (!a) goals.push(notRun("8.8", title, target, before, "abuse"));
     else {
       goals.push({
-        id: "8.8", title, target, before,
+        id: "8.8",
+        title,
+        target,
+        before,
         met: abuseVerdict(a),
         measured: `${fmt(a.refused)} of ${fmt(a.handshakes)} refused; peak ${mib(a.peakRssMiB)}, ` +
-          (a.backWithinSeconds !== null ? `back within ${ABUSE_MARGIN_MIB} MiB after ${a.backWithinSeconds} s` : `${mib(a.endRssMiB)} after ${a.watchSeconds} s`) +
+          (a.backWithinSeconds !== null
+            ? `back within ${ABUSE_MARGIN_MIB} MiB after ${a.backWithinSeconds} s`
+            : `${mib(a.endRssMiB)} after ${a.watchSeconds} s`) +
           (a.registered ? `; ${a.registered} got in without a certificate!` : ""),
         anchor: `idle ${mib(a.idleRssMiB)}`,
       });

@@ -1,5 +1,5 @@
 /** The printed report: machine, every row that ran, memory, then every goal met or not. */
-import { evaluateGoals, verdict, type Goal } from "./goals.ts";
+import { evaluateGoals, type Goal, verdict } from "./goals.ts";
 import { fmt } from "./lib/table.ts";
 import type { BenchResult } from "./result.ts";
 import { renderAbuse } from "./rows/abuse.ts";
@@ -32,7 +32,9 @@ export function renderReport(r: BenchResult, goals: Goal[]): string {
   ];
   const load = Math.max(Number(m.loadAverageAtStart), Number(m.loadAverageAtEnd));
   if (load > Number(m.cores) / 2) {
-    out.push(`WARNING: 1-min load average ${m.loadAverageAtStart} at start, ${m.loadAverageAtEnd} at end: other work competed for the CPU; figures are pessimistic.`);
+    out.push(
+      `WARNING: 1-min load average ${m.loadAverageAtStart} at start, ${m.loadAverageAtEnd} at end: other work competed for the CPU; figures are pessimistic.`,
+    );
   }
   const sections: string[][] = [];
   const { rows } = r;

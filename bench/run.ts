@@ -13,15 +13,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { evaluateGoals } from "./goals.ts";
-import { FlagError, parseFlags, type BenchConfig, type RowName } from "./lib/flags.ts";
+import { type BenchConfig, FlagError, parseFlags, type RowName } from "./lib/flags.ts";
 import { aborted, mark, stopAll, track, withCleanup } from "./lib/processes.ts";
 import { startKvServer, startTcpBulkServer, startUdpEcho, startUdpSink } from "./lib/services.ts";
 import { startSshForwards } from "./lib/ssh.ts";
-import { startTunnel, type AgentSpec, type ServiceSpec } from "./lib/tunnel.ts";
+import { type AgentSpec, type ServiceSpec, startTunnel } from "./lib/tunnel.ts";
 import { renderReport } from "./report.ts";
 import type { BenchResult, Rows } from "./result.ts";
 import { runAbuse } from "./rows/abuse.ts";
-import { AGENT, SERVICE, type Env } from "./rows/env.ts";
+import { AGENT, type Env, SERVICE } from "./rows/env.ts";
 import { runGoodput } from "./rows/goodput.ts";
 import { runLossy } from "./rows/lossy.ts";
 import { watchMemory } from "./rows/memory.ts";

@@ -16,12 +16,12 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
   createCa,
+  type IdentityRole,
   issueCertificate,
   keyMatchesCertificate,
+  type PemPair,
   readIdentity,
   x509,
-  type PemPair,
-  type IdentityRole,
 } from "../core/certs.ts";
 import { isValidServiceName } from "../core/config.ts";
 import { fileExists } from "../core/runtime/fs.ts";
@@ -47,7 +47,8 @@ overwritten without --force.`;
 const DAY_MS = 86_400_000;
 const ROLES = ["connector", "agent", "server"] as const;
 // RFC 1123 host names; trailing dot allowed.
-const DNS_RE = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const DNS_RE =
+  /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 const OID_NAMES: Record<string, string> = { "1.3.6.1.5.5.7.3.1": "serverAuth", "1.3.6.1.5.5.7.3.2": "clientAuth" };
 
 /** Bad usage: exit status 2. Any other Error: exit status 1. */
@@ -65,7 +66,9 @@ export async function run(argv: string[], io: CertsIo = consoleIo): Promise<numb
   const [command, ...rest] = argv;
   try {
     if (command === undefined) throw new UsageError("missing command (init, issue or show)");
-    if (command === "--help" || command === "-h" || command === "help" || rest.includes("--help") || rest.includes("-h")) {
+    if (
+      command === "--help" || command === "-h" || command === "help" || rest.includes("--help") || rest.includes("-h")
+    ) {
       io.out(USAGE);
       return 0;
     }
@@ -126,7 +129,9 @@ function date(raw: string | undefined): Date | undefined {
   if (raw === undefined) return undefined;
   const d = new Date(raw);
   if (!/^\d{4}-\d{2}-\d{2}/.test(raw) || Number.isNaN(d.getTime())) {
-    throw new UsageError(`--not-before: expected an ISO date like 2024-01-31 or 2024-01-31T12:00:00Z, got ${JSON.stringify(raw)}`);
+    throw new UsageError(
+      `--not-before: expected an ISO date like 2024-01-31 or 2024-01-31T12:00:00Z, got ${JSON.stringify(raw)}`,
+    );
   }
   return d;
 }
@@ -213,7 +218,9 @@ function checkRequest(values: { role?: string; service?: string[]; dns?: string[
       throw new UsageError("a server certificate needs at least one --dns NAME or --ip ADDR (the names clients dial)");
     }
     for (const d of dnsNames) if (!DNS_RE.test(d)) throw new UsageError(`--dns: not a host name: ${JSON.stringify(d)}`);
-    for (const ip of ipAddresses) if (isIP(ip) === 0) throw new UsageError(`--ip: not an IP address: ${JSON.stringify(ip)}`);
+    for (const ip of ipAddresses) {
+      if (isIP(ip) === 0) throw new UsageError(`--ip: not an IP address: ${JSON.stringify(ip)}`);
+    }
   } else {
     if (dnsNames.length + ipAddresses.length > 0) {
       throw new UsageError(`--dns/--ip: only server certificates carry host names; a ${role} is named by --service`);
@@ -221,11 +228,17 @@ function checkRequest(values: { role?: string; service?: string[]; dns?: string[
     if (services.length === 0) throw new UsageError(`a ${role} certificate needs at least one --service NAME`);
     for (const s of services) {
       if (s === "*") {
-        if (role === "connector") throw new UsageError("--service: '*' is for agents only; a connector names each service it publishes");
+        if (role === "connector") {
+          throw new UsageError("--service: '*' is for agents only; a connector names each service it publishes");
+        }
         continue;
       }
       if (!isValidServiceName(s)) {
-        throw new UsageError(`--service: invalid service name ${JSON.stringify(s)} (1-63 chars of A-Z a-z 0-9 . _ -, not starting with . _ -)`);
+        throw new UsageError(
+          `--service: invalid service name ${
+            JSON.stringify(s)
+          } (1-63 chars of A-Z a-z 0-9 . _ -, not starting with . _ -)`,
+        );
       }
     }
   }
@@ -255,7 +268,9 @@ async function loadCa(caDir: string): Promise<PemPair> {
   if ((await keyMatchesCertificate(ca.certPem, ca.keyPem)) !== true) {
     throw new Error(`${keyPath} is not the private key of ${certPath}`);
   }
-  if (cert.notAfter.getTime() <= Date.now()) throw new Error(`the CA ${certPath} expired on ${cert.notAfter.toISOString()}`);
+  if (cert.notAfter.getTime() <= Date.now()) {
+    throw new Error(`the CA ${certPath} expired on ${cert.notAfter.toISOString()}`);
+  }
   return ca;
 }
 
@@ -311,7 +326,9 @@ async function issue(argv: string[], io: CertsIo): Promise<void> {
 
 function parseCertificate(text: string, raw: Uint8Array<ArrayBuffer>): InstanceType<typeof x509.X509Certificate> {
   // PEM (the first certificate of a bundle) or DER.
-  return new x509.X509Certificate(text.includes("-----BEGIN CERTIFICATE-----") ? x509.PemConverter.decodeFirst(text) : raw);
+  return new x509.X509Certificate(
+    text.includes("-----BEGIN CERTIFICATE-----") ? x509.PemConverter.decodeFirst(text) : raw,
+  );
 }
 
 /** Human-readable facts about a certificate, one per line: `label  value`. */
@@ -324,16 +341,18 @@ export function describe(certPem: string): string[] {
   const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
   const usages = (eku?.usages ?? []).map((u) => OID_NAMES[String(u)] ?? String(u));
   const now = Date.now();
-  const status =
-    cert.notBefore.getTime() > now
-      ? "NOT YET VALID"
-      : cert.notAfter.getTime() <= now
-        ? "EXPIRED"
-        : cert.notAfter.getTime() - now < EXPIRY_WARNING_DAYS * DAY_MS
-          ? `valid, ${Math.floor((cert.notAfter.getTime() - now) / DAY_MS)} days left: RENEW SOON`
-          : `valid, ${Math.floor((cert.notAfter.getTime() - now) / DAY_MS)} days left`;
+  const status = cert.notBefore.getTime() > now
+    ? "NOT YET VALID"
+    : cert.notAfter.getTime() <= now
+    ? "EXPIRED"
+    : cert.notAfter.getTime() - now < EXPIRY_WARNING_DAYS * DAY_MS
+    ? `valid, ${Math.floor((cert.notAfter.getTime() - now) / DAY_MS)} days left: RENEW SOON`
+    : `valid, ${Math.floor((cert.notAfter.getTime() - now) / DAY_MS)} days left`;
   const rows: Array<[string, string]> = [
-    ["role", identity.role ?? (cert.getExtension(x509.BasicConstraintsExtension)?.ca ? "(CA)" : "(none: no ztna:// URI)")],
+    [
+      "role",
+      identity.role ?? (cert.getExtension(x509.BasicConstraintsExtension)?.ca ? "(CA)" : "(none: no ztna:// URI)"),
+    ],
     ["services", identity.services.length > 0 ? identity.services.join(", ") : "-"],
     ["subject", cert.subject],
     ["issuer", cert.issuer],

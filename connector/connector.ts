@@ -8,7 +8,7 @@
  * flows.ts moves datagrams, tcp.ts splices TCP streams. This file wires them
  * together and offers the running connector (types.ts) to its caller.
  */
-import { fourRates, linkStatus, processFacts, type ConnectorStatusDocument } from "../core/client/status.ts";
+import { type ConnectorStatusDocument, fourRates, linkStatus, processFacts } from "../core/client/status.ts";
 import { CloseCode } from "../core/frame/mod.ts";
 import type { Logger } from "../core/log.ts";
 import { type Address, formatAddress } from "../core/net/address.ts";
@@ -32,7 +32,9 @@ export async function startConnector(
 
   const sweeper = setInterval(() => {
     expireFlows(s, Date.now() - settings.flowIdleMs);
-    for (const server of s.servers) metrics.serverRtt.child({ server: server.link.label }).set(server.link.rttSeconds());
+    for (const server of s.servers) {
+      metrics.serverRtt.child({ server: server.link.label }).set(server.link.rttSeconds());
+    }
   }, Math.max(100, Math.min(5_000, settings.flowIdleMs / 4)));
 
   async function close() {

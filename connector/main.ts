@@ -9,9 +9,9 @@ import { bindOps } from "../core/ops/serve.ts";
 import type { HttpServer } from "../core/runtime/http.ts";
 import { onReloadSignal, onShutdownSignals } from "../core/runtime/signals.ts";
 import { resolveFlag, startOrExit } from "../core/startup.ts";
-import { startConnector, type Connector } from "./connector.ts";
+import { type Connector, startConnector } from "./connector.ts";
 import { createConnectorMetrics } from "./metrics.ts";
-import { connectorSpec, type ConnectorOptions } from "./options.ts";
+import { type ConnectorOptions, connectorSpec } from "./options.ts";
 
 export interface ConnectorProgram {
   connector: Connector;
@@ -82,14 +82,19 @@ export async function runConnector(options: ConnectorOptions, log?: Logger): Pro
 }
 
 /** A certificate that does not name the service gets `not_authorised` from an mTLS server at every try: say so now. */
-function warnIfCertificateOmitsService(cert: { role?: string; services: string[] } | undefined, service: string, log: Logger) {
+function warnIfCertificateOmitsService(
+  cert: { role?: string; services: string[] } | undefined,
+  service: string,
+  log: Logger,
+) {
   if (!cert) return;
   if (cert.role !== "connector" || !cert.services.includes(service)) {
     log.warn("certificate_mismatch", {
       service,
       role: cert.role ?? null,
       services: cert.services.join(","),
-      detail: `--cert does not name ztna://connector/${service}: a server with --ca will refuse the registration (not_authorised)`,
+      detail:
+        `--cert does not name ztna://connector/${service}: a server with --ca will refuse the registration (not_authorised)`,
     });
   }
 }

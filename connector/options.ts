@@ -1,16 +1,16 @@
 // Options of the connector, declared as data for core/config.ts.
-import { defineSpec, duration, hostPort, hostPortOrOff, load, opt, serviceName } from '../core/config.ts';
-import type { HostPort, ReadFile } from '../core/config.ts';
+import { defineSpec, duration, hostPort, hostPortOrOff, load, opt, serviceName } from "../core/config.ts";
+import type { HostPort, ReadFile } from "../core/config.ts";
 import {
   checkClientOptions,
+  type ClientOptions,
   commonOptions,
   DAY,
   HOUR,
   linkTimingOptions,
   serverOptions,
   trustOptions,
-  type ClientOptions,
-} from '../core/client/options.ts';
+} from "../core/client/options.ts";
 
 export interface ConnectorOptions extends ClientOptions {
   /** Service name this connector publishes. */
@@ -25,16 +25,16 @@ export interface ConnectorOptions extends ClientOptions {
 
 export function connectorSpec(stdoutIsTty: boolean) {
   return defineSpec({
-    program: 'ztna-connector',
-    summary: 'Connector: publishes a local service through the relay server.',
+    program: "ztna-connector",
+    summary: "Connector: publishes a local service through the relay server.",
     options: {
       ...serverOptions(),
-      service: opt(serviceName(), { help: 'Service name to publish', required: true }),
-      forward: opt(hostPort({ allowPortZero: false }), { help: 'Local target to forward flows to', required: true }),
-      ops: opt(hostPortOrOff(), { help: 'Health/metrics HTTP listener, or off', default: '127.0.0.1:9091' }),
+      service: opt(serviceName(), { help: "Service name to publish", required: true }),
+      forward: opt(hostPort({ allowPortZero: false }), { help: "Local target to forward flows to", required: true }),
+      ops: opt(hostPortOrOff(), { help: "Health/metrics HTTP listener, or off", default: "127.0.0.1:9091" }),
       ...trustOptions(),
-      flowIdle: opt(duration({ min: 1, max: DAY }), { help: 'Close flows idle this long', default: '60s' }),
-      grace: opt(duration({ max: HOUR }), { help: 'Drain time on shutdown', default: '10s' }),
+      flowIdle: opt(duration({ min: 1, max: DAY }), { help: "Close flows idle this long", default: "60s" }),
+      grace: opt(duration({ max: HOUR }), { help: "Drain time on shutdown", default: "10s" }),
       ...linkTimingOptions(),
       ...commonOptions(stdoutIsTty),
     },

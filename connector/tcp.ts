@@ -14,7 +14,7 @@ import {
 } from "../core/frame/mod.ts";
 import type { Address } from "../core/net/address.ts";
 import type { Link } from "../core/client/link.ts";
-import { createTcpPipe, resetSocket, type PipeEnd, type TcpPipe } from "../core/client/tcp-pipe.ts";
+import { createTcpPipe, type PipeEnd, resetSocket, type TcpPipe } from "../core/client/tcp-pipe.ts";
 import type { Logger } from "../core/log.ts";
 import { createLogThrottle, type LogThrottle } from "../core/log-repeats.ts";
 import type { CounterCell } from "../core/metrics/cells.ts";
@@ -167,7 +167,14 @@ function handleHeader(
   const { forward } = s.settings;
   const expected = s.settings.channelOf(link);
   if (channel !== expected) {
-    return refuse(s, conn, entry, StreamResetCode.NOT_ALLOWED, "not_allowed", `channel ${channel} is not ours (${expected ?? "not registered"})`);
+    return refuse(
+      s,
+      conn,
+      entry,
+      StreamResetCode.NOT_ALLOWED,
+      "not_allowed",
+      `channel ${channel} is not ours (${expected ?? "not registered"})`,
+    );
   }
   // Hold the stream until the backend answers; what came with the header waits here.
   conn.pauseStream(entry.streamId, true);
@@ -179,7 +186,14 @@ function handleHeader(
   const onConnectError = (error: Error) => {
     setActive(s, -1);
     socket.destroy();
-    refuse(s, conn, entry, StreamResetCode.CONNECT_FAILED, "connect_failed", (error as NodeJS.ErrnoException).code ?? error.message);
+    refuse(
+      s,
+      conn,
+      entry,
+      StreamResetCode.CONNECT_FAILED,
+      "connect_failed",
+      (error as NodeJS.ErrnoException).code ?? error.message,
+    );
   };
   socket.once("error", onConnectError);
   socket.once("connect", () => {
@@ -207,7 +221,12 @@ function ended(s: ForwarderState, conn: QuicConnection, entry: Entry, end: PipeE
   setActive(s, -1);
   s.settings.metrics.tcpClosed.child({ how: end.how }).inc();
   if (end.how !== "fin") {
-    s.settings.log.debug("tcp_reset", { stream: entry.streamId, how: end.how, code: streamResetName(end.code), error: end.how === "local_reset" ? end.error : undefined });
+    s.settings.log.debug("tcp_reset", {
+      stream: entry.streamId,
+      how: end.how,
+      code: streamResetName(end.code),
+      error: end.how === "local_reset" ? end.error : undefined,
+    });
   }
 }
 
@@ -226,18 +245,30 @@ function abort(s: ForwarderState, conn: QuicConnection, entry: Entry, code: Stre
 }
 
 /** Refuses a stream with a reset `code`, counted by result. */
-function refuse(s: ForwarderState, conn: QuicConnection, entry: Entry, code: StreamResetCode, result: ConnectorTcpResult, detail: string): void {
+function refuse(
+  s: ForwarderState,
+  conn: QuicConnection,
+  entry: Entry,
+  code: StreamResetCode,
+  result: ConnectorTcpResult,
+  detail: string,
+): void {
   conn.shutdownStream(entry.streamId, code);
   forget(s, conn, entry);
   count(s, result);
   const suppressed = s.refusals.allow(result);
   if (suppressed === null) return;
-  s.settings.log.warn("tcp_refused", { stream: entry.streamId, code: streamResetName(code), error: detail, suppressed });
+  s.settings.log.warn("tcp_refused", {
+    stream: entry.streamId,
+    code: streamResetName(code),
+    error: detail,
+    suppressed,
+  });
 }
 
 function streamsOf(s: ForwarderState, link: Link, conn: QuicConnection): Map<number, Entry> {
   let entry = s.byConn.get(conn);
-  if (!entry) s.byConn.set(conn, (entry = { link, streams: new Map() }));
+  if (!entry) s.byConn.set(conn, entry = { link, streams: new Map() });
   return entry.streams;
 }
 

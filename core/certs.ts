@@ -4,18 +4,18 @@
 //
 // Everything is ECDSA P-256 / SHA-256 generated with WebCrypto through
 // @peculiar/x509; no openssl at run time.
-import { mkdir, readFile, rename, writeFile, chmod } from 'node:fs/promises';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
-import type * as X509 from '@peculiar/x509';
-import { isValidServiceName } from './config.ts';
+import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type * as X509 from "@peculiar/x509";
+import { isValidServiceName } from "./config.ts";
 
 // @peculiar/x509 v2 registers its algorithms through tsyringe, which refuses to
 // load unless a Reflect metadata API exists. No polyfill package is installed,
 // so install the tiny subset tsyringe uses (only if absent), then load x509
 // dynamically: static imports would be evaluated before this code runs.
 installReflectMetadata();
-const x509: typeof X509 = await import('@peculiar/x509');
+const x509: typeof X509 = await import("@peculiar/x509");
 x509.cryptoProvider.set(crypto);
 /** The loaded @peculiar/x509 module; import it from here so the shim is in place. */
 export { x509 };
@@ -23,11 +23,11 @@ export { x509 };
 function installReflectMetadata(): void {
   type Meta = Map<unknown, unknown>;
   const R = Reflect as unknown as Record<string, unknown>;
-  if (typeof R.getMetadata === 'function') return;
+  if (typeof R.getMetadata === "function") return;
   const store = new WeakMap<object, Meta>();
   const own = (target: object, create: boolean): Meta | undefined => {
     let m = store.get(target);
-    if (!m && create) store.set(target, (m = new Map()));
+    if (!m && create) store.set(target, m = new Map());
     return m;
   };
   const getOwn = (key: unknown, target: object): unknown => own(target, false)?.get(key);
@@ -49,44 +49,43 @@ function installReflectMetadata(): void {
   R.metadata = (key: unknown, value: unknown) => (target: object) => define(key, value, target);
 }
 
-const KEY_ALG: EcKeyGenParams & EcKeyImportParams = { name: 'ECDSA', namedCurve: 'P-256' };
-const SIGN_ALG: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
+const KEY_ALG: EcKeyGenParams & EcKeyImportParams = { name: "ECDSA", namedCurve: "P-256" };
+const SIGN_ALG: EcdsaParams = { name: "ECDSA", hash: "SHA-256" };
 const DAY_MS = 86_400_000;
 // Backdate notBefore a little so peers with slightly slow clocks accept fresh certificates.
 const CLOCK_SKEW_MS = 5 * 60_000;
 
 // Identity reading lives in identity.ts (no issuing library needed to serve).
-export { readIdentity, type Identity, type IdentityRole } from './identity.ts';
-import { keyMatches, type IdentityRole } from './identity.ts';
-import { fileExists } from './runtime/fs.ts';
+export { type Identity, type IdentityRole, readIdentity } from "./identity.ts";
+import { type IdentityRole, keyMatches } from "./identity.ts";
+import { fileExists } from "./runtime/fs.ts";
 
 export interface PemPair {
   certPem: string;
   keyPem: string;
 }
 
-
 async function generateKeys(): Promise<CryptoKeyPair> {
-  return crypto.subtle.generateKey(KEY_ALG, true, ['sign', 'verify']);
+  return crypto.subtle.generateKey(KEY_ALG, true, ["sign", "verify"]);
 }
 
 // PKCS#8 ("BEGIN PRIVATE KEY") is accepted by BoringSSL via the QUIC binding
 // (checked in certs.test.ts), so no SEC1 conversion is needed.
 async function exportKeyPem(key: CryptoKey): Promise<string> {
-  const der = await crypto.subtle.exportKey('pkcs8', key);
-  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+  const der = await crypto.subtle.exportKey("pkcs8", key);
+  return x509.PemConverter.encode(der, "PRIVATE KEY");
 }
 
 async function importSigningKey(keyPem: string): Promise<CryptoKey> {
   const der = x509.PemConverter.decodeFirst(keyPem);
-  return crypto.subtle.importKey('pkcs8', der, KEY_ALG, false, ['sign']);
+  return crypto.subtle.importKey("pkcs8", der, KEY_ALG, false, ["sign"]);
 }
 
 /** Random positive 128-bit serial (hex), as RFC 5280 recommends unpredictable serials. */
 function randomSerial(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   bytes[0] = (bytes[0]! & 0x7f) | 0x01; // positive and no leading zero byte
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function validity(days: number, notBefore?: Date): { notBefore: Date; notAfter: Date } {
@@ -114,7 +113,7 @@ export async function createCa(opts: { commonName: string; days: number; notBefo
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: await exportKeyPem(keys.privateKey) };
+  return { certPem: cert.toString("pem"), keyPem: await exportKeyPem(keys.privateKey) };
 }
 
 export interface IssueOptions {
@@ -138,26 +137,26 @@ export function identityUri(role: IdentityRole, service?: string): string {
 }
 
 function sanNames(opts: IssueOptions): X509.JsonGeneralNames {
-  if (opts.role === 'server') {
+  if (opts.role === "server") {
     const dns = opts.dnsNames ?? [];
     const ips = opts.ipAddresses ?? [];
     // IPs are also listed as DNS strings: the TLS stack may match the
     // configured server name as a hostname even when it is an address.
     const dnsAll = [...new Set([...dns, ...ips])];
     return [
-      ...dnsAll.map((value) => ({ type: 'dns' as const, value })),
-      ...ips.map((value) => ({ type: 'ip' as const, value })),
-      { type: 'url' as const, value: identityUri('server') },
+      ...dnsAll.map((value) => ({ type: "dns" as const, value })),
+      ...ips.map((value) => ({ type: "ip" as const, value })),
+      { type: "url" as const, value: identityUri("server") },
     ];
   }
   const services = opts.services ?? [];
   if (services.length === 0) throw new Error(`a ${opts.role} certificate needs at least one service`);
   for (const s of services) {
-    if (!(isValidServiceName(s) || (opts.role === 'agent' && s === '*'))) {
+    if (!(isValidServiceName(s) || (opts.role === "agent" && s === "*"))) {
       throw new Error(`invalid service name ${JSON.stringify(s)} for a ${opts.role} certificate`);
     }
   }
-  return services.map((s) => ({ type: 'url' as const, value: identityUri(opts.role, s) }));
+  return services.map((s) => ({ type: "url" as const, value: identityUri(opts.role, s) }));
 }
 
 /** Issue a leaf certificate for a server, connector or agent, signed by `ca`. */
@@ -165,9 +164,9 @@ export async function issueCertificate(opts: IssueOptions): Promise<PemPair> {
   const caCert = new x509.X509Certificate(opts.ca.certPem);
   const caKey = await importSigningKey(opts.ca.keyPem);
   const keys = await generateKeys();
-  const isServer = opts.role === 'server';
+  const isServer = opts.role === "server";
   const names = sanNames(opts);
-  const defaultCn = isServer ? (opts.dnsNames?.[0] ?? opts.ipAddresses?.[0] ?? 'ztna-server') : `ztna-${opts.role}`;
+  const defaultCn = isServer ? (opts.dnsNames?.[0] ?? opts.ipAddresses?.[0] ?? "ztna-server") : `ztna-${opts.role}`;
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject: cn(opts.commonName ?? defaultCn),
@@ -179,13 +178,15 @@ export async function issueCertificate(opts: IssueOptions): Promise<PemPair> {
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([isServer ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
+      new x509.ExtendedKeyUsageExtension([
+        isServer ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth,
+      ]),
       new x509.SubjectAlternativeNameExtension(names),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: await exportKeyPem(keys.privateKey) };
+  return { certPem: cert.toString("pem"), keyPem: await exportKeyPem(keys.privateKey) };
 }
 
 /**
@@ -233,8 +234,8 @@ async function serverCertUsable(
   ips: string[],
 ): Promise<boolean> {
   try {
-    const certPem = await readFile(certPath, 'utf8');
-    if ((await keyMatchesCertificate(certPem, await readFile(keyPath, 'utf8'))) !== true) return false;
+    const certPem = await readFile(certPath, "utf8");
+    if ((await keyMatchesCertificate(certPem, await readFile(keyPath, "utf8"))) !== true) return false;
     const cert = new x509.X509Certificate(certPem);
     const ca = new x509.X509Certificate(caPem);
     if (cert.notAfter.getTime() < Date.now() + DAY_MS) return false;
@@ -256,16 +257,16 @@ async function serverCertUsable(
  * Throws if ca.pem/ca-key.pem exist but are unusable (never clobbers them).
  */
 export async function ensureDevCertificates(stateDir: string, hostnames: string[] = []): Promise<DevCertificates> {
-  const caCertPath = join(stateDir, 'ca.pem');
-  const caKeyPath = join(stateDir, 'ca-key.pem');
-  const certPath = join(stateDir, 'server.pem');
-  const keyPath = join(stateDir, 'server-key.pem');
+  const caCertPath = join(stateDir, "ca.pem");
+  const caKeyPath = join(stateDir, "ca-key.pem");
+  const certPath = join(stateDir, "server.pem");
+  const keyPath = join(stateDir, "server-key.pem");
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
 
   let created = false;
   let ca: PemPair | undefined;
   if ((await fileExists(caCertPath)) && (await fileExists(caKeyPath))) {
-    ca = { certPem: await readFile(caCertPath, 'utf8'), keyPem: await readFile(caKeyPath, 'utf8') };
+    ca = { certPem: await readFile(caCertPath, "utf8"), keyPem: await readFile(caKeyPath, "utf8") };
     let caCert: X509.X509Certificate;
     try {
       caCert = new x509.X509Certificate(ca.certPem);
@@ -284,17 +285,17 @@ export async function ensureDevCertificates(stateDir: string, hostnames: string[
     created = true;
   }
 
-  const names = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...hostnames].filter((n) => n !== ''))];
+  const names = [...new Set(["localhost", "127.0.0.1", "::1", hostname(), ...hostnames].filter((n) => n !== ""))];
   const ips = names.filter((n) => IP_RE.test(n));
   const dns = names.filter((n) => !IP_RE.test(n));
   const usable = !created && (await serverCertUsable(certPath, keyPath, ca.certPem, dns, ips));
   if (!usable) {
     const leaf = await issueCertificate({
       ca,
-      role: 'server',
+      role: "server",
       dnsNames: dns,
       ipAddresses: ips,
-      commonName: 'localhost',
+      commonName: "localhost",
       days: DEV_DAYS,
     });
     await writeAtomic(keyPath, leaf.keyPem, 0o600);

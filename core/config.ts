@@ -8,7 +8,7 @@
 // Only web-standard APIs are used here, plus node:fs readFileSync as the
 // default file reader (available in Bun, Node and Deno); callers may inject
 // their own reader and process I/O.
-import { readFileSync } from 'node:fs';
+import { readFileSync } from "node:fs";
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -18,7 +18,7 @@ export class ConfigError extends Error {
   readonly field: string;
   constructor(field: string, detail: string) {
     super(`invalid config: ${detail}`);
-    this.name = 'ConfigError';
+    this.name = "ConfigError";
     this.field = field;
   }
 }
@@ -27,8 +27,8 @@ export class ConfigError extends Error {
 export class HelpRequested extends Error {
   readonly usage: string;
   constructor(usage: string) {
-    super('help requested');
-    this.name = 'HelpRequested';
+    super("help requested");
+    this.name = "HelpRequested";
     this.usage = usage;
   }
 }
@@ -53,7 +53,7 @@ export function fieldLabel(name: string): string {
 
 /** Build the ConfigError for a bad value of option `name`. */
 export function optionError(name: string, detail: string, where?: string): ConfigError {
-  const suffix = where === undefined ? '' : ` in ${where}`;
+  const suffix = where === undefined ? "" : ` in ${where}`;
   return new ConfigError(name, `${fieldLabel(name)}${suffix}: ${detail}`);
 }
 
@@ -87,8 +87,8 @@ export interface Kind<T> {
 /** Default JSON handling: strings, numbers and booleans go through parse(). */
 function jsonViaParse<T>(metavar: string, parse: (raw: string) => T): (value: unknown) => T {
   return (value) => {
-    if (typeof value === 'string') return parse(value);
-    if (typeof value === 'number' || typeof value === 'boolean') return parse(String(value));
+    if (typeof value === "string") return parse(value);
+    if (typeof value === "number" || typeof value === "boolean") return parse(String(value));
     throw new Error(`expected ${metavar}, ${got(value)}`);
   };
 }
@@ -98,24 +98,23 @@ export function custom<T>(metavar: string, parse: (raw: string) => T): Kind<T> {
   return { metavar, parse, fromJson: jsonViaParse(metavar, parse) };
 }
 
-export function string(metavar = 'STRING'): Kind<string> {
+export function string(metavar = "STRING"): Kind<string> {
   return custom(metavar, (raw) => {
-    if (raw === '') throw new Error(`expected a non-empty ${metavar}, ${got(raw)}`);
+    if (raw === "") throw new Error(`expected a non-empty ${metavar}, ${got(raw)}`);
     return raw;
   });
 }
 
 export function integer(opts: { min?: number; max?: number } = {}): Kind<number> {
   const { min, max } = opts;
-  const range =
-    min !== undefined && max !== undefined
-      ? ` in ${min}..${max}`
-      : min !== undefined
-        ? ` >= ${min}`
-        : max !== undefined
-          ? ` <= ${max}`
-          : '';
-  const kind = custom('N', (raw) => {
+  const range = min !== undefined && max !== undefined
+    ? ` in ${min}..${max}`
+    : min !== undefined
+    ? ` >= ${min}`
+    : max !== undefined
+    ? ` <= ${max}`
+    : "";
+  const kind = custom("N", (raw) => {
     const text = raw.trim();
     const n = /^-?\d+$/.test(text) ? Number(text) : NaN;
     if (!Number.isSafeInteger(n) || (min !== undefined && n < min) || (max !== undefined && n > max)) {
@@ -123,11 +122,11 @@ export function integer(opts: { min?: number; max?: number } = {}): Kind<number>
     }
     return n;
   });
-  return range === '' ? kind : { ...kind, range: range.trim().replace(/^in /, '') };
+  return range === "" ? kind : { ...kind, range: range.trim().replace(/^in /, "") };
 }
 
-const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
-const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
+const TRUE_WORDS = new Set(["true", "1", "yes", "on"]);
+const FALSE_WORDS = new Set(["false", "0", "no", "off"]);
 
 export function boolean(): Kind<boolean> & { implicit: boolean } {
   const parse = (raw: string): boolean => {
@@ -136,7 +135,7 @@ export function boolean(): Kind<boolean> & { implicit: boolean } {
     if (FALSE_WORDS.has(text)) return false;
     throw new Error(`expected true or false, ${got(raw)}`);
   };
-  return { metavar: '', parse, fromJson: jsonViaParse('true or false', parse), flag: true, implicit: false };
+  return { metavar: "", parse, fromJson: jsonViaParse("true or false", parse), flag: true, implicit: false };
 }
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -145,7 +144,7 @@ const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3
 export function parseDuration(raw: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim());
   if (!m) throw new Error(`expected a duration like 10s, 500ms or 2m, ${got(raw)}`);
-  return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']!);
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? "s"]!);
 }
 
 /**
@@ -156,7 +155,7 @@ export const MAX_DURATION_MS = 2 ** 31 - 1;
 
 /** `3600000` -> `1h`, `1500` -> `1500ms`: the largest unit that divides evenly. */
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
@@ -168,7 +167,7 @@ export function formatDuration(ms: number): string {
  */
 export function duration(opts: { min?: number; max?: number } = {}): Kind<number> {
   const max = Math.min(opts.max ?? MAX_DURATION_MS, MAX_DURATION_MS);
-  const kind = custom('DURATION', (raw) => {
+  const kind = custom("DURATION", (raw) => {
     const ms = parseDuration(raw);
     if (opts.min !== undefined && ms < opts.min) {
       throw new Error(`expected a duration of at least ${opts.min}ms, ${got(raw)}`);
@@ -193,18 +192,18 @@ export function parseHostPort(raw: string, allowPortZero = true): HostPort {
   const bad = new Error(`expected HOST:PORT, ${got(raw)}`);
   let host: string;
   let portText: string;
-  if (text.startsWith('[')) {
+  if (text.startsWith("[")) {
     const m = /^\[([0-9A-Fa-f:.]+(?:%[\w.-]+)?)\]:(\d+)$/.exec(text);
-    if (!m || !m[1]!.includes(':')) throw bad;
+    if (!m || !m[1]!.includes(":")) throw bad;
     host = m[1]!;
     portText = m[2]!;
   } else {
-    const colon = text.lastIndexOf(':');
+    const colon = text.lastIndexOf(":");
     if (colon <= 0) throw bad;
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
     // Bare IPv6 is ambiguous (which colon starts the port?), so brackets are required.
-    if (host.includes(':')) throw new Error(`expected HOST:PORT (bracket IPv6 as [::1]:4433), ${got(raw)}`);
+    if (host.includes(":")) throw new Error(`expected HOST:PORT (bracket IPv6 as [::1]:4433), ${got(raw)}`);
     if (!/^[A-Za-z0-9._-]+$/.test(host)) throw bad;
   }
   if (!/^\d{1,5}$/.test(portText)) throw bad;
@@ -215,13 +214,13 @@ export function parseHostPort(raw: string, allowPortZero = true): HostPort {
 }
 
 export function hostPort(opts: { allowPortZero?: boolean } = {}): Kind<HostPort> {
-  return custom('HOST:PORT', (raw) => parseHostPort(raw, opts.allowPortZero ?? true));
+  return custom("HOST:PORT", (raw) => parseHostPort(raw, opts.allowPortZero ?? true));
 }
 
 /** An ops/metrics listener: HOST:PORT, or `off` (-> null) to disable it. */
 export function hostPortOrOff(): Kind<HostPort | null> {
-  return custom('HOST:PORT|off', (raw) => {
-    if (raw.trim().toLowerCase() === 'off') return null;
+  return custom("HOST:PORT|off", (raw) => {
+    if (raw.trim().toLowerCase() === "off") return null;
     try {
       return parseHostPort(raw);
     } catch {
@@ -231,7 +230,7 @@ export function hostPortOrOff(): Kind<HostPort | null> {
 }
 
 export function oneOf<const V extends readonly string[]>(values: V): Kind<V[number]> {
-  const allowed = values.join('|');
+  const allowed = values.join("|");
   return custom(allowed, (raw) => {
     const text = raw.trim();
     if (!values.includes(text)) throw new Error(`expected one of ${allowed}, ${got(raw)}`);
@@ -246,12 +245,12 @@ export function oneOf<const V extends readonly string[]>(values: V): Kind<V[numb
 export function list<T>(item: Kind<T>): Kind<T[]> & { implicit: T[] } {
   const parse = (raw: string): T[] =>
     raw
-      .split(',')
+      .split(",")
       .map((s) => s.trim())
-      .filter((s) => s !== '')
+      .filter((s) => s !== "")
       .map((s) => item.parse(s));
   const fromJson = (value: unknown): T[] => {
-    if (typeof value === 'string') return parse(value);
+    if (typeof value === "string") return parse(value);
     if (Array.isArray(value)) return value.map((v) => item.fromJson(v));
     throw new Error(`expected an array of ${item.metavar}, ${got(value)}`);
   };
@@ -259,8 +258,8 @@ export function list<T>(item: Kind<T>): Kind<T[]> & { implicit: T[] } {
 }
 
 // Log vocabulary shared by every program's options.
-export const LOG_FORMATS = ['text', 'json'] as const;
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export const LOG_FORMATS = ["text", "json"] as const;
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -274,9 +273,11 @@ export function isValidServiceName(name: string): boolean {
 }
 
 export function serviceName(): Kind<string> {
-  return custom('NAME', (raw) => {
+  return custom("NAME", (raw) => {
     if (!isValidServiceName(raw)) {
-      throw new Error(`expected a service name (1-63 chars of A-Z a-z 0-9 . _ -, not starting with . _ -), ${got(raw)}`);
+      throw new Error(
+        `expected a service name (1-63 chars of A-Z a-z 0-9 . _ -, not starting with . _ -), ${got(raw)}`,
+      );
     }
     return raw;
   });
@@ -305,11 +306,9 @@ export interface Option<T> extends OptionMeta {
 
 type KindValue<K> = K extends Kind<infer T> ? T : never;
 
-type Resolved<K, O> = O extends { required: true } | { default: string }
-  ? KindValue<K>
-  : K extends { implicit: unknown }
-    ? KindValue<K>
-    : KindValue<K> | undefined;
+type Resolved<K, O> = O extends { required: true } | { default: string } ? KindValue<K>
+  : K extends { implicit: unknown } ? KindValue<K>
+  : KindValue<K> | undefined;
 
 /**
  * Declare an option of a given kind. Optional options without a default
@@ -348,8 +347,8 @@ export function defineSpec<O extends Options, R = Values<O>>(spec: {
   foreignConfig?: boolean;
   finish?: (values: Values<O>) => R;
 }): Spec<O, R> {
-  if ('config' in spec.options || 'help' in spec.options) {
-    throw new Error('config and help are built-in options');
+  if ("config" in spec.options || "help" in spec.options) {
+    throw new Error("config and help are built-in options");
   }
   return { ...spec, finish: spec.finish ?? ((v) => v as unknown as R) };
 }
@@ -378,9 +377,9 @@ export function forbidBoth(values: Record<string, unknown>, a: string, b: string
 export function requireLess(values: Record<string, unknown>, a: string, b: string, orEqual = false): void {
   const va = values[a];
   const vb = values[b];
-  if (typeof va !== 'number' || typeof vb !== 'number') return;
+  if (typeof va !== "number" || typeof vb !== "number") return;
   if (orEqual ? va > vb : va >= vb) {
-    const rel = orEqual ? 'at most' : 'less than';
+    const rel = orEqual ? "at most" : "less than";
     throw optionError(a, `must be ${rel} --${flagName(b)} (${va}ms vs ${vb}ms)`);
   }
 }
@@ -390,9 +389,9 @@ export function requireLess(values: Record<string, unknown>, a: string, b: strin
 
 export type ReadFile = (path: string) => string;
 
-const defaultReadFile: ReadFile = (path) => readFileSync(path, 'utf8');
+const defaultReadFile: ReadFile = (path) => readFileSync(path, "utf8");
 
-const CONFIG_KIND = string('FILE');
+const CONFIG_KIND = string("FILE");
 
 function parseWith<T>(name: string, fn: () => T, where?: string): T {
   try {
@@ -405,24 +404,24 @@ function parseWith<T>(name: string, fn: () => T, where?: string): T {
 
 /** Split argv into raw strings per option name; flags are looked up by kebab name. */
 function scanArgv(options: Options, argv: readonly string[]): Map<string, string[]> {
-  const byFlag = new Map<string, string>([['config', 'config']]);
+  const byFlag = new Map<string, string>([["config", "config"]]);
   for (const name of Object.keys(options)) byFlag.set(flagName(name), name);
   const raw = new Map<string, string[]>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (!arg.startsWith('-')) throw new ConfigError(arg, `unexpected argument ${JSON.stringify(arg)}`);
-    const eq = arg.indexOf('=');
+    if (!arg.startsWith("-")) throw new ConfigError(arg, `unexpected argument ${JSON.stringify(arg)}`);
+    const eq = arg.indexOf("=");
     const flag = eq < 0 ? arg : arg.slice(0, eq);
-    const name = flag.startsWith('--') ? byFlag.get(flag.slice(2)) : undefined;
+    const name = flag.startsWith("--") ? byFlag.get(flag.slice(2)) : undefined;
     if (name === undefined) throw new ConfigError(flag, `unknown flag ${flag} (see --help)`);
     let value: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1);
-    const kind = name === 'config' ? CONFIG_KIND : options[name]!.kind;
+    const kind = name === "config" ? CONFIG_KIND : options[name]!.kind;
     if (value === undefined) {
       if (kind.flag) {
-        value = 'true';
+        value = "true";
       } else {
         const next = argv[i + 1];
-        if (next === undefined || next.startsWith('--')) {
+        if (next === undefined || next.startsWith("--")) {
           throw optionError(name, `expected ${kind.metavar} after ${flag}`);
         }
         value = next;
@@ -442,23 +441,23 @@ function readConfigFile(path: string, options: Options, readFile: ReadFile, fore
     text = readFile(path);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw optionError('config', `cannot read config file ${JSON.stringify(path)}: ${why}`);
+    throw optionError("config", `cannot read config file ${JSON.stringify(path)}: ${why}`);
   }
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw optionError('config', `config file ${JSON.stringify(path)} is not valid JSON: ${why}`);
+    throw optionError("config", `config file ${JSON.stringify(path)} is not valid JSON: ${why}`);
   }
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    throw optionError('config', `config file ${JSON.stringify(path)} must contain a JSON object`);
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    throw optionError("config", `config file ${JSON.stringify(path)} must contain a JSON object`);
   }
   const obj = data as Record<string, unknown>;
   if (foreign) return Object.fromEntries(Object.entries(obj).filter(([key]) => Object.hasOwn(options, key)));
   for (const key of Object.keys(obj)) {
     if (!Object.hasOwn(options, key)) {
-      const hint = key === 'config' ? ' (a config file cannot name another)' : '';
+      const hint = key === "config" ? " (a config file cannot name another)" : "";
       throw new ConfigError(key, `unknown key ${JSON.stringify(key)} in config file ${JSON.stringify(path)}${hint}`);
     }
   }
@@ -475,18 +474,18 @@ export function load<O extends Options, R>(
   env: Record<string, string | undefined>,
   readFile: ReadFile = defaultReadFile,
 ): R {
-  if (argv.includes('--help') || argv.includes('-h')) throw new HelpRequested(usage(spec));
+  if (argv.includes("--help") || argv.includes("-h")) throw new HelpRequested(usage(spec));
   const { options } = spec;
   const flags = scanArgv(options, argv);
 
   const envValue = (name: string): string | undefined => {
     const v = env[envName(name)];
-    return v === undefined || v.trim() === '' ? undefined : v; // empty means unset
+    return v === undefined || v.trim() === "" ? undefined : v; // empty means unset
   };
 
-  const configFlag = flags.get('config');
-  const configPath = configFlag ? configFlag[configFlag.length - 1] : envValue('config');
-  if (configPath !== undefined) parseWith('config', () => CONFIG_KIND.parse(configPath));
+  const configFlag = flags.get("config");
+  const configPath = configFlag ? configFlag[configFlag.length - 1] : envValue("config");
+  if (configPath !== undefined) parseWith("config", () => CONFIG_KIND.parse(configPath));
   const file = configPath === undefined ? {} : readConfigFile(configPath, options, readFile, spec.foreignConfig);
   const fileWhere = configPath === undefined ? undefined : `config file ${JSON.stringify(configPath)}`;
 
@@ -508,7 +507,7 @@ export function load<O extends Options, R>(
       value = parseWith(name, () => kind.fromJson(file[name]), fileWhere);
     } else if (option.default !== undefined) {
       const d = option.default;
-      value = parseWith(name, () => kind.parse(d), 'the default');
+      value = parseWith(name, () => kind.parse(d), "the default");
     } else {
       value = kind.implicit;
     }
@@ -525,39 +524,42 @@ export function load<O extends Options, R>(
 // Help
 
 function describeDefault(option: OptionMeta): string {
-  if (option.required) return ' Required.';
+  if (option.required) return " Required.";
   if (option.defaultHelp !== undefined) return ` Default: ${option.defaultHelp}.`;
   if (option.default !== undefined) return ` Default: ${option.default}.`;
-  return '';
+  return "";
 }
 
 /** Usage text generated from the spec: every option with its flag, env var and default. */
-export function usage(spec: Pick<Spec<Options, unknown>, 'program' | 'summary' | 'options'>): string {
+export function usage(spec: Pick<Spec<Options, unknown>, "program" | "summary" | "options">): string {
   const entries: Array<[string, Kind<unknown>, OptionMeta]> = Object.entries(spec.options).map(
     ([name, option]) => [name, option.kind, option],
   );
-  entries.push(['config', CONFIG_KIND, { help: 'JSON file of option values, keyed by camelCase option name.' }]);
+  entries.push(["config", CONFIG_KIND, { help: "JSON file of option values, keyed by camelCase option name." }]);
   const lines: string[] = [];
   for (const [name, kind, meta] of entries) {
-    const metavar = kind.flag ? '' : ` ${kind.metavar}`;
-    const help = meta.help.endsWith('.') ? meta.help : `${meta.help}.`;
-    const repeat = kind.list ? ' Repeatable or comma-separated.' : '';
-    const range = kind.range ? ` Range: ${kind.range}.` : '';
-    lines.push(`  --${flagName(name)}${metavar}  [${envName(name)}]`, `      ${help}${describeDefault(meta)}${range}${repeat}`);
+    const metavar = kind.flag ? "" : ` ${kind.metavar}`;
+    const help = meta.help.endsWith(".") ? meta.help : `${meta.help}.`;
+    const repeat = kind.list ? " Repeatable or comma-separated." : "";
+    const range = kind.range ? ` Range: ${kind.range}.` : "";
+    lines.push(
+      `  --${flagName(name)}${metavar}  [${envName(name)}]`,
+      `      ${help}${describeDefault(meta)}${range}${repeat}`,
+    );
   }
   return [
     `Usage: ${spec.program} [options]`,
-    '',
+    "",
     spec.summary,
-    '',
-    'Options (precedence: flags > ZTNA_* environment > --config file > defaults):',
+    "",
+    "Options (precedence: flags > ZTNA_* environment > --config file > defaults):",
     ...lines,
-    '  --help, -h',
-    '      Show this help and exit.',
-    '',
-    'Durations accept 10, 10s, 500ms, 2m (a bare number is seconds).',
-    '',
-  ].join('\n');
+    "  --help, -h",
+    "      Show this help and exit.",
+    "",
+    "Durations accept 10, 10s, 500ms, 2m (a bare number is seconds).",
+    "",
+  ].join("\n");
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  * file holds. Uses node:crypto's X509Certificate (Bun and Deno both have it),
  * so a running server does not load the certificate-issuing library.
  */
-import { X509Certificate, createPrivateKey } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { Role } from "./frame/mod.ts";
 
 export type IdentityRole = "server" | Role;

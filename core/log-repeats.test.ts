@@ -4,7 +4,12 @@ import { createLogThrottle, createRepeatLog } from "./log-repeats.ts";
 
 function capture() {
   const lines: Record<string, unknown>[] = [];
-  const log = createLogger({ component: "test", format: "json", level: "debug", write: (l) => lines.push(JSON.parse(l)) });
+  const log = createLogger({
+    component: "test",
+    format: "json",
+    level: "debug",
+    write: (l) => lines.push(JSON.parse(l)),
+  });
   return { log, lines };
 }
 
@@ -12,12 +17,21 @@ describe("createRepeatLog", () => {
   test("logs the first occurrence at once, then one line with the count per window", () => {
     const { log, lines } = capture();
     const repeats = createRepeatLog(log, { windowMs: 60_000 });
-    for (let i = 0; i < 60; i++) repeats.log("error", "open_refused", "db|not_authorised", { service: "db", code: "not_authorised", try: i });
+    for (let i = 0; i < 60; i++) {
+      repeats.log("error", "open_refused", "db|not_authorised", { service: "db", code: "not_authorised", try: i });
+    }
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ level: "error", event: "open_refused", service: "db", try: 0 });
     repeats.flush();
     expect(lines).toHaveLength(2);
-    expect(lines[1]).toMatchObject({ level: "error", event: "open_refused", service: "db", try: 59, repeated: 59, window_s: 60 });
+    expect(lines[1]).toMatchObject({
+      level: "error",
+      event: "open_refused",
+      service: "db",
+      try: 59,
+      repeated: 59,
+      window_s: 60,
+    });
     // Nothing new: no line, and the key is forgotten.
     repeats.flush();
     expect(lines).toHaveLength(2);
@@ -36,7 +50,11 @@ describe("createRepeatLog", () => {
     repeats.log("info", "open_refused", "b", { service: "b" });
     repeats.log("info", "register_refused", "a", { service: "a" });
     repeats.log("info", "open_refused", "a", { service: "a" });
-    expect(lines.map((l) => `${l.event}:${l.service}`)).toEqual(["open_refused:a", "open_refused:b", "register_refused:a"]);
+    expect(lines.map((l) => `${l.event}:${l.service}`)).toEqual([
+      "open_refused:a",
+      "open_refused:b",
+      "register_refused:a",
+    ]);
     repeats.close();
     expect(lines.at(-1)).toMatchObject({ event: "open_refused", service: "a", repeated: 1 });
   });

@@ -1,10 +1,10 @@
 // Structured logging: one line per event, as JSON (for collectors) or as
 // `key=value` text (for people). Lines go to stderr so stdout stays free for
 // program output.
-import process from 'node:process';
+import process from "node:process";
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-export type LogFormat = 'text' | 'json';
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFormat = "text" | "json";
 export type LogFields = Record<string, unknown>;
 
 export interface LoggerOptions {
@@ -24,7 +24,7 @@ export interface Logger {
   child(fields: LogFields): Logger;
 }
 
-export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
@@ -33,13 +33,13 @@ export function isLogLevel(s: string): s is LogLevel {
 }
 
 const writeStderr = (line: string): void => {
-  process.stderr.write(line + '\n');
+  process.stderr.write(line + "\n");
 };
 
 export function createLogger(opts: LoggerOptions): Logger {
   const write = opts.write ?? writeStderr;
   const min = RANK[opts.level];
-  const render = opts.format === 'json' ? renderJson : renderText;
+  const render = opts.format === "json" ? renderJson : renderText;
 
   const make = (fixed: LogFields): Logger => {
     const emit = (level: LogLevel) => (event: string, fields?: LogFields): void => {
@@ -53,17 +53,17 @@ export function createLogger(opts: LoggerOptions): Logger {
       }
     };
     return {
-      debug: emit('debug'),
-      info: emit('info'),
-      warn: emit('warn'),
-      error: emit('error'),
+      debug: emit("debug"),
+      info: emit("info"),
+      warn: emit("warn"),
+      error: emit("error"),
       child: (more) => make({ ...fixed, ...more }),
     };
   };
   return make({});
 }
 
-const RESERVED = new Set(['ts', 'level', 'component', 'event']);
+const RESERVED = new Set(["ts", "level", "component", "event"]);
 
 function renderJson(ts: string, level: LogLevel, component: string, event: string, fields: LogFields): string {
   const out: LogFields = { ts, level, component, event };
@@ -76,14 +76,14 @@ function renderJson(ts: string, level: LogLevel, component: string, event: strin
     return JSON.stringify(out, jsonValue);
   } catch {
     // e.g. a circular object: degrade that field rather than lose the line
-    for (const [k, v] of Object.entries(out)) out[k] = typeof v === 'object' && v !== null ? String(v) : v;
+    for (const [k, v] of Object.entries(out)) out[k] = typeof v === "object" && v !== null ? String(v) : v;
     return JSON.stringify(out, jsonValue);
   }
 }
 
 function jsonValue(_key: string, v: unknown): unknown {
   if (v instanceof Error) return v.message;
-  if (typeof v === 'bigint') return v.toString();
+  if (typeof v === "bigint") return v.toString();
   return v;
 }
 
@@ -97,9 +97,9 @@ function renderText(ts: string, level: LogLevel, component: string, event: strin
 }
 
 function textValue(v: unknown): string {
-  if (typeof v === 'string') return quote(v, NEEDS_QUOTES);
+  if (typeof v === "string") return quote(v, NEEDS_QUOTES);
   if (v instanceof Error) return quote(v.message, NEEDS_QUOTES);
-  if (v === null || typeof v !== 'object') return String(v);
+  if (v === null || typeof v !== "object") return String(v);
   let json: string;
   try {
     json = JSON.stringify(v, jsonValue) ?? String(v);

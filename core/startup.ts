@@ -27,8 +27,14 @@ export async function resolveFlag(flag: string, address: Address): Promise<Addre
     return await resolveAddress(address);
   } catch (error) {
     const code = (error as { code?: string }).code ?? "";
-    const why = code === "ENOTFOUND" || code === "ENODATA" ? "does not resolve" : `could not be resolved (${code || (error as Error).message})`;
-    throw new StartupError(`${flag} ${formatAddress(address)}: the name ${address.host} ${why}; check the spelling and this host's DNS (/etc/resolv.conf, /etc/hosts)`);
+    const why = code === "ENOTFOUND" || code === "ENODATA"
+      ? "does not resolve"
+      : `could not be resolved (${code || (error as Error).message})`;
+    throw new StartupError(
+      `${flag} ${
+        formatAddress(address)
+      }: the name ${address.host} ${why}; check the spelling and this host's DNS (/etc/resolv.conf, /etc/hosts)`,
+    );
   }
 }
 
@@ -37,21 +43,37 @@ export async function resolveFlag(flag: string, address: Address): Promise<Addre
  * defaults to `FLAG HOST:PORT`), protocol and port. Errors that are not
  * socket errors are returned unchanged.
  */
-export function bindError(error: unknown, flag: string, proto: "UDP" | "TCP", address: Address, where = `${flag} ${formatAddress(address)}`): Error {
+export function bindError(
+  error: unknown,
+  flag: string,
+  proto: "UDP" | "TCP",
+  address: Address,
+  where = `${flag} ${formatAddress(address)}`,
+): Error {
   const code = (error as { code?: string })?.code ?? "";
   switch (code) {
     case "EADDRINUSE":
-      return new StartupError(`${where}: ${proto} port ${address.port} is already in use on ${address.host}; stop what holds it (ss -${proto === "UDP" ? "u" : "t"}lpn 'sport = :${address.port}') or choose another port`);
+      return new StartupError(
+        `${where}: ${proto} port ${address.port} is already in use on ${address.host}; stop what holds it (ss -${
+          proto === "UDP" ? "u" : "t"
+        }lpn 'sport = :${address.port}') or choose another port`,
+      );
     case "EACCES":
     case "EPERM":
-      return new StartupError(`${where}: permission denied to listen on ${proto} port ${address.port}; ports below 1024 need root or CAP_NET_BIND_SERVICE`);
+      return new StartupError(
+        `${where}: permission denied to listen on ${proto} port ${address.port}; ports below 1024 need root or CAP_NET_BIND_SERVICE`,
+      );
     case "EADDRNOTAVAIL":
-      return new StartupError(`${where}: ${address.host} is not an address of this host; use one of its addresses, or 0.0.0.0 for all`);
+      return new StartupError(
+        `${where}: ${address.host} is not an address of this host; use one of its addresses, or 0.0.0.0 for all`,
+      );
     case "ENOENT":
     case "ENOTFOUND":
       return new StartupError(`${where}: the name ${address.host} does not resolve`);
     default:
-      return code !== "" ? new StartupError(`${where}: cannot listen on ${proto}: ${oneLine(error)}`) : (error as Error);
+      return code !== ""
+        ? new StartupError(`${where}: cannot listen on ${proto}: ${oneLine(error)}`)
+        : (error as Error);
   }
 }
 

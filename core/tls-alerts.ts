@@ -115,15 +115,19 @@ const CLIENT_SAYS: Record<string, [string, string]> = {
  * error (the server refused us) or our own (we refused the server).
  */
 export function explainRefusal(info: Pick<CloseInfo, "local" | "peer">): Refusal | undefined {
-  for (const [by, err, table] of [
-    ["server", info.peer, SERVER_SAYS],
-    ["client", info.local, CLIENT_SAYS],
-  ] as const) {
+  for (
+    const [by, err, table] of [
+      ["server", info.peer, SERVER_SAYS],
+      ["client", info.local, CLIENT_SAYS],
+    ] as const
+  ) {
     if (!err || err.isApp) continue;
     const alert = alertName(err.errorCode);
     if (alert === undefined) continue;
     const [cause, fix] = table[alert] ?? [
-      by === "server" ? `the server ended the handshake with TLS alert ${alert}` : `this client refused the server with TLS alert ${alert}`,
+      by === "server"
+        ? `the server ended the handshake with TLS alert ${alert}`
+        : `this client refused the server with TLS alert ${alert}`,
       "compare both sides' certificates and CA files (ztna certs show FILE)",
     ];
     return { by, alert, code: err.errorCode, cause, fix };

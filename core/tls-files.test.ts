@@ -12,9 +12,21 @@ const ca = await createCa({ commonName: "files CA", days: 365 });
 const otherCa = await createCa({ commonName: "other CA", days: 365 });
 const leaf = await issueCertificate({ ca, role: "agent", services: ["db", "wiki"], days: 30, commonName: "alice" });
 const other = await issueCertificate({ ca, role: "connector", services: ["db"], days: 30 });
-const expired = await issueCertificate({ ca, role: "agent", services: ["db"], days: 1, notBefore: new Date(Date.now() - 3 * DAY_MS) });
+const expired = await issueCertificate({
+  ca,
+  role: "agent",
+  services: ["db"],
+  days: 1,
+  notBefore: new Date(Date.now() - 3 * DAY_MS),
+});
 const soon = await issueCertificate({ ca, role: "agent", services: ["db"], days: 5 });
-const future = await issueCertificate({ ca, role: "agent", services: ["db"], days: 5, notBefore: new Date(Date.now() + 2 * DAY_MS) });
+const future = await issueCertificate({
+  ca,
+  role: "agent",
+  services: ["db"],
+  days: 5,
+  notBefore: new Date(Date.now() + 2 * DAY_MS),
+});
 const oldCa = await createCa({ commonName: "old CA", days: 1, notBefore: new Date(Date.now() - 3 * DAY_MS) });
 
 function file(name: string, text: string): { path: string; flag: string } {
@@ -25,10 +37,20 @@ function file(name: string, text: string): { path: string; flag: string } {
 
 describe("inspectTlsFiles", () => {
   test("good files: no findings, the chain and CA summarised with role and services", () => {
-    const r = inspectTlsFiles({ cert: file("cert.pem", leaf.certPem), key: file("key.pem", leaf.keyPem), ca: file("ca.pem", ca.certPem) });
+    const r = inspectTlsFiles({
+      cert: file("cert.pem", leaf.certPem),
+      key: file("key.pem", leaf.keyPem),
+      ca: file("ca.pem", ca.certPem),
+    });
     expect(r.findings).toEqual([]);
     expect(r.chain).toHaveLength(1);
-    expect(r.chain[0]).toMatchObject({ subject: "CN=alice", issuer: "CN=files CA", role: "agent", services: ["db", "wiki"], isCa: false });
+    expect(r.chain[0]).toMatchObject({
+      subject: "CN=alice",
+      issuer: "CN=files CA",
+      role: "agent",
+      services: ["db", "wiki"],
+      isCa: false,
+    });
     expect(r.cas[0]).toMatchObject({ subject: "CN=files CA", isCa: true });
     expect(issuedByOneOf(r.chain[0]!, r.cas)?.subject).toBe("CN=files CA");
     expect(r.certPem && r.keyPem && r.caPem).toBeTruthy();
@@ -39,7 +61,10 @@ describe("inspectTlsFiles", () => {
     const sub = join(dir, "sub");
     mkdirSync(sub, { recursive: true });
     const r = inspectTlsFiles({ cert: missing, ca: { path: sub, flag: "--ca" } });
-    expect(r.findings.map(describeFinding)).toEqual([`--cert ${missing.path}: no such file`, `--ca ${sub}: is a directory, not a file`]);
+    expect(r.findings.map(describeFinding)).toEqual([
+      `--cert ${missing.path}: no such file`,
+      `--ca ${sub}: is a directory, not a file`,
+    ]);
     if (process.getuid?.() !== 0) {
       const locked = file("locked.pem", leaf.certPem);
       chmodSync(locked.path, 0o000);
@@ -57,7 +82,9 @@ describe("inspectTlsFiles", () => {
       "not a PEM private key (-----BEGIN PRIVATE KEY-----) (it holds a certificate: swapped --cert and --key?)",
     ]);
     const damaged = leaf.certPem.replace(/^(-----BEGIN CERTIFICATE-----\n)(.{20})/, "$1AAAAAAAAAAAAAAAAAAAA");
-    expect(inspectTlsFiles({ cert: file("cert.pem", damaged) }).findings[0]!.problem).toMatch(/^certificate 1 does not parse/);
+    expect(inspectTlsFiles({ cert: file("cert.pem", damaged) }).findings[0]!.problem).toMatch(
+      /^certificate 1 does not parse/,
+    );
   });
 
   test("a key of another certificate is refused, naming both files", () => {

@@ -8,9 +8,9 @@
  * handshake; these checks catch that before a program listens. node:crypto
  * only (Bun and Deno both have it): the issuing library is never loaded here.
  */
-import { X509Certificate, createHash, createPrivateKey } from "node:crypto";
+import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { readIdentity, type IdentityRole } from "./identity.ts";
+import { type IdentityRole, readIdentity } from "./identity.ts";
 
 export const DAY_MS = 86_400_000;
 /** Certificates expiring within this many days get a warning. */
@@ -119,7 +119,18 @@ export function inspectTlsFiles(spec: TlsFileSpec, options: InspectOptions = {})
       if (certs) {
         out.certPem = bytes;
         out.chain = certs;
-        certs.forEach((c, i) => checkValidity("cert", spec.cert!, c, i === 0 ? "the certificate" : `chain certificate ${i + 1} (${c.subject})`, now, warnDays, fail, warn));
+        certs.forEach((c, i) =>
+          checkValidity(
+            "cert",
+            spec.cert!,
+            c,
+            i === 0 ? "the certificate" : `chain certificate ${i + 1} (${c.subject})`,
+            now,
+            warnDays,
+            fail,
+            warn,
+          )
+        );
       }
     }
   }
@@ -165,14 +176,24 @@ export function loadTlsFiles(spec: TlsFileSpec, options: InspectOptions = {}): T
 
 type Report = (kind: TlsFileKind, file: TlsFileRef, problem: string, fix: string) => void;
 
-function readOne(kind: TlsFileKind, file: TlsFileRef, read: (p: string) => Uint8Array, fail: Report): Uint8Array | null {
+function readOne(
+  kind: TlsFileKind,
+  file: TlsFileRef,
+  read: (p: string) => Uint8Array,
+  fail: Report,
+): Uint8Array | null {
   let bytes: Uint8Array;
   try {
     bytes = read(file.path);
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === "ENOENT") {
-      fail(kind, file, "no such file", `check the path${file.path.startsWith("/") ? "" : " (relative to the working directory)"}`);
+      fail(
+        kind,
+        file,
+        "no such file",
+        `check the path${file.path.startsWith("/") ? "" : " (relative to the working directory)"}`,
+      );
     } else if (code === "EACCES" || code === "EPERM") {
       fail(kind, file, "permission denied", "make it readable by the user running ztna");
     } else if (code === "EISDIR") {
@@ -194,7 +215,12 @@ function parseCertificates(kind: TlsFileKind, file: TlsFileRef, bytes: Uint8Arra
   const blocks = text.match(PEM_CERT) ?? [];
   if (blocks.length === 0) {
     const hint = text.includes("PRIVATE KEY-----") ? " (it holds a private key: swapped --cert and --key?)" : "";
-    fail(kind, file, `no PEM certificate (-----BEGIN CERTIFICATE-----)${hint}`, "pass a PEM certificate file; `ztna certs show FILE` tells what a file holds");
+    fail(
+      kind,
+      file,
+      `no PEM certificate (-----BEGIN CERTIFICATE-----)${hint}`,
+      "pass a PEM certificate file; `ztna certs show FILE` tells what a file holds",
+    );
     return null;
   }
   const out: CertSummary[] = [];
@@ -202,7 +228,12 @@ function parseCertificates(kind: TlsFileKind, file: TlsFileRef, bytes: Uint8Arra
     try {
       out.push(summarise(new X509Certificate(block)));
     } catch (error) {
-      fail(kind, file, `certificate ${i + 1} does not parse (${oneLine((error as Error).message)})`, "the PEM is damaged: copy the file again");
+      fail(
+        kind,
+        file,
+        `certificate ${i + 1} does not parse (${oneLine((error as Error).message)})`,
+        "the PEM is damaged: copy the file again",
+      );
       return null;
     }
   }
@@ -212,18 +243,35 @@ function parseCertificates(kind: TlsFileKind, file: TlsFileRef, bytes: Uint8Arra
 function parseKey(file: TlsFileRef, bytes: Uint8Array, fail: Report): ReturnType<typeof createPrivateKey> | null {
   const text = decoder.decode(bytes);
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
-    const hint = text.includes("-----BEGIN CERTIFICATE-----") ? " (it holds a certificate: swapped --cert and --key?)" : "";
-    fail("key", file, `not a PEM private key (-----BEGIN PRIVATE KEY-----)${hint}`, "pass the key file written with the certificate");
+    const hint = text.includes("-----BEGIN CERTIFICATE-----")
+      ? " (it holds a certificate: swapped --cert and --key?)"
+      : "";
+    fail(
+      "key",
+      file,
+      `not a PEM private key (-----BEGIN PRIVATE KEY-----)${hint}`,
+      "pass the key file written with the certificate",
+    );
     return null;
   }
   if (text.includes("ENCRYPTED")) {
-    fail("key", file, "the private key is encrypted", "ztna needs an unencrypted key (mode 0600), e.g. openssl pkey -in KEY -out KEY.plain");
+    fail(
+      "key",
+      file,
+      "the private key is encrypted",
+      "ztna needs an unencrypted key (mode 0600), e.g. openssl pkey -in KEY -out KEY.plain",
+    );
     return null;
   }
   try {
     return createPrivateKey(text);
   } catch (error) {
-    fail("key", file, `the private key does not parse (${oneLine((error as Error).message)})`, "the PEM is damaged: copy the key again");
+    fail(
+      "key",
+      file,
+      `the private key does not parse (${oneLine((error as Error).message)})`,
+      "the PEM is damaged: copy the key again",
+    );
     return null;
   }
 }
@@ -253,23 +301,40 @@ export function validityProblem(
     ? "create a new CA and re-issue what it signed (docs/certificates.md, rotating the CA)"
     : "issue a new one (ztna certs issue ... --force) and reload or restart (docs/certificates.md)";
   if (cert.notAfter.getTime() <= now) {
-    return { severity: "fail", problem: `${what} expired on ${day(cert.notAfter)} (${ago(now - cert.notAfter.getTime())} ago)`, fix: renew };
+    return {
+      severity: "fail",
+      problem: `${what} expired on ${day(cert.notAfter)} (${ago(now - cert.notAfter.getTime())} ago)`,
+      fix: renew,
+    };
   }
   if (cert.notBefore.getTime() > now) {
     return {
       severity: "fail",
-      problem: `${what} is not valid before ${cert.notBefore.toISOString()} (${ago(cert.notBefore.getTime() - now)} from now)`,
+      problem: `${what} is not valid before ${cert.notBefore.toISOString()} (${
+        ago(cert.notBefore.getTime() - now)
+      } from now)`,
       fix: `check this host's clock (it says ${new Date(now).toISOString()}) or re-issue without --not-before`,
     };
   }
   const left = cert.notAfter.getTime() - now;
   if (left < warnDays * DAY_MS) {
-    return { severity: "warn", problem: `${what} expires on ${day(cert.notAfter)} (in ${ago(left)})`, fix: `rotate it before then: ${renew}` };
+    return {
+      severity: "warn",
+      problem: `${what} expires on ${day(cert.notAfter)} (in ${ago(left)})`,
+      fix: `rotate it before then: ${renew}`,
+    };
   }
   return null;
 }
 
-function checkCaBundle(file: TlsFileRef, cas: CertSummary[], now: number, warnDays: number, fail: Report, warn: Report): void {
+function checkCaBundle(
+  file: TlsFileRef,
+  cas: CertSummary[],
+  now: number,
+  warnDays: number,
+  fail: Report,
+  warn: Report,
+): void {
   const label = (c: CertSummary) => (cas.length === 1 ? "the CA certificate" : `CA ${c.subject}`);
   const problems = cas.map((c) => validityProblem(c, label(c), now, warnDays));
   const usable = problems.filter((p) => p === null || p.severity === "warn").length;

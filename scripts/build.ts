@@ -71,19 +71,29 @@ export function smokeTest(outfile: string, commit: string): void {
   const out = r.stdout.toString().trim();
   const want = `ztna ${VERSION} (${commit})`;
   if (r.exitCode !== 0 || out !== want) {
-    throw new Error(`smoke test failed: "${outfile} version" exited ${r.exitCode}, printed ${JSON.stringify(out)}, want ${JSON.stringify(want)}\n${r.stderr}`);
+    throw new Error(
+      `smoke test failed: "${outfile} version" exited ${r.exitCode}, printed ${JSON.stringify(out)}, want ${
+        JSON.stringify(want)
+      }\n${r.stderr}`,
+    );
   }
 }
 
 async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { outfile: { type: "string" } }, strict: true });
   if (`${process.platform}-${process.arch}` !== "linux-x64") {
-    console.error(`warning: building for linux-x64 on ${process.platform}-${process.arch}; Bun downloads that runtime, and the smoke test is skipped`);
+    console.error(
+      `warning: building for linux-x64 on ${process.platform}-${process.arch}; Bun downloads that runtime, and the smoke test is skipped`,
+    );
   }
   const built = await build({ outfile: values.outfile });
   if (`${process.platform}-${process.arch}` === "linux-x64") smokeTest(built.outfile, built.commit);
   const mb = (built.bytes / 1024 / 1024).toFixed(1);
-  console.log(`built ${built.outfile} (${mb} MiB, ${built.bytes} bytes) in ${(built.ms / 1000).toFixed(1)} s, commit ${built.commit}`);
+  console.log(
+    `built ${built.outfile} (${mb} MiB, ${built.bytes} bytes) in ${
+      (built.ms / 1000).toFixed(1)
+    } s, commit ${built.commit}`,
+  );
   console.log(`sha256 ${built.sha256}  (${built.outfile}.sha256)`);
 }
 

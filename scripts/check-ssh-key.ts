@@ -89,7 +89,10 @@ export function checkSshPublicKey(line: string): KeyCheck {
   const r = wireReader(blob);
   const inner = r.string();
   if (inner === null || new TextDecoder().decode(inner) !== type) {
-    return { ok: false, reason: `the key material does not start with its type ${type} (truncated, or pasted from another key?)` };
+    return {
+      ok: false,
+      reason: `the key material does not start with its type ${type} (truncated, or pasted from another key?)`,
+    };
   }
   const fingerprint = `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
   const fail = (reason: string): KeyCheck => ({ ok: false, reason });
@@ -97,7 +100,9 @@ export function checkSshPublicKey(line: string): KeyCheck {
     if (type === "ssh-ed25519") {
       const key = r.string();
       if (key === null || key.length !== 32 || !r.done()) return fail("an ssh-ed25519 key holds exactly 32 bytes");
-      if (!isEd25519Point(key)) return fail("the 32 bytes are not a point of the Ed25519 curve: this is not a real key (a placeholder?)");
+      if (!isEd25519Point(key)) {
+        return fail("the 32 bytes are not a point of the Ed25519 curve: this is not a real key (a placeholder?)");
+      }
       createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: b64url(key) }, format: "jwk" });
       return { ok: true, type, bits: 256, fingerprint };
     }
@@ -109,7 +114,9 @@ export function checkSshPublicKey(line: string): KeyCheck {
       const bits = modulus.length * 8 - Math.clz32(modulus[0]!) + 24;
       if (bits < 2048) return fail(`RSA keys need at least 2048 bits, this one has ${bits}`);
       const exponent = unsigned(e);
-      if (exponent.length === 0 || (exponent[exponent.length - 1]! & 1) === 0) return fail("the RSA exponent is not odd");
+      if (exponent.length === 0 || (exponent[exponent.length - 1]! & 1) === 0) {
+        return fail("the RSA exponent is not odd");
+      }
       createPublicKey({ key: { kty: "RSA", n: b64url(modulus), e: b64url(exponent) }, format: "jwk" });
       return { ok: true, type, bits, fingerprint };
     }
@@ -118,11 +125,20 @@ export function checkSshPublicKey(line: string): KeyCheck {
       const name = r.string();
       const q = r.string();
       if (name === null || q === null || !r.done()) return fail(`an ${type} key holds a curve name and a point`);
-      if (new TextDecoder().decode(name) !== type.slice("ecdsa-sha2-".length)) return fail("the curve name does not match the type");
-      if (q.length !== 1 + 2 * curve.size || q[0] !== 4) return fail("the ECDSA point is not an uncompressed point of the curve's size");
+      if (new TextDecoder().decode(name) !== type.slice("ecdsa-sha2-".length)) {
+        return fail("the curve name does not match the type");
+      }
+      if (q.length !== 1 + 2 * curve.size || q[0] !== 4) {
+        return fail("the ECDSA point is not an uncompressed point of the curve's size");
+      }
       // The import refuses a point that is not on the curve.
       createPublicKey({
-        key: { kty: "EC", crv: curve.crv, x: b64url(q.subarray(1, 1 + curve.size)), y: b64url(q.subarray(1 + curve.size)) },
+        key: {
+          kty: "EC",
+          crv: curve.crv,
+          x: b64url(q.subarray(1, 1 + curve.size)),
+          y: b64url(q.subarray(1 + curve.size)),
+        },
         format: "jwk",
       });
       return { ok: true, type, bits: curve.bits, fingerprint };

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
-import { addressOf, portOfUrl, spawnProgram, type Program } from "./programs.ts";
+import { addressOf, portOfUrl, type Program, spawnProgram } from "./programs.ts";
 
 const hold = process.argv.includes("--hold");
 const verbose = process.argv.includes("--verbose");
@@ -38,7 +38,11 @@ async function main() {
   });
   const common = { cwd: stateDir, echo: verbose };
 
-  const server = spawnProgram("server", ["--listen", "127.0.0.1:0", "--ops", "127.0.0.1:0", "--state-dir", stateDir], common);
+  const server = spawnProgram(
+    "server",
+    ["--listen", "127.0.0.1:0", "--ops", "127.0.0.1:0", "--state-dir", stateDir],
+    common,
+  );
   programs.push(server);
   const serverAddr = addressOf(await server.waitForLog("listening"));
   const serverOps = portOfUrl(await server.waitForLog("ops_listening"));
@@ -47,15 +51,41 @@ async function main() {
 
   const connector = spawnProgram(
     "connector",
-    ["--server", target, "--server-name", "localhost", "--ca", ca, "--service", "echo",
-      "--forward", `127.0.0.1:${echo.address.port}`, "--ops", "127.0.0.1:0", "--state-dir", stateDir],
+    [
+      "--server",
+      target,
+      "--server-name",
+      "localhost",
+      "--ca",
+      ca,
+      "--service",
+      "echo",
+      "--forward",
+      `127.0.0.1:${echo.address.port}`,
+      "--ops",
+      "127.0.0.1:0",
+      "--state-dir",
+      stateDir,
+    ],
     common,
   );
   programs.push(connector);
   const agent = spawnProgram(
     "agent",
-    ["--server", target, "--server-name", "localhost", "--ca", ca, "--map", "echo=udp://127.0.0.1:0",
-      "--ops", "127.0.0.1:0", "--state-dir", stateDir],
+    [
+      "--server",
+      target,
+      "--server-name",
+      "localhost",
+      "--ca",
+      ca,
+      "--map",
+      "echo=udp://127.0.0.1:0",
+      "--ops",
+      "127.0.0.1:0",
+      "--state-dir",
+      stateDir,
+    ],
     common,
   );
   programs.push(agent);
@@ -108,7 +138,9 @@ async function main() {
     // A window of datagrams in flight, so the demo measures the relay rather
     // than how fast queues overflow; a lost datagram frees its slot after 50 ms.
     const deadline = performance.now() + 50;
-    while (sent + batch - burstReceived > WINDOW && performance.now() < deadline) await new Promise((r) => setTimeout(r, 0));
+    while (sent + batch - burstReceived > WINDOW && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 0));
+    }
   }
   const drainDeadline = performance.now() + 2_000;
   while (burstReceived < BURST && performance.now() < drainDeadline) await new Promise((r) => setTimeout(r, 5));
@@ -119,12 +151,22 @@ async function main() {
   console.log("");
   console.log("ztna demo: agent -> server -> connector -> UDP echo, all on loopback");
   console.log(`  echoes verified byte-exact  ${verified}/${ECHOES}`);
-  console.log(`  RTT through the tunnel      p50 ${us(percentile(rtts, 0.5))}, p99 ${us(percentile(rtts, 0.99))} (64-byte payloads)`);
-  console.log(`  echo throughput             ${Math.round(burstReceived / seconds).toLocaleString("en")} datagrams/s round trip, ${burstReceived}/${BURST} returned (1200-byte payloads)`);
+  console.log(
+    `  RTT through the tunnel      p50 ${us(percentile(rtts, 0.5))}, p99 ${
+      us(percentile(rtts, 0.99))
+    } (64-byte payloads)`,
+  );
+  console.log(
+    `  echo throughput             ${
+      Math.round(burstReceived / seconds).toLocaleString("en")
+    } datagrams/s round trip, ${burstReceived}/${BURST} returned (1200-byte payloads)`,
+  );
   console.log(`  server metrics              http://127.0.0.1:${serverOps}/metrics`);
   console.log(`  connector ready             http://127.0.0.1:${connectorOps}/readyz`);
   console.log(`  agent health                http://127.0.0.1:${agentOps}/healthz`);
-  console.log(`  status of each (with --hold) bun cli.ts status --ops 127.0.0.1:${serverOps}  (or :${connectorOps}, :${agentOps})`);
+  console.log(
+    `  status of each (with --hold) bun cli.ts status --ops 127.0.0.1:${serverOps}  (or :${connectorOps}, :${agentOps})`,
+  );
   console.log(`  try it yourself             nc -u ${listen.host} ${listen.port}${hold ? "" : "   (with --hold)"}`);
   console.log("");
 

@@ -100,7 +100,11 @@ export function spawnProgram(name: ProgramName, args: string[], options: SpawnOp
         }, timeoutMs);
         const onExit = () => {
           done();
-          reject(new Error(`${name} exited before logging "${event}": ${logs.slice(-3).map((e) => JSON.stringify(e)).join(" ")}`));
+          reject(
+            new Error(
+              `${name} exited before logging "${event}": ${logs.slice(-3).map((e) => JSON.stringify(e)).join(" ")}`,
+            ),
+          );
         };
         const done = () => {
           clearTimeout(timer);

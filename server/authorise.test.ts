@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, test } from "bun:test";
-import { createCa, issueCertificate, x509, type PemPair } from "../core/certs.ts";
+import { createCa, issueCertificate, type PemPair, x509 } from "../core/certs.ts";
 import { createAuthoriser } from "./authorise.ts";
 
 const authorise = createAuthoriser();
@@ -27,7 +27,9 @@ beforeAll(async () => {
 
 describe("createAuthoriser", () => {
   test("a connector may register exactly the services its certificate names", async () => {
-    const cert = der((await issueCertificate({ ca, role: "connector", services: ["billing", "ledger"], days: 1 })).certPem);
+    const cert = der(
+      (await issueCertificate({ ca, role: "connector", services: ["billing", "ledger"], days: 1 })).certPem,
+    );
     expect(authorise(cert, "connector", "billing")).toBe(true);
     expect(authorise(cert, "connector", "ledger")).toBe(true);
     expect(authorise(cert, "connector", "payroll")).toBe(false);

@@ -11,8 +11,8 @@ import { bindError, resolveFlag, startOrExit } from "../core/startup.ts";
 import { describeFinding, loadTlsFiles, type TlsFileSpec, type TlsInspection } from "../core/tls-files.ts";
 import { createAuthoriser } from "./authorise.ts";
 import { createServerMetrics, type ServerMetrics } from "./metrics.ts";
-import { serverSpec, type ServerOptions } from "./options.ts";
-import { startServer, type Server } from "./server.ts";
+import { type ServerOptions, serverSpec } from "./options.ts";
+import { type Server, startServer } from "./server.ts";
 
 export interface ServerProgram {
   server: Server;
@@ -37,7 +37,9 @@ export interface ServerProgram {
  */
 function readTls(files: TlsFileSpec, metrics: ServerMetrics, log: Logger): TlsInspection {
   const tls = loadTlsFiles(files);
-  for (const finding of tls.findings) log.warn("certificate_warning", { error: describeFinding(finding), hint: finding.fix });
+  for (const finding of tls.findings) {
+    log.warn("certificate_warning", { error: describeFinding(finding), hint: finding.fix });
+  }
   publishCertificates(metrics.certificateExpiry, certificatesInUse("server", tls));
   return tls;
 }
@@ -115,9 +117,14 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
   }
   if (ops) log.info("ops_listening", { url: ops.url });
   if (options.ca) {
-    log.info("mtls_enabled", { ca: options.ca, detail: "clients need a certificate from this CA; its ztna:// URIs decide what they may register or open" });
+    log.info("mtls_enabled", {
+      ca: options.ca,
+      detail: "clients need a certificate from this CA; its ztna:// URIs decide what they may register or open",
+    });
   } else {
-    log.warn("open_mode", { detail: "no --ca: client certificates are not required; any peer may register or open services" });
+    log.warn("open_mode", {
+      detail: "no --ca: client certificates are not required; any peer may register or open services",
+    });
   }
   const running = server;
   // One reload at a time, so a quick second SIGHUP cannot be overtaken by the first one's older read.

@@ -247,7 +247,14 @@ export function routeFromAgent<C>(
   const service = relay.services.get(binding.service);
   const connector = service ? pickConnector(service) : null;
   if (!service || !connector) return "service_down";
-  const flow: Flow<C> = { traffic: service.traffic, agent: binding, agentFlow, connector, connectorFlow: 0, lastSeen: now };
+  const flow: Flow<C> = {
+    traffic: service.traffic,
+    agent: binding,
+    agentFlow,
+    connector,
+    connectorFlow: 0,
+    lastSeen: now,
+  };
   moveFlow(flow, connector, now);
   agent.flows.set(key, flow);
   relay.flowCount++;

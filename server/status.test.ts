@@ -1,6 +1,14 @@
 import { describe, expect, test } from "bun:test";
 import type { Role } from "../core/frame/mod.ts";
-import { createPeer, createRelay, drainConnector, openService, registerConnector, routeFromAgent, type Peer } from "./relay.ts";
+import {
+  createPeer,
+  createRelay,
+  drainConnector,
+  openService,
+  type Peer,
+  registerConnector,
+  routeFromAgent,
+} from "./relay.ts";
 import { buildStatus, type PeerFacts } from "./status.ts";
 
 const T0 = Date.parse("2026-12-01T10:00:00.000Z");
@@ -53,7 +61,9 @@ describe("buildStatus", () => {
       version: "0.1.0 (abc)",
       registeredAt: new Map([["echo", T0 + 1_000]]),
     });
-    const c2 = fx.add("connector", "[2001:db8::2]:6000", { registeredAt: new Map([["echo", T0 + 2_000], ["db", T0 + 3_000]]) });
+    const c2 = fx.add("connector", "[2001:db8::2]:6000", {
+      registeredAt: new Map([["echo", T0 + 2_000], ["db", T0 + 3_000]]),
+    });
     const a1 = fx.add("agent", "10.0.1.1:7000");
     const a2 = fx.add("agent", "10.0.1.2:7000");
     registerConnector(fx.relay, c1, "echo");
@@ -74,8 +84,20 @@ describe("buildStatus", () => {
     expect(echo).toEqual({
       name: "echo",
       connectors: [
-        { address: "10.0.0.1:5000", identity: "ztna://connector/echo", version: "0.1.0 (abc)", since: "2026-12-01T10:00:01.000Z", draining: false },
-        { address: "[2001:db8::2]:6000", identity: null, version: null, since: "2026-12-01T10:00:02.000Z", draining: false },
+        {
+          address: "10.0.0.1:5000",
+          identity: "ztna://connector/echo",
+          version: "0.1.0 (abc)",
+          since: "2026-12-01T10:00:01.000Z",
+          draining: false,
+        },
+        {
+          address: "[2001:db8::2]:6000",
+          identity: null,
+          version: null,
+          since: "2026-12-01T10:00:02.000Z",
+          draining: false,
+        },
       ],
       agents: 2,
       flows: 4,

@@ -25,7 +25,7 @@ import type { CounterCell } from "../core/metrics/cells.ts";
 import { formatAddress } from "../core/net/address.ts";
 import type { QuicConnection } from "../core/quic/endpoint.ts";
 import type { ServerMetrics, ServerStreamResult } from "./metrics.ts";
-import { pickLiveConnector, type Peer, type Relay } from "./relay.ts";
+import { type Peer, pickLiveConnector, type Relay } from "./relay.ts";
 
 /** Bytes queued towards one side before the other side is no longer read. */
 export const STREAM_HIGH_WATER = 1024 * 1024;
@@ -106,10 +106,24 @@ function handleData(s: StreamRelayState, conn: QuicConnection, streamId: number,
   let side = s.byConn.get(conn)?.get(streamId);
   if (side === undefined) {
     const peer = s.settings.peerOf(conn);
-    side = { conn, id: streamId, fromAgent: true, other: null, reader: createStreamHeaderReader(), paused: false, finished: false };
+    side = {
+      conn,
+      id: streamId,
+      fromAgent: true,
+      other: null,
+      reader: createStreamHeaderReader(),
+      paused: false,
+      finished: false,
+    };
     // Only agents open tunnel streams, on client-initiated bidirectional ids (0 mod 4).
     if (!peer || peer.role !== "agent" || (streamId & 3) !== 0) {
-      return refuse(s, side, StreamResetCode.PROTOCOL, "protocol", `unexpected stream ${streamId} from ${peer?.role ?? "peer before hello"}`);
+      return refuse(
+        s,
+        side,
+        StreamResetCode.PROTOCOL,
+        "protocol",
+        `unexpected stream ${streamId} from ${peer?.role ?? "peer before hello"}`,
+      );
     }
     add(s, side);
   }
@@ -133,7 +147,13 @@ function handleDrained(s: StreamRelayState, conn: QuicConnection, streamId: numb
 }
 
 /** A peer reset or stopped a stream: the other half is reset with the same code. */
-function handleReset(s: StreamRelayState, conn: QuicConnection, streamId: number, code: number, how: "reset" | "stopped"): void {
+function handleReset(
+  s: StreamRelayState,
+  conn: QuicConnection,
+  streamId: number,
+  code: number,
+  how: "reset" | "stopped",
+): void {
   const side = s.byConn.get(conn)?.get(streamId);
   if (!side) return;
   const passOn = normaliseResetCode(code);
@@ -141,7 +161,12 @@ function handleReset(s: StreamRelayState, conn: QuicConnection, streamId: number
   conn.shutdownStream(streamId, passOn);
   side.other?.conn.shutdownStream(side.other.id, passOn);
   s.settings.metrics.streamResets.child({ code: streamResetName(code) }).inc();
-  s.settings.log.debug("stream_reset", { peer: formatAddress(conn.remote), stream: streamId, code: streamResetName(code), how });
+  s.settings.log.debug("stream_reset", {
+    peer: formatAddress(conn.remote),
+    stream: streamId,
+    code: streamResetName(code),
+    how,
+  });
   release(s, side, "reset");
 }
 
@@ -161,10 +186,14 @@ function route(s: StreamRelayState, side: Side, channel: number, rest: Uint8Arra
   const { settings } = s;
   const peer = settings.peerOf(side.conn);
   const binding = peer?.channels.get(channel);
-  if (!peer || !binding) return refuse(s, side, StreamResetCode.NOT_ALLOWED, "not_allowed", `channel ${channel} not granted`);
+  if (!peer || !binding) {
+    return refuse(s, side, StreamResetCode.NOT_ALLOWED, "not_allowed", `channel ${channel} not granted`);
+  }
   if (settings.draining()) return refuse(s, side, StreamResetCode.DRAINING, "draining", "server draining");
   const connector = pickLiveConnector(settings.relay, binding.service);
-  if (!connector) return refuse(s, side, StreamResetCode.SERVICE_DOWN, "service_down", `no connector for ${binding.service}`);
+  if (!connector) {
+    return refuse(s, side, StreamResetCode.SERVICE_DOWN, "service_down", `no connector for ${binding.service}`);
+  }
   const target = connector.peer.conn;
   if (target.closed || target.raw.peerStreamsLeftBidi() < 1) {
     return refuse(s, side, StreamResetCode.LIMIT_EXCEEDED, "limit_exceeded", "connector stream limit reached");
@@ -203,7 +232,13 @@ function forward(s: StreamRelayState, src: Side, data: Uint8Array, fin: boolean)
 }
 
 /** Refuses an agent's stream with a reset `code`, counted by result. */
-function refuse(s: StreamRelayState, side: Side, code: StreamResetCode, result: ServerStreamResult, detail: string): void {
+function refuse(
+  s: StreamRelayState,
+  side: Side,
+  code: StreamResetCode,
+  result: ServerStreamResult,
+  detail: string,
+): void {
   side.conn.shutdownStream(side.id, code);
   remove(s, side);
   s.settings.metrics.streamsTotal.child({ result }).inc();
@@ -220,7 +255,7 @@ function refuse(s: StreamRelayState, side: Side, code: StreamResetCode, result: 
 
 function add(s: StreamRelayState, side: Side): void {
   let streams = s.byConn.get(side.conn);
-  if (!streams) s.byConn.set(side.conn, (streams = new Map()));
+  if (!streams) s.byConn.set(side.conn, streams = new Map());
   streams.set(side.id, side);
 }
 

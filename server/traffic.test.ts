@@ -1,5 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { createPeer, createRelay, openService, registerConnector, routeFromAgent, routeFromConnector } from "./relay.ts";
+import {
+  createPeer,
+  createRelay,
+  openService,
+  registerConnector,
+  routeFromAgent,
+  routeFromConnector,
+} from "./relay.ts";
 import { buildStatus } from "./status.ts";
 import { createTrafficSampler } from "./traffic.ts";
 
@@ -42,8 +49,18 @@ describe("traffic rates for /status", () => {
       }),
     );
     const echo = status.services.find((s) => s.name === "echo")!;
-    expect(echo.rates).toEqual({ datagramsPerSecond: { toConnector: 100, toAgent: 40 }, bytesPerSecond: { toConnector: 5000, toAgent: 2000 } });
-    expect(status.services.find((s) => s.name === "quiet")!.rates.datagramsPerSecond).toEqual({ toConnector: 0, toAgent: 0 });
-    expect(status.rates).toEqual({ datagramsPerSecond: { toConnector: 100, toAgent: 40 }, bytesPerSecond: { toConnector: 5000, toAgent: 2000 }, windowSeconds: 5 });
+    expect(echo.rates).toEqual({
+      datagramsPerSecond: { toConnector: 100, toAgent: 40 },
+      bytesPerSecond: { toConnector: 5000, toAgent: 2000 },
+    });
+    expect(status.services.find((s) => s.name === "quiet")!.rates.datagramsPerSecond).toEqual({
+      toConnector: 0,
+      toAgent: 0,
+    });
+    expect(status.rates).toEqual({
+      datagramsPerSecond: { toConnector: 100, toAgent: 40 },
+      bytesPerSecond: { toConnector: 5000, toAgent: 2000 },
+      windowSeconds: 5,
+    });
   });
 });

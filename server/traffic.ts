@@ -4,7 +4,7 @@
  * counters once a second, and the status document gets rates averaged over
  * the last 10 s, in total and per service. Additive to server/status.ts.
  */
-import { createRateWindow, roundRate, type Counters } from "../core/rates.ts";
+import { type Counters, createRateWindow, roundRate } from "../core/rates.ts";
 import type { Relay, ServiceTraffic } from "./relay.ts";
 import type { ServerStatus, ServiceStatus } from "./status.ts";
 
@@ -32,7 +32,8 @@ export interface TrafficSampler {
 
 export function createTrafficSampler<C>(relay: Relay<C>, windowMs = 10_000): TrafficSampler {
   const window = createRateWindow(windowMs);
-  const values = (t: ServiceTraffic) => [t.datagramsToConnector, t.datagramsToAgent, t.bytesToConnector, t.bytesToAgent] as const;
+  const values = (t: ServiceTraffic) =>
+    [t.datagramsToConnector, t.datagramsToAgent, t.bytesToConnector, t.bytesToAgent] as const;
   const ratesOf = (name: string): TrafficRates => {
     const [dc = 0, da = 0, bc = 0, ba = 0] = window.rate(name);
     return {

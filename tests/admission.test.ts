@@ -32,31 +32,54 @@ function unknownVersion(size: number): Uint8Array {
 
 async function probeClient() {
   const answers: Uint8Array[] = [];
-  const socket = await openUdp({ host: "127.0.0.1", port: 0, onPacket: (d) => void answers.push(d.slice()), onError() {} });
+  const socket = await openUdp({
+    host: "127.0.0.1",
+    port: 0,
+    onPacket: (d) => void answers.push(d.slice()),
+    onError() {},
+  });
   teardown.add(socket, (s) => s.close());
   return { socket, answers };
 }
 
 describe("admission of packets for no connection", () => {
-  test("gtlsclient with its default 18-byte connection ID gets a TLS answer: no_application_protocol (0x178)", async () => {
-    // ngtcp2-client is installed by .ci/run; a machine without it cannot run this check.
-    if (!GTLSCLIENT) throw new Error("gtlsclient (Debian package ngtcp2-client) is not installed: apt-get install ngtcp2-client");
-    const s = teardown.add(await startTestServer(), (x) => x.server.close());
-    const proc = Bun.spawn([GTLSCLIENT, "--handshake-timeout=3s", "--exit-on-all-streams-close", "127.0.0.1", String(s.server.address.port)], {
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    teardown.add(proc, (p) => p.kill("SIGKILL"));
-    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-    await proc.exited;
-    clearTimeout(timer);
-    const output = (await new Response(proc.stderr).text()) + (await new Response(proc.stdout).text());
-    // It reached our TLS stack (which refused its ALPN), instead of timing out unanswered.
-    expect(output).not.toContain("HANDSHAKE_TIMEOUT");
-    expect(output).toMatch(/0x178|no.application.protocol|ERR_DRAINING|CRYPTO_ERROR/i);
-    expect(s.metrics.drops.child({ reason: "packet_accept_failed" }).value).toBe(0);
-    await waitFor(() => s.metrics.handshakeFailures.child({ reason: "no_application_protocol" }).value === 1, 2_000, "the refusal counted");
-  }, 20_000);
+  test(
+    "gtlsclient with its default 18-byte connection ID gets a TLS answer: no_application_protocol (0x178)",
+    async () => {
+      // ngtcp2-client is installed by .ci/run; a machine without it cannot run this check.
+      if (!GTLSCLIENT) {
+        throw new Error(
+          "gtlsclient (Debian package ngtcp2-client) is not installed: apt-get install ngtcp2-client",
+        );
+      }
+      const s = teardown.add(await startTestServer(), (x) => x.server.close());
+      const proc = Bun.spawn([
+        GTLSCLIENT,
+        "--handshake-timeout=3s",
+        "--exit-on-all-streams-close",
+        "127.0.0.1",
+        String(s.server.address.port),
+      ], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      teardown.add(proc, (p) => p.kill("SIGKILL"));
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+      await proc.exited;
+      clearTimeout(timer);
+      const output = (await new Response(proc.stderr).text()) + (await new Response(proc.stdout).text());
+      // It reached our TLS stack (which refused its ALPN), instead of timing out unanswered.
+      expect(output).not.toContain("HANDSHAKE_TIMEOUT");
+      expect(output).toMatch(/0x178|no.application.protocol|ERR_DRAINING|CRYPTO_ERROR/i);
+      expect(s.metrics.drops.child({ reason: "packet_accept_failed" }).value).toBe(0);
+      await waitFor(
+        () => s.metrics.handshakeFailures.child({ reason: "no_application_protocol" }).value === 1,
+        2_000,
+        "the refusal counted",
+      );
+    },
+    20_000,
+  );
 
   test("an unknown version in a datagram too small to start a connection gets no answer", async () => {
     const s = teardown.add(await startTestServer(), (x) => x.server.close());

@@ -5,7 +5,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { alpnFor } from "../core/frame/mod.ts";
 import { clientQuicConfig } from "../core/quic/config.ts";
-import { createEndpoint, type CloseInfo, type QuicConnection } from "../core/quic/endpoint.ts";
+import { type CloseInfo, createEndpoint, type QuicConnection } from "../core/quic/endpoint.ts";
 import { cleanup, devCerts, startTestServer, waitFor } from "./harness.ts";
 
 const teardown = cleanup();

@@ -13,8 +13,8 @@ import { MAX_TUNNEL_PAYLOAD } from "../core/frame/mod.ts";
 import type { UdpSocket } from "../core/runtime/udp.ts";
 import { VERSION } from "../core/version.ts";
 import { build, type BuildResult } from "../scripts/build.ts";
-import { addressOf, spawnProgram, type Program, type ProgramName } from "../scripts/programs.ts";
-import { bytes, startEcho, udpClient, type UdpClient } from "./harness.ts";
+import { addressOf, type Program, type ProgramName, spawnProgram } from "../scripts/programs.ts";
+import { bytes, startEcho, type UdpClient, udpClient } from "./harness.ts";
 
 // Measured here: a build takes 2-4 s on 2 cores; the budget covers a cold, busy machine.
 const BUILD_TIMEOUT_MS = 120_000;
@@ -53,7 +53,11 @@ function ztna(...args: string[]): { code: number; stdout: string; stderr: string
 async function ztnaAsync(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const p = Bun.spawn([bin, ...args], { cwd: runDir, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const timer = setTimeout(() => p.kill("SIGKILL"), 20_000);
-  const [code, stdout, stderr] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  const [code, stdout, stderr] = await Promise.all([
+    p.exited,
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+  ]);
   clearTimeout(timer);
   return { code, stdout, stderr };
 }
@@ -77,7 +81,12 @@ describe("compiled binary", () => {
   test("prints the version and the embedded commit", () => {
     const want = `ztna ${VERSION} (${built.commit})`;
     expect(built.commit).toMatch(/^([0-9a-f]{4,40}|unknown)$/);
-    for (const args of [["--version"], ["version"], ["agent", "--version"], ["server", "--version"], ["certs", "--version"]]) {
+    for (
+      const args of [["--version"], ["version"], ["agent", "--version"], ["server", "--version"], [
+        "certs",
+        "--version",
+      ]]
+    ) {
       const r = ztna(...args);
       expect({ args, code: r.code, out: r.stdout.trim() }).toEqual({ args, code: 0, out: want });
     }
@@ -104,15 +113,43 @@ describe("compiled binary", () => {
     echo = await startEcho();
     const common = ["--ops", "127.0.0.1:0", "--log-level", "info"];
     const server = start("server", [
-      "--listen", "127.0.0.1:0", "--cert", `${pki}/server.pem`, "--key", `${pki}/server-key.pem`,
-      "--ca", `${pki}/ca.pem`, "--state-dir", "state", "--grace", "1s", ...common,
+      "--listen",
+      "127.0.0.1:0",
+      "--cert",
+      `${pki}/server.pem`,
+      "--key",
+      `${pki}/server-key.pem`,
+      "--ca",
+      `${pki}/ca.pem`,
+      "--state-dir",
+      "state",
+      "--grace",
+      "1s",
+      ...common,
     ]);
     const target = `127.0.0.1:${addressOf(await server.waitForLog("listening", 15_000)).port}`;
     const clientFlags = (role: string) => [
-      "--server", target, "--server-name", "localhost", "--ca", `${pki}/ca.pem`,
-      "--cert", `${pki}/${role}-echo.pem`, "--key", `${pki}/${role}-echo-key.pem`, "--state-dir", "state", ...common,
+      "--server",
+      target,
+      "--server-name",
+      "localhost",
+      "--ca",
+      `${pki}/ca.pem`,
+      "--cert",
+      `${pki}/${role}-echo.pem`,
+      "--key",
+      `${pki}/${role}-echo-key.pem`,
+      "--state-dir",
+      "state",
+      ...common,
     ];
-    const connector = start("connector", [...clientFlags("connector"), "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`]);
+    const connector = start("connector", [
+      ...clientFlags("connector"),
+      "--service",
+      "echo",
+      "--forward",
+      `127.0.0.1:${echo.address.port}`,
+    ]);
     // The agent starts once echo is registered, so it has no reason to log a refused open.
     await connector.waitForLog("registered", 15_000);
     const agent = start("agent", [...clientFlags("agent"), "--map", "echo=udp://127.0.0.1:0"]);
@@ -130,8 +167,18 @@ describe("compiled binary", () => {
     for (const p of programs) expect(p.logs.filter((e) => e.level === "error")).toEqual([]);
 
     // The operator's tools from the same binary: doctor (all seven checks, a round trip through echo) and status.
-    const doctor = await ztnaAsync("doctor", ...clientFlags("agent").slice(0, 10), "--service", "echo", "--probe", "udp");
-    expect({ code: doctor.code, last: doctor.stdout.trim().split("\n").at(-1) }).toEqual({ code: 0, last: "All checks passed." });
+    const doctor = await ztnaAsync(
+      "doctor",
+      ...clientFlags("agent").slice(0, 10),
+      "--service",
+      "echo",
+      "--probe",
+      "udp",
+    );
+    expect({ code: doctor.code, last: doctor.stdout.trim().split("\n").at(-1) }).toEqual({
+      code: 0,
+      last: "All checks passed.",
+    });
     const ops = String((await server.waitForLog("ops_listening")).url);
     const status = await ztnaAsync("status", "--ops", ops);
     expect(status.code).toBe(0);

@@ -42,7 +42,8 @@ describe("certs init", () => {
     expect(ca.subject).toBe("CN=Example CA");
     expect(ca.getExtension(x509.BasicConstraintsExtension)?.ca).toBe(true);
     expect(Math.round((ca.notAfter.getTime() - ca.notBefore.getTime()) / DAY_MS)).toBe(30);
-    expect(await keyMatchesCertificate(readFileSync(p("ca/ca.pem"), "utf8"), readFileSync(p("ca/ca-key.pem"), "utf8"))).toBe(true);
+    expect(await keyMatchesCertificate(readFileSync(p("ca/ca.pem"), "utf8"), readFileSync(p("ca/ca-key.pem"), "utf8")))
+      .toBe(true);
   });
 
   test("refuses to overwrite an existing CA unless --force", async () => {
@@ -63,7 +64,12 @@ describe("certs issue", () => {
   async function verifyLeaf(name: string) {
     const leaf = cert(`out/${name}.pem`);
     expect(await leaf.verify({ publicKey: cert("ca/ca.pem").publicKey, signatureOnly: true })).toBe(true);
-    expect(await keyMatchesCertificate(readFileSync(p(`out/${name}.pem`), "utf8"), readFileSync(p(`out/${name}-key.pem`), "utf8"))).toBe(true);
+    expect(
+      await keyMatchesCertificate(
+        readFileSync(p(`out/${name}.pem`), "utf8"),
+        readFileSync(p(`out/${name}-key.pem`), "utf8"),
+      ),
+    ).toBe(true);
     expect(mode(`out/${name}-key.pem`)).toBe(0o600);
     return { leaf, identity: readIdentity(new Uint8Array(leaf.rawData)) };
   }
@@ -87,12 +93,17 @@ describe("certs issue", () => {
     expect((await issue("--role", "server", "--dns", "relay.example", "--ip", "10.0.0.1", "--ip", "::1")).code).toBe(0);
     const { identity, leaf } = await verifyLeaf("server");
     expect(identity).toEqual({ role: "server", services: [] });
-    const names = leaf.getExtension(x509.SubjectAlternativeNameExtension)!.names.items.map((n) => `${n.type}:${n.value}`);
+    const names = leaf.getExtension(x509.SubjectAlternativeNameExtension)!.names.items.map((n) =>
+      `${n.type}:${n.value}`
+    );
     expect(names).toEqual(expect.arrayContaining(["dns:relay.example", "ip:10.0.0.1", "ip:::1", "url:ztna://server"]));
   });
 
   test("--days and a backdated --not-before give an expired certificate", async () => {
-    expect((await issue("--role", "agent", "--service", "db", "--not-before", "2020-01-01", "--days", "2", "--name", "old")).code).toBe(0);
+    expect(
+      (await issue("--role", "agent", "--service", "db", "--not-before", "2020-01-01", "--days", "2", "--name", "old"))
+        .code,
+    ).toBe(0);
     const leaf = cert("out/old.pem");
     expect(leaf.notBefore.toISOString()).toBe("2020-01-01T00:00:00.000Z");
     expect(leaf.notAfter.toISOString()).toBe("2020-01-03T00:00:00.000Z");
@@ -134,12 +145,24 @@ describe("certs issue", () => {
   });
 
   test("missing --out and --ca-dir are usage errors", async () => {
-    expect((await certs("issue", "--role", "agent", "--service", "db", "--ca-dir", p("ca"))).err[0]).toContain("--out is required");
+    expect((await certs("issue", "--role", "agent", "--service", "db", "--ca-dir", p("ca"))).err[0]).toContain(
+      "--out is required",
+    );
     expect((await certs("issue", "--role", "agent", "--service", "db", "--out", p("out"))).code).toBe(2);
   });
 
   test("a missing or mismatched CA is a one-line error, exit 1", async () => {
-    const missing = await certs("issue", "--role", "agent", "--service", "db", "--ca-dir", p("nope"), "--out", p("out"));
+    const missing = await certs(
+      "issue",
+      "--role",
+      "agent",
+      "--service",
+      "db",
+      "--ca-dir",
+      p("nope"),
+      "--out",
+      p("out"),
+    );
     expect(missing.code).toBe(1);
     expect(missing.err[0]).toContain("create one with: ztna certs init");
     await certs("init", "--out", p("other"));
@@ -195,10 +218,16 @@ describe("certs command", () => {
 
   test("`ztna certs` through cli.ts sets the exit status", async () => {
     const cli = join(import.meta.dir, "..", "cli.ts");
-    const bad = Bun.spawnSync([process.execPath, cli, "certs", "issue", "--role", "bogus"], { stdout: "pipe", stderr: "pipe" });
+    const bad = Bun.spawnSync([process.execPath, cli, "certs", "issue", "--role", "bogus"], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr.toString().trim().split("\n")).toHaveLength(1);
-    const ok = Bun.spawnSync([process.execPath, cli, "certs", "init", "--out", p("ca")], { stdout: "pipe", stderr: "pipe" });
+    const ok = Bun.spawnSync([process.execPath, cli, "certs", "init", "--out", p("ca")], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     expect(ok.exitCode).toBe(0);
     expect(statSync(p("ca/ca.pem")).isFile()).toBe(true);
   });

@@ -6,8 +6,18 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { type ControlMessage, encodeDatagram, parseDatagram } from "../core/frame/mod.ts";
-import { rawPeer, type RawPeer } from "./raw-peer.ts";
-import { bytes, cleanup, logged, startEcho, startTestAgent, startTestConnector, startTestServer, udpClient, waitFor } from "./harness.ts";
+import { type RawPeer, rawPeer } from "./raw-peer.ts";
+import {
+  bytes,
+  cleanup,
+  logged,
+  startEcho,
+  startTestAgent,
+  startTestConnector,
+  startTestServer,
+  udpClient,
+  waitFor,
+} from "./harness.ts";
 
 const teardown = cleanup();
 afterEach(() => teardown.run());
@@ -18,7 +28,10 @@ function answer(peer: RawPeer, req: number): ControlMessage | undefined {
 
 describe("a version-1 client and a version-2 server", () => {
   test("registers, relays, and reads the drain's GOAWAY in the version-1 layout", async () => {
-    const s = teardown.add(await startTestServer({ graceMs: 500, restart: { reconnectInMs: 0, tryForMs: 30_000 } }), (x) => x.server.close());
+    const s = teardown.add(
+      await startTestServer({ graceMs: 500, restart: { reconnectInMs: 0, tryForMs: 30_000 } }),
+      (x) => x.server.close(),
+    );
 
     // An old connector, by hand: HELLO version 1, REGISTER; it echoes what it is sent.
     const oldConnector = teardown.add(await rawPeer(s.server.address, { version: 1 }), (p) => p.close());
@@ -49,7 +62,11 @@ describe("a version-1 client and a version-2 server", () => {
     // The drain: the old client gets a GOAWAY it can decode (no restart fields), the new one the hint.
     const draining = s.server.drain();
     await waitFor(() => oldConnector.messages.some((m) => m.type === "goaway"), 2_000, "GOAWAY at the old connector");
-    expect(oldConnector.messages.find((m) => m.type === "goaway")).toEqual({ type: "goaway", reason: "server restarting", alternate: "" });
+    expect(oldConnector.messages.find((m) => m.type === "goaway")).toEqual({
+      type: "goaway",
+      reason: "server restarting",
+      alternate: "",
+    });
     expect(oldConnector.errors).toEqual([]);
     await waitFor(() => logged(agent.log, "server_goaway").length > 0, 2_000, "GOAWAY at the new agent");
     expect(logged(agent.log, "server_goaway")[0]).toMatchObject({ restart_try_for_ms: 30_000 });
@@ -70,7 +87,10 @@ describe("version-2 clients and a version-1 server", () => {
   test("connector and agent speak version 1 with it; its drain is an unannounced loss to them", async () => {
     const s = teardown.add(await startTestServer({ versions: [1], graceMs: 300 }), (x) => x.server.close());
     const echo = teardown.add(await startEcho(), (x) => x.close());
-    const c = teardown.add(await startTestConnector([s.server.address], "echo", echo.address), (x) => x.connector.close());
+    const c = teardown.add(
+      await startTestConnector([s.server.address], "echo", echo.address),
+      (x) => x.connector.close(),
+    );
     const a = teardown.add(await startTestAgent([s.server.address], ["echo"]), (x) => x.agent.close());
     await waitFor(() => c.connector.ready().ready && a.agent.ready().ready, 3_000, "connector and agent ready");
     expect(logged(c.log, "link_ready")[0]).toMatchObject({ protocol: 1 });

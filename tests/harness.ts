@@ -5,14 +5,14 @@
 import { createHash } from "node:crypto";
 import { alpnFor } from "../core/frame/mod.ts";
 import { mkdtempSync, readFileSync } from "node:fs";
-import { connect as connectTcp, createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
+import { type AddressInfo, connect as connectTcp, createServer as createTcpServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Registry } from "prom-client";
-import { startAgent, type Agent, type AgentSettings } from "../agent/agent.ts";
-import { createAgentMetrics, type AgentMetrics } from "../agent/metrics.ts";
-import { startConnector, type Connector, type ConnectorSettings } from "../connector/connector.ts";
-import { createConnectorMetrics, type ConnectorMetrics } from "../connector/metrics.ts";
+import { type Agent, type AgentSettings, startAgent } from "../agent/agent.ts";
+import { type AgentMetrics, createAgentMetrics } from "../agent/metrics.ts";
+import { type Connector, type ConnectorSettings, startConnector } from "../connector/connector.ts";
+import { type ConnectorMetrics, createConnectorMetrics } from "../connector/metrics.ts";
 import { ensureDevCertificates } from "../core/certs.ts";
 import type { Address } from "../core/net/address.ts";
 import { createLogger, type Logger } from "../core/log.ts";
@@ -20,7 +20,7 @@ import { clientQuicConfig } from "../core/quic/config.ts";
 import { createRegistry } from "../core/metrics/registry.ts";
 import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
 import { createServerMetrics, type ServerMetrics } from "../server/metrics.ts";
-import { startServer, type Server, type ServerSettings } from "../server/server.ts";
+import { type Server, type ServerSettings, startServer } from "../server/server.ts";
 
 export interface Certs {
   dir: string;
@@ -252,7 +252,7 @@ export function bytes(n: number, seed = 1): Uint8Array {
 /** Deterministic pseudo-random bytes (xorshift32): the same seed gives the same stream. */
 export function* pseudoRandomChunks(total: number, seed: number, chunkSize = 64 * 1024): Generator<Uint8Array> {
   let x = seed >>> 0 || 0x9e3779b9;
-  for (let sent = 0; sent < total; ) {
+  for (let sent = 0; sent < total;) {
     const n = Math.min(chunkSize, total - sent);
     const words = new Uint32Array(Math.ceil(n / 4));
     for (let i = 0; i < words.length; i++) {

@@ -8,7 +8,16 @@ import { afterEach, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { encodeControl, encodeDatagram, FRAME_ERROR_KINDS, PROTOCOL_VERSION } from "../core/frame/mod.ts";
 import { rawPeer } from "./raw-peer.ts";
-import { bytes, cleanup, startEcho, startTestAgent, startTestConnector, startTestServer, udpClient, waitFor } from "./harness.ts";
+import {
+  bytes,
+  cleanup,
+  startEcho,
+  startTestAgent,
+  startTestConnector,
+  startTestServer,
+  udpClient,
+  waitFor,
+} from "./harness.ts";
 
 const teardown = cleanup();
 afterEach(() => teardown.run());
@@ -18,7 +27,10 @@ async function honestTopology() {
   const s = await startTestServer({ limits: { helloTimeoutMs: 300 } });
   teardown.add(s, (x) => x.server.close());
   const echo = teardown.add(await startEcho(), (x) => x.close());
-  const c = teardown.add(await startTestConnector([s.server.address], "echo", echo.address), (x) => x.connector.close());
+  const c = teardown.add(
+    await startTestConnector([s.server.address], "echo", echo.address),
+    (x) => x.connector.close(),
+  );
   const a = teardown.add(await startTestAgent([s.server.address], ["echo"]), (x) => x.agent.close());
   await waitFor(() => a.agent.ready().ready, 5_000, "agent ready");
   return { s, c, a };
@@ -65,7 +77,13 @@ describe("hostile input against a live server", () => {
     for (let i = 0; i < samples.length; i += 10) await Promise.all(samples.slice(i, i + 10).map(one));
     expect(outcomes.length).toBe(samples.length);
     // Every close names a typed error kind or one of the protocol rules.
-    const known = new Set<string>([...FRAME_ERROR_KINDS, "expected_hello", "unsupported_version", "unexpected_message", "hello_timeout"]);
+    const known = new Set<string>([
+      ...FRAME_ERROR_KINDS,
+      "expected_hello",
+      "unsupported_version",
+      "unexpected_message",
+      "hello_timeout",
+    ]);
     const registry = await s.registry.getMetricsAsJSON();
     const errors = registry.find((m) => m.name === "ztna_server_protocol_errors_total")!;
     for (const v of errors.values) expect(known.has(String(v.labels.kind))).toBe(true);
@@ -97,7 +115,11 @@ describe("hostile input against a live server", () => {
     // Channel 1 was never granted to this connection: dropped, counted, nothing relayed.
     const relayed = s.metrics.datagramsRelayed.child({ direction: "agent_to_connector" }).value;
     intruder.conn.sendDatagram(encodeDatagram(1, 1, new TextEncoder().encode("sneak")));
-    await waitFor(() => s.metrics.drops.child({ reason: "unknown_channel" }).value === 1, 2_000, "unknown_channel drop");
+    await waitFor(
+      () => s.metrics.drops.child({ reason: "unknown_channel" }).value === 1,
+      2_000,
+      "unknown_channel drop",
+    );
     expect(s.metrics.datagramsRelayed.child({ direction: "agent_to_connector" }).value).toBe(relayed);
     // With its own channel and the honest agent's flow id, it only ever reaches its own flow.
     intruder.send({ type: "open", req: 7, service: "echo" });

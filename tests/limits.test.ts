@@ -1,7 +1,16 @@
 /** Abuse limits: each one holds, is counted when hit, and leaves honest peers alone. */
 import { afterEach, describe, expect, test } from "bun:test";
 import { PROTOCOL_VERSION } from "../core/frame/mod.ts";
-import { bytes, cleanup, startEcho, startTestAgent, startTestConnector, startTestServer, udpClient, waitFor } from "./harness.ts";
+import {
+  bytes,
+  cleanup,
+  startEcho,
+  startTestAgent,
+  startTestConnector,
+  startTestServer,
+  udpClient,
+  waitFor,
+} from "./harness.ts";
 import { rawPeer } from "./raw-peer.ts";
 
 const teardown = cleanup();
@@ -11,7 +20,9 @@ describe("limits", () => {
   test("unproven connections per source address: the oldest silent one makes room", async () => {
     const s = teardown.add(await startTestServer({ limits: { connectionsPerAddress: 2 } }), (x) => x.server.close());
     const peers: Awaited<ReturnType<typeof rawPeer>>[] = [];
-    for (let i = 0; i < 3; i++) peers.push(teardown.add(await rawPeer(s.server.address, { waitMs: 1_000 }), (p) => p.close()));
+    for (let i = 0; i < 3; i++) {
+      peers.push(teardown.add(await rawPeer(s.server.address, { waitMs: 1_000 }), (p) => p.close()));
+    }
     expect(peers.map((p) => p.established)).toEqual([true, true, true]);
     // The first never said HELLO: it is the one closed for the third, with CONNECTION_REFUSED.
     await waitFor(() => peers[0]!.closed !== null, 2_000, "the oldest unproven connection closed");
@@ -67,7 +78,10 @@ describe("limits", () => {
   });
 
   test("registrations per connection", async () => {
-    const s = teardown.add(await startTestServer({ limits: { registrationsPerConnection: 1 } }), (x) => x.server.close());
+    const s = teardown.add(
+      await startTestServer({ limits: { registrationsPerConnection: 1 } }),
+      (x) => x.server.close(),
+    );
     const peer = teardown.add(await rawPeer(s.server.address), (p) => p.close());
     peer.send({ type: "hello", version: PROTOCOL_VERSION, role: "connector", name: "greedy" });
     peer.send({ type: "register", req: 1, service: "one" });

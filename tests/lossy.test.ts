@@ -7,10 +7,18 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
-import { startImpairment, type ImpairmentProxy } from "../scripts/impair/control.ts";
+import { type ImpairmentProxy, startImpairment } from "../scripts/impair/control.ts";
 import { addressOf, type Program } from "../scripts/programs.ts";
 import { openUdp } from "../core/runtime/udp.ts";
-import { pseudoRandomChunks, startEcho, startTcpService, tcpConnect, waitFor, writeAll, type TcpService } from "./harness.ts";
+import {
+  pseudoRandomChunks,
+  startEcho,
+  startTcpService,
+  tcpConnect,
+  type TcpService,
+  waitFor,
+  writeAll,
+} from "./harness.ts";
 import { createFleet, type Fleet } from "./procs.ts";
 
 const MB = 1024 * 1024;
@@ -34,14 +42,32 @@ async function startRig(seed: number): Promise<Rig> {
   const { port } = await fleet.server(0);
   const proxy = await startImpairment({ target: { host: "127.0.0.1", port }, seed });
   const direct = await fleet.clientArgs([port]);
-  const tcpConnector = fleet.start("connector", [...direct, "--service", "bulk", "--forward", `127.0.0.1:${service.address.port}`]);
-  const udpConnector = fleet.start("connector", [...direct, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`]);
+  const tcpConnector = fleet.start("connector", [
+    ...direct,
+    "--service",
+    "bulk",
+    "--forward",
+    `127.0.0.1:${service.address.port}`,
+  ]);
+  const udpConnector = fleet.start("connector", [
+    ...direct,
+    "--service",
+    "echo",
+    "--forward",
+    `127.0.0.1:${echo.address.port}`,
+  ]);
   await tcpConnector.waitForLog("registered");
   await udpConnector.waitForLog("registered");
   const viaProxy = (await fleet.clientArgs([proxy.address.port])).map((a) => (a === "off" ? "127.0.0.1:0" : a));
   // Internet-sized packets: the proxy stands for a lossy wide-area path, not loopback.
   const agent = fleet.start("agent", [
-    ...viaProxy, "--max-udp-payload", "1350", "--map", "bulk=tcp://127.0.0.1:0", "--map", "echo=udp://127.0.0.1:0",
+    ...viaProxy,
+    "--max-udp-payload",
+    "1350",
+    "--map",
+    "bulk=tcp://127.0.0.1:0",
+    "--map",
+    "echo=udp://127.0.0.1:0",
   ]);
   await agent.waitForLog("service_opened", 10_000, (e) => e.service === "bulk");
   await agent.waitForLog("service_opened", 10_000, (e) => e.service === "echo");
@@ -79,7 +105,13 @@ async function upload(to: { host: string; port: number }, bytes: number, seed: n
 }
 
 /** Downloads `bytes` (service mode S) and returns their SHA-256 and the time taken. */
-async function download(to: { host: string; port: number }, bytes: number, seed: number, deadlineMs: number, arrivals?: number[]) {
+async function download(
+  to: { host: string; port: number },
+  bytes: number,
+  seed: number,
+  deadlineMs: number,
+  arrivals?: number[],
+) {
   const socket = await tcpConnect(to);
   const started = performance.now();
   try {
@@ -152,11 +184,13 @@ describe("lossy paths between agent and server (impairment proxy)", () => {
     await rig?.close();
   });
 
-  for (const path of [
-    { name: "1 % loss", loss: 0.01, reorder: 0, deadline: 60_000 },
-    { name: "5 % loss and 5 % reordering", loss: 0.05, reorder: 0.05, deadline: 15_000 },
-    { name: "10 % loss", loss: 0.1, reorder: 0, deadline: 60_000 },
-  ]) {
+  for (
+    const path of [
+      { name: "1 % loss", loss: 0.01, reorder: 0, deadline: 60_000 },
+      { name: "5 % loss and 5 % reordering", loss: 0.05, reorder: 0.05, deadline: 15_000 },
+      { name: "10 % loss", loss: 0.1, reorder: 0, deadline: 60_000 },
+    ]
+  ) {
     test(`20 MB each way, byte-exact, at ${path.name}`, async () => {
       await rig.proxy.set("both", { loss: path.loss, reorder: path.reorder });
       try {
@@ -244,7 +278,11 @@ describe("lossy paths between agent and server (impairment proxy)", () => {
     while (performance.now() - healed < 5_000 && best > clean.ms * 1.25) {
       best = Math.min(best, (await download(rig.tcp, bytes, 9, 60_000)).ms);
     }
-    console.log(`8 MB download: clean ${clean.ms.toFixed(0)} ms, after the loss ${best.toFixed(0)} ms; RTT ${await agentRttMs(rig)} ms`);
+    console.log(
+      `8 MB download: clean ${clean.ms.toFixed(0)} ms, after the loss ${best.toFixed(0)} ms; RTT ${await agentRttMs(
+        rig,
+      )} ms`,
+    );
     // 80 % of the clean throughput is at most 1.25 × its time.
     expect(best).toBeLessThanOrEqual(clean.ms * 1.25);
     expect(await agentRttMs(rig)).toBeLessThan(50);
@@ -264,10 +302,16 @@ describe("lossy paths between agent and server (impairment proxy)", () => {
     const resumedMs = (arrivals.find((t) => t > cleared) ?? Infinity) - cleared;
     if (process.env.ZTNA_TEST_DEBUG) {
       const buckets = new Map<number, number>();
-      for (const t of arrivals) buckets.set(Math.floor((t - cleared) / 500), (buckets.get(Math.floor((t - cleared) / 500)) ?? 0) + 1);
+      for (const t of arrivals) {
+        buckets.set(Math.floor((t - cleared) / 500), (buckets.get(Math.floor((t - cleared) / 500)) ?? 0) + 1);
+      }
       console.log([...buckets].map(([b, n]) => `${b * 0.5}s:${n}`).join(" "), `RTT ${await agentRttMs(rig)} ms`);
     }
-    console.log(`20 MB download with a 2 s blackout: ${result.ms.toFixed(0)} ms; data flowed again ${resumedMs.toFixed(0)} ms after the path came back`);
+    console.log(
+      `20 MB download with a 2 s blackout: ${result.ms.toFixed(0)} ms; data flowed again ${
+        resumedMs.toFixed(0)
+      } ms after the path came back`,
+    );
     expect(result.bytes).toBe(bytes);
     expect(result.sha256).toBe(digest(bytes, 10));
     // Not the exponential PTO backoff of a 2 s outage (which can reach seconds): the link probes on its own.

@@ -8,11 +8,11 @@ import { alpnFor } from "../core/frame/mod.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createCa, issueCertificate, x509, type PemPair } from "../core/certs.ts";
+import { createCa, issueCertificate, type PemPair, x509 } from "../core/certs.ts";
 import type { Role } from "../core/frame/mod.ts";
 import type { Address } from "../core/net/address.ts";
 import { clientQuicConfig } from "../core/quic/config.ts";
-import { createEndpoint, type CloseInfo } from "../core/quic/endpoint.ts";
+import { type CloseInfo, createEndpoint } from "../core/quic/endpoint.ts";
 import type { Config } from "../core/quic/native.ts";
 import { createAuthoriser } from "../server/authorise.ts";
 import { runServer } from "../server/main.ts";
@@ -27,9 +27,9 @@ import {
   startTestAgent,
   startTestConnector,
   startTestServer,
+  type TestServer,
   udpClient,
   waitFor,
-  type TestServer,
 } from "./harness.ts";
 
 const teardown = cleanup();
@@ -50,7 +50,13 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 beforeAll(async () => {
   ca = await createCa({ commonName: "mtls test CA", days: 2 });
   otherCa = await createCa({ commonName: "another tenant's CA", days: 2 });
-  serverPair = await issueCertificate({ ca, role: "server", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], days: 2 });
+  serverPair = await issueCertificate({
+    ca,
+    role: "server",
+    dnsNames: ["localhost"],
+    ipAddresses: ["127.0.0.1"],
+    days: 2,
+  });
 });
 
 function issue(role: Role, services: string[], from: PemPair = ca): Promise<PemPair> {
@@ -83,12 +89,19 @@ async function mtlsServer(): Promise<TestServer> {
 const slowRetry = { backoff: { baseMs: 1_000, capMs: 1_000, maxAttempts: 0 } };
 
 async function connector(s: { server: { address: Address } }, service: string, forward: Address, identity?: PemPair) {
-  const c = await startTestConnector([s.server.address], service, forward, { quicConfig: clientTls(identity), ...slowRetry });
+  const c = await startTestConnector([s.server.address], service, forward, {
+    quicConfig: clientTls(identity),
+    ...slowRetry,
+  });
   return teardown.add(c, (x) => x.connector.close());
 }
 
 async function agent(s: { server: { address: Address } }, services: string[], identity?: PemPair) {
-  const a = await startTestAgent([s.server.address], services, { quicConfig: clientTls(identity), ...slowRetry, reopenMs: 1_000 });
+  const a = await startTestAgent([s.server.address], services, {
+    quicConfig: clientTls(identity),
+    ...slowRetry,
+    reopenMs: 1_000,
+  });
   return teardown.add(a, (x) => x.agent.close());
 }
 
@@ -153,7 +166,8 @@ async function handshakesCompleted(s: TestServer): Promise<number> {
 }
 
 function connectionsTotal(s: TestServer): number {
-  return s.metrics.connectionsTotal.child({ role: "agent" }).value + s.metrics.connectionsTotal.child({ role: "connector" }).value;
+  return s.metrics.connectionsTotal.child({ role: "agent" }).value +
+    s.metrics.connectionsTotal.child({ role: "connector" }).value;
 }
 
 describe("mTLS authorisation", () => {
@@ -182,7 +196,11 @@ describe("mTLS authorisation", () => {
     await waitFor(() => refused.value >= 1, 3_000, "not_authorised registration NACK");
     expect(logged(s.log, "register_refused")[0]).toMatchObject({ code: "not_authorised" });
     // The connector hears the NACK a moment after the server counted it.
-    await waitFor(() => c.metrics.registrations.child({ result: "nack", reason: "not_authorised" }).value >= 1, 2_000, "connector counts the NACK");
+    await waitFor(
+      () => c.metrics.registrations.child({ result: "nack", reason: "not_authorised" }).value >= 1,
+      2_000,
+      "connector counts the NACK",
+    );
     expect(s.metrics.registrations.child({ result: "ack", reason: "ok" }).value).toBe(0);
     expect(c.connector.ready().ready).toBe(false);
   });
@@ -196,7 +214,11 @@ describe("mTLS authorisation", () => {
     const refused = s.metrics.opens.child({ result: "nack", reason: "not_authorised" });
     await waitFor(() => refused.value >= 1, 3_000, "not_authorised open NACK");
     expect(logged(s.log, "open_refused")[0]).toMatchObject({ code: "not_authorised" });
-    await waitFor(() => a.metrics.opens.child({ result: "nack", reason: "not_authorised" }).value >= 1, 2_000, "agent counts the NACK");
+    await waitFor(
+      () => a.metrics.opens.child({ result: "nack", reason: "not_authorised" }).value >= 1,
+      2_000,
+      "agent counts the NACK",
+    );
     expect(s.metrics.opens.child({ result: "ack", reason: "ok" }).value).toBe(0);
     expect(a.agent.ready().ready).toBe(false);
     expect(s.server.flowCount()).toBe(0);
@@ -242,12 +264,26 @@ describe("mTLS handshake", () => {
     ["a certificate from a different CA", () => issue("connector", ["billing"], otherCa), ALERT.unknownCa],
     [
       "an expired certificate",
-      () => issueCertificate({ ca, role: "connector", services: ["billing"], days: 1, notBefore: new Date(Date.now() - 3 * DAY_MS) }),
+      () =>
+        issueCertificate({
+          ca,
+          role: "connector",
+          services: ["billing"],
+          days: 1,
+          notBefore: new Date(Date.now() - 3 * DAY_MS),
+        }),
       ALERT.certificateExpired,
     ],
     [
       "a certificate that is not valid yet",
-      () => issueCertificate({ ca, role: "connector", services: ["billing"], days: 1, notBefore: new Date(Date.now() + DAY_MS) }),
+      () =>
+        issueCertificate({
+          ca,
+          role: "connector",
+          services: ["billing"],
+          days: 1,
+          notBefore: new Date(Date.now() + DAY_MS),
+        }),
       ALERT.certificateExpired,
     ],
   ];
@@ -286,7 +322,11 @@ describe("mTLS handshake", () => {
     const c = await connector(s, "billing", echo.address);
     const a = await agent(s, ["billing"], await issue("agent", ["billing"], otherCa));
     // Both dial at once and are refused within milliseconds; give them a generous window anyway.
-    await waitFor(() => logged(c.log, "link_closed").length > 0 && logged(a.log, "link_closed").length > 0, 2_000, "refused dials");
+    await waitFor(
+      () => logged(c.log, "link_closed").length > 0 && logged(a.log, "link_closed").length > 0,
+      2_000,
+      "refused dials",
+    );
     await new Promise((r) => setTimeout(r, 300));
     expect(c.connector.ready().ready).toBe(false);
     expect(a.agent.ready().ready).toBe(false);
@@ -294,13 +334,29 @@ describe("mTLS handshake", () => {
     expect(connectionsTotal(s)).toBe(0);
     // The refusals are seen: counted by alert on the server, logged once per client and reason,
     // and named with what to check on each client.
-    await waitFor(() => s.metrics.handshakeFailures.child({ reason: "certificate_required" }).value >= 1, 2_000, "counted");
+    await waitFor(
+      () => s.metrics.handshakeFailures.child({ reason: "certificate_required" }).value >= 1,
+      2_000,
+      "counted",
+    );
     await waitFor(() => s.metrics.handshakeFailures.child({ reason: "unknown_ca" }).value >= 1, 2_000, "counted");
     const serverLines = logged(s.log, "handshake_failed");
     expect(serverLines.map((l) => l.reason).sort()).toEqual(["certificate_required", "unknown_ca"]);
-    expect(serverLines.every((l) => l.level === "warn" && String(l.peer).startsWith("127.0.0.1:") && l.refused_by === "server")).toBe(true);
-    expect(logged(c.log, "handshake_refused")[0]).toMatchObject({ alert: "certificate_required", refused_by: "server", code: "0x174" });
-    expect(logged(a.log, "handshake_refused")[0]).toMatchObject({ alert: "unknown_ca", refused_by: "server", code: "0x130" });
+    expect(
+      serverLines.every((l) =>
+        l.level === "warn" && String(l.peer).startsWith("127.0.0.1:") && l.refused_by === "server"
+      ),
+    ).toBe(true);
+    expect(logged(c.log, "handshake_refused")[0]).toMatchObject({
+      alert: "certificate_required",
+      refused_by: "server",
+      code: "0x174",
+    });
+    expect(logged(a.log, "handshake_refused")[0]).toMatchObject({
+      alert: "unknown_ca",
+      refused_by: "server",
+      code: "0x130",
+    });
     expect(String(logged(a.log, "handshake_refused")[0]!.fix)).toContain("--ca");
   });
 
@@ -369,7 +425,11 @@ describe("server program wiring", () => {
     // Authorisation is wired: a connector may only register what its certificate names.
     const echo = teardown.add(await startEcho(), (x) => x.close());
     const wrong = await connector(s, "payroll", echo.address, await issue("connector", ["billing"]));
-    await waitFor(() => wrong.metrics.registrations.child({ result: "nack", reason: "not_authorised" }).value >= 1, 3_000, "NACK");
+    await waitFor(
+      () => wrong.metrics.registrations.child({ result: "nack", reason: "not_authorised" }).value >= 1,
+      3_000,
+      "NACK",
+    );
 
     // A key of another certificate, or a CA file without a certificate, is refused; the running files stay in force.
     writeFileSync(keyPath, otherCa.keyPem);
@@ -399,7 +459,16 @@ describe("server program wiring", () => {
 
   test("the server process reloads its certificates on SIGHUP", async () => {
     const caPath = writePem("sighup-ca.pem", ca.certPem);
-    const program = spawnProgram("server", ["--listen", "127.0.0.1:0", "--ops", "off", "--state-dir", join(dir, "sighup"), "--ca", caPath]);
+    const program = spawnProgram("server", [
+      "--listen",
+      "127.0.0.1:0",
+      "--ops",
+      "off",
+      "--state-dir",
+      join(dir, "sighup"),
+      "--ca",
+      caPath,
+    ]);
     teardown.add(program, (p) => p.stop("SIGKILL", 2_000));
     await program.waitForLog("listening", 5_000);
     expect((await program.waitForLog("mtls_enabled", 1_000)).ca).toBe(caPath);
@@ -417,26 +486,59 @@ describe("server program wiring", () => {
     const echo = teardown.add(await startEcho(), (x) => x.close());
     await connector(s1, "billing", echo.address, await issue("connector", ["billing"]));
     const caPath = writePem("reload-ca.pem", ca.certPem);
-    const before = await issueCertificate({ ca, role: "agent", services: ["wiki"], days: 2, commonName: "agent-before" });
+    const before = await issueCertificate({
+      ca,
+      role: "agent",
+      services: ["wiki"],
+      days: 2,
+      commonName: "agent-before",
+    });
     const certPath = writePem("reload-agent.pem", before.certPem);
     const keyPath = writePem("reload-agent-key.pem", before.keyPem);
     const agentProgram = spawnProgram("agent", [
-      "--server", `127.0.0.1:${port}`, "--server-name", "localhost", "--ca", caPath, "--cert", certPath, "--key", keyPath,
-      "--map", "billing=udp://127.0.0.1:0", "--ops", "127.0.0.1:0", "--state-dir", join(dir, "reload-state"),
-      "--reconnect-base", "50ms", "--reconnect-cap", "500ms",
+      "--server",
+      `127.0.0.1:${port}`,
+      "--server-name",
+      "localhost",
+      "--ca",
+      caPath,
+      "--cert",
+      certPath,
+      "--key",
+      keyPath,
+      "--map",
+      "billing=udp://127.0.0.1:0",
+      "--ops",
+      "127.0.0.1:0",
+      "--state-dir",
+      join(dir, "reload-state"),
+      "--reconnect-base",
+      "50ms",
+      "--reconnect-cap",
+      "500ms",
     ]);
     teardown.add(agentProgram, (p) => p.stop("SIGKILL", 2_000));
     const metricsUrl = `${String((await agentProgram.waitForLog("ops_listening")).url)}metrics`;
     expect((await agentProgram.waitForLog("open_refused", 5_000)).code).toBe("not_authorised");
-    expect(await (await fetch(metricsUrl)).text()).toContain('ztna_certificate_expiry_timestamp_seconds{role="agent",subject="CN=agent-before"}');
+    expect(await (await fetch(metricsUrl)).text()).toContain(
+      'ztna_certificate_expiry_timestamp_seconds{role="agent",subject="CN=agent-before"}',
+    );
 
     // A broken key: refused, the running files stay.
     writeFileSync(keyPath, "not a key\n");
     process.kill(agentProgram.pid, "SIGHUP");
-    expect(String((await agentProgram.waitForLog("tls_reload_failed", 3_000)).error)).toStartWith(`--key ${keyPath}: not a PEM private key`);
+    expect(String((await agentProgram.waitForLog("tls_reload_failed", 3_000)).error)).toStartWith(
+      `--key ${keyPath}: not a PEM private key`,
+    );
 
     // The rotated certificate names the service: taken for the next connection, exported at once.
-    const after = await issueCertificate({ ca, role: "agent", services: ["billing"], days: 2, commonName: "agent-after" });
+    const after = await issueCertificate({
+      ca,
+      role: "agent",
+      services: ["billing"],
+      days: 2,
+      commonName: "agent-after",
+    });
     writeFileSync(certPath, after.certPem);
     writeFileSync(keyPath, after.keyPem);
     process.kill(agentProgram.pid, "SIGHUP");

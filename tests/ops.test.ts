@@ -26,8 +26,20 @@ describe("ops endpoints of the programs", () => {
     const c = await devCerts();
     const server = await runServer(
       parseServerOptions(
-        ["--listen", "127.0.0.1:0", "--ops", "127.0.0.1:0", "--cert", join(c.dir, "server.pem"), "--key", join(c.dir, "server-key.pem"),
-          "--state-dir", c.dir, "--grace", "300ms"],
+        [
+          "--listen",
+          "127.0.0.1:0",
+          "--ops",
+          "127.0.0.1:0",
+          "--cert",
+          join(c.dir, "server.pem"),
+          "--key",
+          join(c.dir, "server-key.pem"),
+          "--state-dir",
+          c.dir,
+          "--grace",
+          "300ms",
+        ],
         {},
       ),
       captureLogger("server"),
@@ -38,17 +50,42 @@ describe("ops endpoints of the programs", () => {
     expect(await get(serverOps, "/readyz")).toMatchObject({ status: 200, body: '{"ready":true}' });
 
     const echo = teardown.add(await startEcho(), (e) => e.close());
-    const client = ["--server", `127.0.0.1:${server.server.address.port}`, "--server-name", "localhost", "--ca", join(c.dir, "ca.pem"),
-      "--ops", "127.0.0.1:0", "--state-dir", c.dir];
+    const client = [
+      "--server",
+      `127.0.0.1:${server.server.address.port}`,
+      "--server-name",
+      "localhost",
+      "--ca",
+      join(c.dir, "ca.pem"),
+      "--ops",
+      "127.0.0.1:0",
+      "--state-dir",
+      c.dir,
+    ];
     const connector = await runConnector(
-      parseConnectorOptions([...client, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`, "--grace", "300ms"], {}),
+      parseConnectorOptions([
+        ...client,
+        "--service",
+        "echo",
+        "--forward",
+        `127.0.0.1:${echo.address.port}`,
+        "--grace",
+        "300ms",
+      ], {}),
       captureLogger("connector"),
     );
     teardown.add(connector, (p) => p.connector.close().then(() => p.ops?.stop()));
-    const agent = await runAgent(parseAgentOptions([...client, "--map", "echo=udp://127.0.0.1:0"], {}), captureLogger("agent"));
+    const agent = await runAgent(
+      parseAgentOptions([...client, "--map", "echo=udp://127.0.0.1:0"], {}),
+      captureLogger("agent"),
+    );
     teardown.add(agent, (p) => p.agent.close().then(() => p.ops?.stop()));
 
-    await waitFor(() => connector.connector.ready().ready && agent.agent.ready().ready, 5_000, "connector and agent ready");
+    await waitFor(
+      () => connector.connector.ready().ready && agent.agent.ready().ready,
+      5_000,
+      "connector and agent ready",
+    );
     for (const program of [connector, agent]) {
       expect(await get(program.ops!.url, "/healthz")).toMatchObject({ status: 200 });
       expect(await get(program.ops!.url, "/readyz")).toMatchObject({ status: 200 });
@@ -108,7 +145,16 @@ describe("ops endpoints of the programs", () => {
   test("--ops off starts no listener", async () => {
     const c = await devCerts();
     const server = await runServer(
-      parseServerOptions(["--listen", "127.0.0.1:0", "--ops", "off", "--cert", join(c.dir, "server.pem"), "--key", join(c.dir, "server-key.pem")], {}),
+      parseServerOptions([
+        "--listen",
+        "127.0.0.1:0",
+        "--ops",
+        "off",
+        "--cert",
+        join(c.dir, "server.pem"),
+        "--key",
+        join(c.dir, "server-key.pem"),
+      ], {}),
       captureLogger("server"),
     );
     teardown.add(server, (p) => p.server.close());

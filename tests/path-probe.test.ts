@@ -5,17 +5,33 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { startImpairment } from "../scripts/impair/control.ts";
-import { bytes, cleanup, logged, startEcho, startTestAgent, startTestConnector, startTestServer, udpClient, waitFor } from "./harness.ts";
+import {
+  bytes,
+  cleanup,
+  logged,
+  startEcho,
+  startTestAgent,
+  startTestConnector,
+  startTestServer,
+  udpClient,
+  waitFor,
+} from "./harness.ts";
 
 const teardown = cleanup();
 afterEach(() => teardown.run());
 
-async function topology(agentVia?: (serverPort: number) => Promise<{ host: string; port: number }>, agentPayload?: number | "auto") {
+async function topology(
+  agentVia?: (serverPort: number) => Promise<{ host: string; port: number }>,
+  agentPayload?: number | "auto",
+) {
   const s = teardown.add(await startTestServer(), (x) => x.server.close());
   const echo = teardown.add(await startEcho(), (x) => x.close());
   teardown.add(await startTestConnector([s.server.address], "echo", echo.address), (x) => x.connector.close());
   const target = agentVia ? await agentVia(s.server.address.port) : s.server.address;
-  const a = teardown.add(await startTestAgent([target], ["echo"], { maxUdpPayload: agentPayload ?? "auto" }), (x) => x.agent.close());
+  const a = teardown.add(
+    await startTestAgent([target], ["echo"], { maxUdpPayload: agentPayload ?? "auto" }),
+    (x) => x.agent.close(),
+  );
   await waitFor(() => a.agent.ready().ready, 10_000, "agent ready");
   return { s, a };
 }

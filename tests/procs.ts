@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { addressOf, spawnProgram, type Program, type ProgramName } from "../scripts/programs.ts";
+import { addressOf, type Program, type ProgramName, spawnProgram } from "../scripts/programs.ts";
 import { devCerts } from "./harness.ts";
 
 export interface Fleet {
@@ -32,8 +32,16 @@ export function createFleet(): Fleet {
     async server(port = 0, extra = []) {
       const c = await devCerts();
       const program = start("server", [
-        "--listen", `127.0.0.1:${port}`, "--ops", "off", "--state-dir", stateDir,
-        "--cert", join(c.dir, "server.pem"), "--key", join(c.dir, "server-key.pem"),
+        "--listen",
+        `127.0.0.1:${port}`,
+        "--ops",
+        "off",
+        "--state-dir",
+        stateDir,
+        "--cert",
+        join(c.dir, "server.pem"),
+        "--key",
+        join(c.dir, "server-key.pem"),
         ...extra,
       ]);
       const bound = addressOf(await program.waitForLog("listening"));
@@ -42,9 +50,20 @@ export function createFleet(): Fleet {
     async clientArgs(ports) {
       const c = await devCerts();
       return [
-        "--server", ports.map((p) => `127.0.0.1:${p}`).join(","),
-        "--server-name", "localhost", "--ca", join(c.dir, "ca.pem"), "--ops", "off",
-        "--state-dir", stateDir, "--reconnect-base", "50ms", "--reconnect-cap", "1s",
+        "--server",
+        ports.map((p) => `127.0.0.1:${p}`).join(","),
+        "--server-name",
+        "localhost",
+        "--ca",
+        join(c.dir, "ca.pem"),
+        "--ops",
+        "off",
+        "--state-dir",
+        stateDir,
+        "--reconnect-base",
+        "50ms",
+        "--reconnect-cap",
+        "1s",
       ];
     },
     async stopAll() {

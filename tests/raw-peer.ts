@@ -8,7 +8,7 @@ import {
 } from "../core/frame/mod.ts";
 import type { Address } from "../core/net/address.ts";
 import { clientQuicConfig } from "../core/quic/config.ts";
-import { createEndpoint, type CloseInfo, type QuicConnection } from "../core/quic/endpoint.ts";
+import { type CloseInfo, createEndpoint, type QuicConnection } from "../core/quic/endpoint.ts";
 import { devCerts } from "./harness.ts";
 
 export interface RawPeer {
@@ -34,7 +34,13 @@ export interface RawPeer {
 export async function rawPeer(server: Address, options: { waitMs?: number; version?: number } = {}): Promise<RawPeer> {
   const c = await devCerts();
   const version = options.version ?? PROTOCOL_VERSION;
-  const peer = { control: [] as Uint8Array[], messages: [] as ControlMessage[], errors: [] as string[], datagrams: [] as Uint8Array[], closed: null as CloseInfo | null } as RawPeer;
+  const peer = {
+    control: [] as Uint8Array[],
+    messages: [] as ControlMessage[],
+    errors: [] as string[],
+    datagrams: [] as Uint8Array[],
+    closed: null as CloseInfo | null,
+  } as RawPeer;
   const reader = createControlReader(undefined, version);
   const config = clientQuicConfig({ alpn: alpnFor(), caPem: c.caPem, insecure: false, idleTimeoutMs: 5_000 });
   config.setApplicationProtos(alpnFor([version]));
@@ -64,4 +70,3 @@ export async function rawPeer(server: Address, options: { waitMs?: number; versi
   while (!established && peer.closed === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   return peer;
 }
-

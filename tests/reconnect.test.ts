@@ -36,7 +36,13 @@ describe("reconnection", () => {
     const first = await fleet.server();
     // Idle peers learn of the restart from their next packet: the keepalive.
     const args = [...(await fleet.clientArgs([first.port])), "--keepalive", "500ms"];
-    const connector = fleet.start("connector", [...args, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`]);
+    const connector = fleet.start("connector", [
+      ...args,
+      "--service",
+      "echo",
+      "--forward",
+      `127.0.0.1:${echo.address.port}`,
+    ]);
     const agent = fleet.start("agent", [...args, "--map", "echo=udp://127.0.0.1:0"]);
     await connector.waitForLog("registered");
     const listen = addressOf(await agent.waitForLog("listening"));
@@ -48,7 +54,11 @@ describe("reconnection", () => {
     // The clock starts when the new process listens: from then on the old
     // connections must be reset, re-registered and carrying traffic within 2 s.
     const restartedAt = Date.now();
-    await connector.waitForLog("registered", 2_000, () => connector.logs.filter((e) => e.event === "registered").length >= 2);
+    await connector.waitForLog(
+      "registered",
+      2_000,
+      () => connector.logs.filter((e) => e.event === "registered").length >= 2,
+    );
     expect(await roundTrip(listen, Math.max(100, 2_000 - (Date.now() - restartedAt)))).toBe(true);
     const elapsed = Date.now() - restartedAt;
     expect(elapsed).toBeLessThan(2_000);
@@ -63,8 +73,15 @@ describe("reconnection", () => {
     const first = await fleet.server();
     const args = await fleet.clientArgs([first.port]);
     const connector = fleet.start("connector", [
-      ...args, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`,
-      "--keepalive", "200ms", "--idle-timeout", "1s",
+      ...args,
+      "--service",
+      "echo",
+      "--forward",
+      `127.0.0.1:${echo.address.port}`,
+      "--keepalive",
+      "200ms",
+      "--idle-timeout",
+      "1s",
     ]);
     await connector.waitForLog("registered");
     await first.program.stop("SIGKILL");
@@ -85,7 +102,13 @@ describe("reconnection", () => {
     await dead.program.stop("SIGKILL");
     const args = await fleet.clientArgs([dead.port]);
     const connector = fleet.start("connector", [
-      ...args, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`, "--reconnect-cap", "10s",
+      ...args,
+      "--service",
+      "echo",
+      "--forward",
+      `127.0.0.1:${echo.address.port}`,
+      "--reconnect-cap",
+      "10s",
     ]);
     await connector.waitForLog("link_backoff", 10_000, (e) => Number(e.attempt) >= 2);
     const signalled = Date.now();

@@ -73,7 +73,10 @@ describe("relay", () => {
     const client = teardown.add(await udpClient(), (x) => x.close());
     client.send(bytes(MAX_TUNNEL_PAYLOAD + 1), a.listen("echo"));
     await waitFor(() => a.metrics.drops.child({ reason: "oversized" }).value === 1, 2_000, "oversized drop");
-    expect(logged(a.log, "datagram_too_large")[0]).toMatchObject({ bytes: MAX_TUNNEL_PAYLOAD + 1, max: MAX_TUNNEL_PAYLOAD });
+    expect(logged(a.log, "datagram_too_large")[0]).toMatchObject({
+      bytes: MAX_TUNNEL_PAYLOAD + 1,
+      max: MAX_TUNNEL_PAYLOAD,
+    });
     // Nothing came back, and the path still works afterwards.
     client.send(bytes(10), a.listen("echo"));
     expect((await client.next()).length).toBe(10);
@@ -129,7 +132,11 @@ describe("relay", () => {
     const s = await startTestServer();
     teardown.add(s, (x) => x.server.close());
     const a = teardown.add(await startTestAgent([s.server.address], ["nosuch"]), (x) => x.agent.close());
-    await waitFor(() => a.metrics.opens.child({ result: "nack", reason: "unknown_service" }).value >= 1, 5_000, "open refused");
+    await waitFor(
+      () => a.metrics.opens.child({ result: "nack", reason: "unknown_service" }).value >= 1,
+      5_000,
+      "open refused",
+    );
     const entry = logged(a.log, "open_refused")[0]!;
     expect(entry.code).toBe("unknown_service");
     expect(String(entry.reason)).toContain("nosuch");
@@ -153,7 +160,11 @@ describe("relay", () => {
     // Same host as the service but another port: must still be refused.
     const intruder = teardown.add(await udpClient(), (x) => x.close());
     intruder.send(new TextEncoder().encode("injected"), { host: "127.0.0.1", port: flowSocket!.port });
-    await waitFor(() => c.metrics.drops.child({ reason: "source_mismatch" }).value === 1, 2_000, "source_mismatch drop");
+    await waitFor(
+      () => c.metrics.drops.child({ reason: "source_mismatch" }).value === 1,
+      2_000,
+      "source_mismatch drop",
+    );
     await new Promise((r) => setTimeout(r, 100));
     expect(client.received.length).toBe(1);
   });
@@ -176,7 +187,16 @@ describe("larger QUIC packets (jumbo-frame or loopback deployments)", () => {
     const { clientQuicConfig } = await import("../core/quic/config.ts");
     const { devCerts } = await import("./harness.ts");
     const c = await devCerts();
-    const jumbo = { quicConfig: clientQuicConfig({ alpn: alpnFor(), caPem: c.caPem, insecure: false, idleTimeoutMs: 5_000, maxUdpPayload: 9000 }), maxUdpPayload: 9000 };
+    const jumbo = {
+      quicConfig: clientQuicConfig({
+        alpn: alpnFor(),
+        caPem: c.caPem,
+        insecure: false,
+        idleTimeoutMs: 5_000,
+        maxUdpPayload: 9000,
+      }),
+      maxUdpPayload: 9000,
+    };
     const s = teardown.add(await startTestServer({ maxUdpPayload: 9000 }), (x) => x.server.close());
     const echo = teardown.add(await startEcho(), (x) => x.close());
     teardown.add(await startTestConnector([s.server.address], "echo", echo.address, jumbo), (x) => x.connector.close());

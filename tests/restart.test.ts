@@ -21,8 +21,20 @@ const count = (p: Program, event: string) => p.logs.filter((e) => e.event === ev
 async function clientArgs(stateDir: string, port: number): Promise<string[]> {
   const c = await devCerts();
   return [
-    "--server", `127.0.0.1:${port}`, "--server-name", "localhost", "--ca", join(c.dir, "ca.pem"),
-    "--ops", "off", "--state-dir", stateDir, "--reconnect-base", "100ms", "--reconnect-cap", "30s",
+    "--server",
+    `127.0.0.1:${port}`,
+    "--server-name",
+    "localhost",
+    "--ca",
+    join(c.dir, "ca.pem"),
+    "--ops",
+    "off",
+    "--state-dir",
+    stateDir,
+    "--reconnect-base",
+    "100ms",
+    "--reconnect-cap",
+    "30s",
   ];
 }
 
@@ -38,7 +50,13 @@ describe("planned restart (SIGTERM drain)", () => {
     const serverFlags = ["--grace", "300ms", "--restart-try-for", "30s"];
     const first = await fleet.server(0, serverFlags);
     const args = await clientArgs(fleet.stateDir, first.port);
-    const connector = fleet.start("connector", [...args, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`]);
+    const connector = fleet.start("connector", [
+      ...args,
+      "--service",
+      "echo",
+      "--forward",
+      `127.0.0.1:${echo.address.port}`,
+    ]);
     const agent = fleet.start("agent", [...args, "--map", "echo=udp://127.0.0.1:0"]);
     await connector.waitForLog("registered");
     const listen = addressOf(await agent.waitForLog("listening"));
@@ -58,7 +76,9 @@ describe("planned restart (SIGTERM drain)", () => {
     const reopened = await nth(agent, "service_opened", 2, 5_000);
     const connectorMs = at(registered) - at(listening);
     const agentMs = at(reopened) - at(listening);
-    console.log(`planned restart: connector registered ${connectorMs} ms, agent reopened ${agentMs} ms after the new server listened`);
+    console.log(
+      `planned restart: connector registered ${connectorMs} ms, agent reopened ${agentMs} ms after the new server listened`,
+    );
     expect(connectorMs).toBeLessThan(1_000);
     expect(agentMs).toBeLessThan(1_000);
 
@@ -68,7 +88,9 @@ describe("planned restart (SIGTERM drain)", () => {
       expect(retries.every((e) => e.mode === "restart")).toBe(true);
     }
     // The server saw the connector's build in HELLO (protocol 2).
-    expect(second.program.logs.find((e) => e.event === "peer_hello" && e.role === "connector")).toMatchObject({ protocol: 2 });
+    expect(second.program.logs.find((e) => e.event === "peer_hello" && e.role === "connector")).toMatchObject({
+      protocol: 2,
+    });
 
     const traffic = await steadyTraffic(listen, 100);
     await waitFor(() => traffic.answered >= 20, 3_000, "traffic through the restarted server");
@@ -81,7 +103,13 @@ describe("planned restart (SIGTERM drain)", () => {
     const serverFlags = ["--grace", "200ms", "--restart-try-for", "1s"];
     const first = await fleet.server(0, serverFlags);
     const args = await clientArgs(fleet.stateDir, first.port);
-    const connector = fleet.start("connector", [...args, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`]);
+    const connector = fleet.start("connector", [
+      ...args,
+      "--service",
+      "echo",
+      "--forward",
+      `127.0.0.1:${echo.address.port}`,
+    ]);
     await connector.waitForLog("registered");
     expect(await first.program.stop("SIGTERM", 10_000)).toBe(0);
     const restarting = await connector.waitForLog("server_restarting", 2_000);
@@ -101,7 +129,15 @@ describe("losses that were not announced as restarts keep the backoff", () => {
     const first = await fleet.server(0, ["--grace", "200ms", "--restart-try-for", "0"]);
     const args = await clientArgs(fleet.stateDir, first.port);
     const connector = fleet.start("connector", [
-      ...args, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`, "--keepalive", "200ms", "--idle-timeout", "1s",
+      ...args,
+      "--service",
+      "echo",
+      "--forward",
+      `127.0.0.1:${echo.address.port}`,
+      "--keepalive",
+      "200ms",
+      "--idle-timeout",
+      "1s",
     ]);
     await connector.waitForLog("registered");
 
@@ -113,7 +149,11 @@ describe("losses that were not announced as restarts keep the backoff", () => {
 
     await second.program.stop("SIGKILL");
     const since = connector.logs.length;
-    await connector.waitForLog("link_backoff", 10_000, (e) => connector.logs.indexOf(e) >= since && Number(e.attempt) >= 2);
+    await connector.waitForLog(
+      "link_backoff",
+      10_000,
+      (e) => connector.logs.indexOf(e) >= since && Number(e.attempt) >= 2,
+    );
     await fleet.server(first.port);
     await waitFor(() => count(connector, "registered") >= 3, 20_000, "re-registration after the kill");
 

@@ -18,7 +18,15 @@ describe("zero-downtime restarts", () => {
     const echo = teardown.add(await startEcho(), (e) => e.close());
     const server = await fleet.server();
     const args = await fleet.clientArgs([server.port]);
-    const connectorArgs = [...args, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`, "--grace", "5s"];
+    const connectorArgs = [
+      ...args,
+      "--service",
+      "echo",
+      "--forward",
+      `127.0.0.1:${echo.address.port}`,
+      "--grace",
+      "5s",
+    ];
     const replicas = [fleet.start("connector", connectorArgs), fleet.start("connector", connectorArgs)];
     await Promise.all(replicas.map((r) => r.waitForLog("registered")));
     const agent = fleet.start("agent", [...args, "--map", "echo=udp://127.0.0.1:0"]);
@@ -40,7 +48,9 @@ describe("zero-downtime restarts", () => {
     const after = traffic.answered;
     await waitFor(() => traffic.answered > after + 300, 5_000, "traffic after the roll");
     const result = await traffic.stop();
-    console.log(`connector rolling restart: sent ${result.sent}, answered ${result.answered}, lost ${result.lost.length}`);
+    console.log(
+      `connector rolling restart: sent ${result.sent}, answered ${result.answered}, lost ${result.lost.length}`,
+    );
     expect(result.sent).toBeGreaterThan(600);
     expect(result.lost).toEqual([]);
   }, 60_000);
@@ -51,7 +61,13 @@ describe("zero-downtime restarts", () => {
     const servers = [await fleet.server(), await fleet.server()];
     const ports = servers.map((s) => s.port);
     const args = await fleet.clientArgs(ports);
-    const connector = fleet.start("connector", [...args, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`]);
+    const connector = fleet.start("connector", [
+      ...args,
+      "--service",
+      "echo",
+      "--forward",
+      `127.0.0.1:${echo.address.port}`,
+    ]);
     await waitFor(() => registrations(connector) >= 2, 10_000, "connector registered with both servers");
     const agent = fleet.start("agent", [...args, "--map", "echo=udp://127.0.0.1:0"]);
     const listen = addressOf(await agent.waitForLog("listening"));

@@ -18,7 +18,13 @@ async function topology() {
   const server = await fleet.server(0, ["--grace", `${GRACE_MS}ms`, "--alternate", "relay-b.example:4433"]);
   const args = await fleet.clientArgs([server.port]);
   const connector = fleet.start("connector", [
-    ...args, "--service", "echo", "--forward", `127.0.0.1:${echo.address.port}`, "--grace", `${GRACE_MS}ms`,
+    ...args,
+    "--service",
+    "echo",
+    "--forward",
+    `127.0.0.1:${echo.address.port}`,
+    "--grace",
+    `${GRACE_MS}ms`,
   ]);
   await connector.waitForLog("registered");
   return { fleet, server, args, connector };
@@ -50,7 +56,10 @@ describe("graceful shutdown", () => {
   test("connector: deregisters (acknowledged), finishes in-flight requests, agents are told, exits 0", async () => {
     const { server, connector } = await topology();
     // An in-process agent, so its counters can be read.
-    const a = teardown.add(await startTestAgent([{ host: "127.0.0.1", port: server.port }], ["echo"]), (x) => x.agent.close());
+    const a = teardown.add(
+      await startTestAgent([{ host: "127.0.0.1", port: server.port }], ["echo"]),
+      (x) => x.agent.close(),
+    );
     await waitFor(() => a.agent.ready().ready, 5_000, "agent ready");
     const traffic = await steadyTraffic(a.listen("echo"), 200);
     await waitFor(() => traffic.answered > 50, 5_000, "traffic");
@@ -63,7 +72,8 @@ describe("graceful shutdown", () => {
     expect(elapsed).toBeLessThan(GRACE_MS + 1_000);
     expect(connector.logs.find((e) => e.event === "deregistered")?.ok).toBe(true);
     // Nothing vanished: every request was answered or refused at the agent, and counted.
-    const refused = a.metrics.drops.child({ reason: "service_down" }).value + a.metrics.drops.child({ reason: "not_connected" }).value;
+    const refused = a.metrics.drops.child({ reason: "service_down" }).value +
+      a.metrics.drops.child({ reason: "not_connected" }).value;
     expect(result.answered + refused).toBe(result.sent);
     expect(a.agent.ready().ready).toBe(false);
   });

@@ -31,18 +31,31 @@ const ed25519 = () => {
   return line("ssh-ed25519", [wireString(Buffer.from(x, "base64url"))]);
 };
 const rsa = (bits: number) => {
-  const { n, e } = generateKeyPairSync("rsa", { modulusLength: bits }).publicKey.export({ format: "jwk" }) as { n: string; e: string };
+  const { n, e } = generateKeyPairSync("rsa", { modulusLength: bits }).publicKey.export({ format: "jwk" }) as {
+    n: string;
+    e: string;
+  };
   return line("ssh-rsa", [mpint(e), mpint(n)]);
 };
 const ecdsa = (curve: "P-256" | "P-384" | "P-521", name: string) => {
-  const { x, y } = generateKeyPairSync("ec", { namedCurve: curve }).publicKey.export({ format: "jwk" }) as { x: string; y: string };
+  const { x, y } = generateKeyPairSync("ec", { namedCurve: curve }).publicKey.export({ format: "jwk" }) as {
+    x: string;
+    y: string;
+  };
   const point = Buffer.concat([Buffer.of(4), Buffer.from(x, "base64url"), Buffer.from(y, "base64url")]);
   return line(`ecdsa-sha2-${name}`, [wireString(name), wireString(point)]);
 };
 
 describe("keys that AWS imports pass", () => {
   test("ed25519, rsa 2048 and 4096, ecdsa p256/p384/p521", () => {
-    const keys = [ed25519(), rsa(2048), rsa(4096), ecdsa("P-256", "nistp256"), ecdsa("P-384", "nistp384"), ecdsa("P-521", "nistp521")];
+    const keys = [
+      ed25519(),
+      rsa(2048),
+      rsa(4096),
+      ecdsa("P-256", "nistp256"),
+      ecdsa("P-384", "nistp384"),
+      ecdsa("P-521", "nistp521"),
+    ];
     const results = keys.map(checkSshPublicKey);
     for (const r of results) expect(r.ok).toBe(true);
     expect(results.map((r) => (r.ok ? `${r.type} ${r.bits}` : r.reason))).toEqual([
@@ -66,15 +79,30 @@ describe("keys that AWS imports pass", () => {
 
 describe("keys that are not keys fail, with the reason", () => {
   const cases: [string, string, RegExp][] = [
-    ["the old example placeholder", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyReplaceMeWithYourOwnKeyMaterial0 you@laptop", /exactly 32 bytes/],
+    [
+      "the old example placeholder",
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyReplaceMeWithYourOwnKeyMaterial0 you@laptop",
+      /exactly 32 bytes/,
+    ],
     ["a line without key material", "ssh-ed25519", /not an OpenSSH public key line/],
     ["material that is not base64", "ssh-ed25519 not*base64", /not base64/],
     ["an ed25519 blob named ssh-rsa", `ssh-rsa ${ed25519().split(" ")[1]}`, /does not start with its type ssh-rsa/],
     ["a truncated key", ed25519().slice(0, 50), /does not start with its type|32 bytes|not base64/],
     ["a 1024-bit RSA key", rsa(1024), /at least 2048 bits, this one has 1024/],
     ["a DSA key type", "ssh-dss AAAAB3NzaC1kc3MAAAA= x", /does not start with its type|not ssh-dss/],
-    ["an ECDSA point off the curve", line("ecdsa-sha2-nistp256", [wireString("nistp256"), wireString(Buffer.concat([Buffer.of(4), Buffer.alloc(64, 1)]))]), /does not import/],
-    ["an ECDSA key with the wrong curve name", line("ecdsa-sha2-nistp256", [wireString("nistp384"), wireString(Buffer.alloc(65, 4))]), /curve name/],
+    [
+      "an ECDSA point off the curve",
+      line("ecdsa-sha2-nistp256", [
+        wireString("nistp256"),
+        wireString(Buffer.concat([Buffer.of(4), Buffer.alloc(64, 1)])),
+      ]),
+      /does not import/,
+    ],
+    [
+      "an ECDSA key with the wrong curve name",
+      line("ecdsa-sha2-nistp256", [wireString("nistp384"), wireString(Buffer.alloc(65, 4))]),
+      /curve name/,
+    ],
   ];
   for (const [what, key, reason] of cases) {
     test(what, () => {

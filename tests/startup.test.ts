@@ -6,12 +6,12 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCa, issueCertificate, type PemPair } from "../core/certs.ts";
 import { openUdp } from "../core/runtime/udp.ts";
-import { spawnProgram, type LogEntry, type ProgramName } from "../scripts/programs.ts";
+import { type LogEntry, type ProgramName, spawnProgram } from "../scripts/programs.ts";
 import { cleanup } from "./harness.ts";
 
 const teardown = cleanup();
@@ -32,10 +32,28 @@ function write(name: string, text: string): string {
 
 beforeAll(async () => {
   ca = await createCa({ commonName: "startup CA", days: 30 });
-  const server = await issueCertificate({ ca, role: "server", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], days: 30 });
+  const server = await issueCertificate({
+    ca,
+    role: "server",
+    dnsNames: ["localhost"],
+    ipAddresses: ["127.0.0.1"],
+    days: 30,
+  });
   const other = await issueCertificate({ ca, role: "server", dnsNames: ["localhost"], days: 30 });
-  const expired = await issueCertificate({ ca, role: "server", dnsNames: ["localhost"], days: 1, notBefore: new Date(Date.now() - 3 * DAY_MS) });
-  const soon = await issueCertificate({ ca, role: "server", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], days: 3 });
+  const expired = await issueCertificate({
+    ca,
+    role: "server",
+    dnsNames: ["localhost"],
+    days: 1,
+    notBefore: new Date(Date.now() - 3 * DAY_MS),
+  });
+  const soon = await issueCertificate({
+    ca,
+    role: "server",
+    dnsNames: ["localhost"],
+    ipAddresses: ["127.0.0.1"],
+    days: 3,
+  });
   const connector = await issueCertificate({ ca, role: "connector", services: ["db"], days: 30 });
   Object.assign(paths, {
     ca: write("ca.pem", ca.certPem),
@@ -99,15 +117,24 @@ async function takenTcpPort(): Promise<number> {
 
 describe("server: files", () => {
   test("a missing certificate", async () => {
-    expectOneLine(await failing("server", serverArgs({ cert: paths.missing! })), new RegExp(`^--cert ${esc(paths.missing!)}: no such file`));
+    expectOneLine(
+      await failing("server", serverArgs({ cert: paths.missing! })),
+      new RegExp(`^--cert ${esc(paths.missing!)}: no such file`),
+    );
   });
 
   test("a key that is a directory (unreadable as a file)", async () => {
-    expectOneLine(await failing("server", serverArgs({ key: paths.directory! })), new RegExp(`^--key ${esc(paths.directory!)}: is a directory`));
+    expectOneLine(
+      await failing("server", serverArgs({ key: paths.directory! })),
+      new RegExp(`^--key ${esc(paths.directory!)}: is a directory`),
+    );
   });
 
   test("--key garbage.pem: refused before listening (it used to log listening and answer /readyz 200)", async () => {
-    expectOneLine(await failing("server", serverArgs({ key: paths.garbage! })), new RegExp(`^--key ${esc(paths.garbage!)}: not a PEM private key`));
+    expectOneLine(
+      await failing("server", serverArgs({ key: paths.garbage! })),
+      new RegExp(`^--key ${esc(paths.garbage!)}: not a PEM private key`),
+    );
   });
 
   test("a key that belongs to another certificate", async () => {
@@ -125,16 +152,25 @@ describe("server: files", () => {
   });
 
   test("a client CA file that holds no certificate", async () => {
-    expectOneLine(await failing("server", serverArgs({ ca: paths.garbage! })), new RegExp(`^--ca ${esc(paths.garbage!)}: no PEM certificate`));
+    expectOneLine(
+      await failing("server", serverArgs({ ca: paths.garbage! })),
+      new RegExp(`^--ca ${esc(paths.garbage!)}: no PEM certificate`),
+    );
   });
 
   test("a certificate expiring within 14 days starts, with a warning naming it", async () => {
-    const program = spawnProgram("server", [...serverArgs({ cert: paths.soon!, key: paths.soonKey! }), "--state-dir", join(dir, "state")]);
+    const program = spawnProgram("server", [
+      ...serverArgs({ cert: paths.soon!, key: paths.soonKey! }),
+      "--state-dir",
+      join(dir, "state"),
+    ]);
     teardown.add(program, (p) => p.stop("SIGKILL", 1_000));
     await program.waitForLog("listening", 10_000);
     const warning = program.logs.find((l) => l.event === "certificate_warning")!;
     expect(warning.level).toBe("warn");
-    expect(String(warning.error)).toMatch(new RegExp(`^--cert ${esc(paths.soon!)}: the certificate expires on \\S+ \\(in 2 days\\)$`));
+    expect(String(warning.error)).toMatch(
+      new RegExp(`^--cert ${esc(paths.soon!)}: the certificate expires on \\S+ \\(in 2 days\\)$`),
+    );
   });
 });
 
@@ -143,7 +179,9 @@ describe("server: ports and names", () => {
     const taken = await takenUdpPort();
     expectOneLine(
       await failing("server", serverArgs({ listen: `127.0.0.1:${taken.port}` })),
-      new RegExp(`^--listen 127\\.0\\.0\\.1:${taken.port}: UDP port ${taken.port} is already in use on 127\\.0\\.0\\.1`),
+      new RegExp(
+        `^--listen 127\\.0\\.0\\.1:${taken.port}: UDP port ${taken.port} is already in use on 127\\.0\\.0\\.1`,
+      ),
     );
   });
 
@@ -179,12 +217,21 @@ describe("connector and agent", () => {
   test("connector: no --ca and no <state-dir>/ca.pem", async () => {
     const args = client();
     args.splice(args.indexOf("--ca"), 2);
-    expectOneLine(await failing("connector", [...args, "--service", "db", "--forward", "127.0.0.1:9"]), /^--ca: no CA file to verify the server/);
+    expectOneLine(
+      await failing("connector", [...args, "--service", "db", "--forward", "127.0.0.1:9"]),
+      /^--ca: no CA file to verify the server/,
+    );
   });
 
   test("connector: --cert and --key that do not belong together", async () => {
     expectOneLine(
-      await failing("connector", [...client({ cert: paths.connector!, key: paths.otherKey! }), "--service", "db", "--forward", "127.0.0.1:9"]),
+      await failing("connector", [
+        ...client({ cert: paths.connector!, key: paths.otherKey! }),
+        "--service",
+        "db",
+        "--forward",
+        "127.0.0.1:9",
+      ]),
       new RegExp(`^--key ${esc(paths.otherKey!)}: not the private key of --cert ${esc(paths.connector!)}$`),
     );
   });
@@ -222,7 +269,13 @@ describe("connector and agent", () => {
   test("agent: the second of two --map listeners in use: still one line, nothing said listening", async () => {
     const taken = await takenUdpPort();
     expectOneLine(
-      await failing("agent", [...client(), "--map", "db=udp://127.0.0.1:0", "--map", `dns=udp://127.0.0.1:${taken.port}`]),
+      await failing("agent", [
+        ...client(),
+        "--map",
+        "db=udp://127.0.0.1:0",
+        "--map",
+        `dns=udp://127.0.0.1:${taken.port}`,
+      ]),
       new RegExp(`^--map dns=udp://127\\.0\\.0\\.1:${taken.port}: UDP port ${taken.port} is already in use`),
     );
   });

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AgentStatusDocument, ConnectorStatusDocument } from "../core/client/status.ts";
-import { addressOf, portOfUrl, spawnProgram, type Program } from "../scripts/programs.ts";
+import { addressOf, portOfUrl, type Program, spawnProgram } from "../scripts/programs.ts";
 import type { ServerStatusWithRates } from "../server/traffic.ts";
 import { run } from "../commands/status/main.ts";
 import { cleanup, startEcho, udpClient, waitFor } from "./harness.ts";
@@ -113,8 +113,12 @@ describe("ztna status", () => {
     expect(server.code).toBe(0);
     expect(server.out).toMatch(/^ztna server \S+ \(\S+\) {3}up \d+s {3}serving\n/);
     expect(server.out).toMatch(/services 1 · connectors 1 · agents 1 · flows 1 · \d+ dgram\/s/);
-    expect(server.out).toMatch(/\nSERVICE {2}CONNECTORS {2}AGENTS {2}FLOWS {2}DGRAM\/S →conn\/→agent {2}BYTES\/S →conn\/→agent\necho {5}1 {11}1 {7}1 {6}\d+ \/ \d+/);
-    expect(server.out).toMatch(/\n {2}└ 127\.0\.0\.1:\d+ {2}\(no certificate\) {2}(\S+ \(\S+\)|version unknown) {2}since /);
+    expect(server.out).toMatch(
+      /\nSERVICE {2}CONNECTORS {2}AGENTS {2}FLOWS {2}DGRAM\/S →conn\/→agent {2}BYTES\/S →conn\/→agent\necho {5}1 {11}1 {7}1 {6}\d+ \/ \d+/,
+    );
+    expect(server.out).toMatch(
+      /\n {2}└ 127\.0\.0\.1:\d+ {2}\(no certificate\) {2}(\S+ \(\S+\)|version unknown) {2}since /,
+    );
     const connector = await statusText(["--ops", `http://${ops.connector}/`]);
     expect(connector.out).toContain("service echo → 127.0.0.1:");
     expect(connector.out).toMatch(/\n127\.0\.0\.1:\d+ {2}ready {2}yes {9}1 /);
@@ -125,16 +129,23 @@ describe("ztna status", () => {
 
   test("--json prints the document; the ops address may come from ZTNA_OPS", async () => {
     const out: string[] = [];
-    expect(await run(["--json"], { ZTNA_OPS: ops.connector }, { out: (t) => out.push(t), err: (t) => out.push(t) })).toBe(0);
+    expect(await run(["--json"], { ZTNA_OPS: ops.connector }, { out: (t) => out.push(t), err: (t) => out.push(t) }))
+      .toBe(0);
     expect(JSON.parse(out.join("\n")).component).toBe("connector");
   });
 
   test("nothing listening, or no /status there: exit 1 with one line saying so", async () => {
-    const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("not found", { status: 404 }) });
+    const closed = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => new Response("not found", { status: 404 }),
+    });
     teardown.add(closed, (s) => s.stop(true));
     const notFound = await statusText(["--ops", `127.0.0.1:${closed.port}`]);
     expect(notFound.code).toBe(1);
-    expect(notFound.err).toBe(`ztna status: http://127.0.0.1:${closed.port}/status: 404, no /status there (not a ztna ops listener, or an older ztna)`);
+    expect(notFound.err).toBe(
+      `ztna status: http://127.0.0.1:${closed.port}/status: 404, no /status there (not a ztna ops listener, or an older ztna)`,
+    );
     const port = closed.port;
     await closed.stop(true);
     const refused = await statusText(["--ops", `127.0.0.1:${port}`, "--timeout", "1s"]);
@@ -144,7 +155,16 @@ describe("ztna status", () => {
   });
 
   test("--watch refreshes until interrupted", async () => {
-    const proc = Bun.spawn([process.execPath, join(import.meta.dir, "..", "cli.ts"), "status", "--ops", ops.server, "--watch", "--interval", "200ms"], {
+    const proc = Bun.spawn([
+      process.execPath,
+      join(import.meta.dir, "..", "cli.ts"),
+      "status",
+      "--ops",
+      ops.server,
+      "--watch",
+      "--interval",
+      "200ms",
+    ], {
       stdout: "pipe",
       stderr: "pipe",
     });

@@ -41,10 +41,9 @@ const BIG = 100 * 1024 * 1024;
 async function topology(options: { connector?: boolean } = {}) {
   const svc = teardown.add(await startTcpService(), (x) => x.close());
   const s = teardown.add(await startTestServer(), (x) => x.server.close());
-  const c =
-    options.connector === false
-      ? null
-      : teardown.add(await startTestConnector([s.server.address], "app", svc.address), (x) => x.connector.close());
+  const c = options.connector === false
+    ? null
+    : teardown.add(await startTestConnector([s.server.address], "app", svc.address), (x) => x.connector.close());
   const a = teardown.add(
     await startTestAgent([s.server.address], [], {
       maps: [{ service: "app", protocol: "tcp", listen: { host: "127.0.0.1", port: 0 } }],
@@ -81,7 +80,8 @@ async function rawAgent(server: Address) {
     server: false,
     config: clientQuicConfig({ alpn: alpnFor(), caPem: certs.caPem, insecure: false, idleTimeoutMs: 5_000 }),
     handlers: {
-      onEstablished: (c) => c.writeStream(0, encodeControl({ type: "hello", version: PROTOCOL_VERSION, role: "agent", name: "raw" })),
+      onEstablished: (c) =>
+        c.writeStream(0, encodeControl({ type: "hello", version: PROTOCOL_VERSION, role: "agent", name: "raw" })),
       onStreamData(_c, id, data) {
         if (id !== 0) return void received.set(id, [...(received.get(id) ?? []), ...data]);
         for (const d of control.push(data)) if (d.ok) messages.push(d.value);
@@ -142,7 +142,11 @@ describe("tcp", () => {
     expect(got.end).toBe("fin");
     expect(got.bytes).toBe(BIG);
     expect(got.sha256).toBe(digestOf(pseudoRandomChunks(BIG, 11)));
-    console.log(`tcp 100 MB: upload ${mbit(BIG, upMs)} Mbit/s (${upMs.toFixed(0)} ms), download ${mbit(BIG, downMs)} Mbit/s (${downMs.toFixed(0)} ms)`);
+    console.log(
+      `tcp 100 MB: upload ${mbit(BIG, upMs)} Mbit/s (${upMs.toFixed(0)} ms), download ${mbit(BIG, downMs)} Mbit/s (${
+        downMs.toFixed(0)
+      } ms)`,
+    );
     expect(svc.connections.length).toBe(2);
   }, 120_000);
 
@@ -169,29 +173,33 @@ describe("tcp", () => {
     await waitFor(() => s.metrics.streamsActive.value === 0, 2_000, "all server streams released");
   }, 30_000);
 
-  test("half-close: the client's FIN still gets the whole answer; the service's FIN still takes the client's bytes", async () => {
-    const { listen, svc } = await topology();
-    // Client -> service FIN first: the service answers only after it.
-    const first = teardown.add(await tcpConnect(listen), (x: Socket) => x.destroy());
-    const answer = readAll(first, true);
-    first.write(command("D"));
-    const sent = await writeAll(first, pseudoRandomChunks(3 * 1024 * 1024, 5));
-    const got = await answer;
-    expect(got.end).toBe("fin");
-    expect(got.data!.toString()).toBe(`${3 * 1024 * 1024} ${sent}`);
+  test(
+    "half-close: the client's FIN still gets the whole answer; the service's FIN still takes the client's bytes",
+    async () => {
+      const { listen, svc } = await topology();
+      // Client -> service FIN first: the service answers only after it.
+      const first = teardown.add(await tcpConnect(listen), (x: Socket) => x.destroy());
+      const answer = readAll(first, true);
+      first.write(command("D"));
+      const sent = await writeAll(first, pseudoRandomChunks(3 * 1024 * 1024, 5));
+      const got = await answer;
+      expect(got.end).toBe("fin");
+      expect(got.data!.toString()).toBe(`${3 * 1024 * 1024} ${sent}`);
 
-    // Service -> client FIN first: the client's later bytes still arrive.
-    const second = teardown.add(await tcpConnect(listen), (x: Socket) => x.destroy());
-    const download = readAll(second);
-    second.write(command("S", 512 * 1024, 3));
-    const part = await download;
-    expect(part.end).toBe("fin");
-    expect(part.sha256).toBe(digestOf(pseudoRandomChunks(512 * 1024, 3)));
-    second.end(Buffer.alloc(1000, 1));
-    await waitFor(() => svc.connections[1]?.closed === true, 2_000, "service saw both FINs");
-    expect(svc.connections[1]!.received).toBe(1000);
-    expect(svc.connections[1]!.error).toBeNull();
-  }, 20_000);
+      // Service -> client FIN first: the client's later bytes still arrive.
+      const second = teardown.add(await tcpConnect(listen), (x: Socket) => x.destroy());
+      const download = readAll(second);
+      second.write(command("S", 512 * 1024, 3));
+      const part = await download;
+      expect(part.end).toBe("fin");
+      expect(part.sha256).toBe(digestOf(pseudoRandomChunks(512 * 1024, 3)));
+      second.end(Buffer.alloc(1000, 1));
+      await waitFor(() => svc.connections[1]?.closed === true, 2_000, "service saw both FINs");
+      expect(svc.connections[1]!.received).toBe(1000);
+      expect(svc.connections[1]!.error).toBeNull();
+    },
+    20_000,
+  );
 
   test("a backend that refuses: the client is reset at once, counted on every hop", async () => {
     const { svc, s, c, a, listen } = await topology();
@@ -204,7 +212,11 @@ describe("tcp", () => {
     expect(got.end).not.toBe("fin");
     expect(c!.metrics.tcpConnections.child({ result: "connect_failed" }).value).toBe(1);
     expect(s.metrics.streamResets.child({ code: "connect_failed" }).value).toBe(1);
-    await waitFor(() => a.metrics.tcpClosed.child({ how: "remote_reset" }).value === 1, 1_000, "agent counted the reset");
+    await waitFor(
+      () => a.metrics.tcpClosed.child({ how: "remote_reset" }).value === 1,
+      1_000,
+      "agent counted the reset",
+    );
     expect(s.metrics.streamsActive.value).toBe(0);
   }, 20_000);
 
@@ -220,7 +232,11 @@ describe("tcp", () => {
     socket.resetAndDestroy();
     const resetAt = Date.now();
     await waitFor(() => svc.connections[0]!.closed, 2_000, "backend saw the connection end");
-    console.log(`backend saw the client's reset after ${svc.connections[0]!.closedAt - resetAt} ms (${svc.connections[0]!.error ?? "fin"})`);
+    console.log(
+      `backend saw the client's reset after ${svc.connections[0]!.closedAt - resetAt} ms (${
+        svc.connections[0]!.error ?? "fin"
+      })`,
+    );
     await waitFor(() => s.metrics.streamsActive.value === 0, 2_000, "server stream released");
     await waitFor(() => c!.metrics.tcpActive.value === 0 && a.metrics.tcpActive.value === 0, 2_000, "clients released");
     expect(s.metrics.streamsClosed.child({ how: "reset" }).value).toBe(1);
@@ -238,7 +254,7 @@ describe("tcp", () => {
     let written = 0;
     const chunk = new Uint8Array(64 * 1024);
     const deadline = Date.now() + 10_000;
-    for (let stalled = 0; stalled < 5 && Date.now() < deadline; ) {
+    for (let stalled = 0; stalled < 5 && Date.now() < deadline;) {
       if (socket.write(chunk)) written += chunk.length;
       else {
         written += chunk.length;
@@ -253,7 +269,11 @@ describe("tcp", () => {
     expect(written).toBeLessThan(200 * 1024 * 1024);
     socket.resetAndDestroy();
     await waitFor(() => svc.connections[0]!.closed, 2_000, "backend saw the connection end");
-    await waitFor(() => s.metrics.streamsActive.value === 0 && c!.metrics.tcpActive.value === 0, 2_000, "stream released");
+    await waitFor(
+      () => s.metrics.streamsActive.value === 0 && c!.metrics.tcpActive.value === 0,
+      2_000,
+      "stream released",
+    );
   }, 20_000);
 
   test("service down: no connector, the agent refuses at once", async () => {
@@ -316,7 +336,10 @@ describe("tcp", () => {
     // The connector resets its streams before it closes the connection: no waiting for QUIC to notice.
     expect(resetMs).toBeLessThan(2_000);
     await waitFor(() => s.metrics.streamsActive.value === 0, 2_000, "server stream released");
-    expect(s.metrics.streamsClosed.child({ how: "reset" }).value + s.metrics.streamsClosed.child({ how: "connection_lost" }).value).toBe(1);
+    expect(
+      s.metrics.streamsClosed.child({ how: "reset" }).value +
+        s.metrics.streamsClosed.child({ how: "connection_lost" }).value,
+    ).toBe(1);
     await waitFor(() => !a.agent.serviceUp("app"), 2_000, "service down at the agent");
     const late = await tcpConnect(listen);
     teardown.add(late, (x) => x.destroy());

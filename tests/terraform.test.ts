@@ -14,7 +14,18 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { getExpressionAst, parse } from "@cdktf/hcl2json";
 import { generateKeyPairSync } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -84,8 +95,8 @@ async function loadModule(dir: string): Promise<Module> {
 /** Every string anywhere in a parsed value. */
 function strings(value: unknown, out: string[] = []): string[] {
   if (typeof value === "string") out.push(value);
-  else if (Array.isArray(value)) for (const v of value) strings(v, out);
-  else if (value !== null && typeof value === "object") for (const v of Object.values(value)) strings(v, out);
+  else if (Array.isArray(value)) { for (const v of value) strings(v, out); }
+  else if (value !== null && typeof value === "object") { for (const v of Object.values(value)) strings(v, out); }
   return out;
 }
 
@@ -123,7 +134,9 @@ function variableProblems(mod: Module, mustValidate: readonly string[]): string[
       problems.push(`variable ${name} has no description`);
     }
     for (const v of (body.validation ?? []) as Body[]) {
-      if (!refersTo(v.condition, name)) problems.push(`variable ${name}: a validation condition does not test var.${name}`);
+      if (!refersTo(v.condition, name)) {
+        problems.push(`variable ${name}: a validation condition does not test var.${name}`);
+      }
       if (typeof v.error_message !== "string" || v.error_message.trim() === "") {
         problems.push(`variable ${name}: a validation has no error_message`);
       }
@@ -132,7 +145,9 @@ function variableProblems(mod: Module, mustValidate: readonly string[]): string[
   for (const name of mustValidate) {
     const body = mod.variables.get(name);
     if (body === undefined) problems.push(`variable ${name} is not declared`);
-    else if (!Array.isArray(body.validation) || body.validation.length === 0) problems.push(`variable ${name} has no validation`);
+    else if (!Array.isArray(body.validation) || body.validation.length === 0) {
+      problems.push(`variable ${name} has no validation`);
+    }
   }
   return problems;
 }
@@ -149,7 +164,9 @@ function outputsUsedBy(script: string): Set<string> {
 }
 
 function missingOutputs(mod: Module, script: string): string[] {
-  return [...outputsUsedBy(script)].filter((n) => !mod.outputs.has(n)).map((n) => `output ${n} is read by the script but not declared`);
+  return [...outputsUsedBy(script)].filter((n) => !mod.outputs.has(n)).map((n) =>
+    `output ${n} is read by the script but not declared`
+  );
 }
 
 // Ingress rules, from the three ways the AWS provider spells them.
@@ -191,7 +208,9 @@ function ingressRules(mod: Module): Ingress[] {
     if (r.type === "aws_vpc_security_group_ingress_rule") rules.push(ingressOf(where, r.body, gate));
     if (r.type === "aws_security_group_rule" && r.body.type === "ingress") rules.push(ingressOf(where, r.body, gate));
     if (r.type === "aws_security_group") {
-      for (const rule of (r.body.ingress ?? []) as Body[]) rules.push(ingressOf(`${where} (inline ingress)`, rule, gate));
+      for (const rule of (r.body.ingress ?? []) as Body[]) {
+        rules.push(ingressOf(`${where} (inline ingress)`, rule, gate));
+      }
       const dynamic = (r.body.dynamic ?? {}) as Record<string, Body[]>;
       for (const block of dynamic.ingress ?? []) {
         for (const content of (block.content ?? []) as Body[]) {
@@ -228,7 +247,8 @@ function sourcesFrom(rule: Ingress, list: string): boolean {
   return entries.every(([field, value]) => {
     if (!field.startsWith("cidr") && !field.startsWith("ipv6")) return false; // groups, prefix lists, self
     if (refersTo(value, list)) return true;
-    return strings(value).every((s) => /^\$\{(each\.(value|key)|ingress\.(value|key))\}$/.test(s)) && refersTo(rule.gate, list);
+    return strings(value).every((s) => /^\$\{(each\.(value|key)|ingress\.(value|key))\}$/.test(s)) &&
+      refersTo(rule.gate, list);
   });
 }
 
@@ -244,8 +264,12 @@ function opsPortProblems(mod: Module): string[] {
       continue;
     }
     if (range[1] < OPS_PORTS[0] || range[0] > OPS_PORTS[1]) continue;
-    if (!refersTo(rule.gate, "expose_ops")) problems.push(`${rule.where}: opens ${range.join("-")} (ops ports) without depending on var.expose_ops`);
-    if (!sourcesFrom(rule, "admin_cidrs")) problems.push(`${rule.where}: opens ${range.join("-")} (ops ports) to sources other than var.admin_cidrs`);
+    if (!refersTo(rule.gate, "expose_ops")) {
+      problems.push(`${rule.where}: opens ${range.join("-")} (ops ports) without depending on var.expose_ops`);
+    }
+    if (!sourcesFrom(rule, "admin_cidrs")) {
+      problems.push(`${rule.where}: opens ${range.join("-")} (ops ports) to sources other than var.admin_cidrs`);
+    }
   }
   return problems;
 }
@@ -365,7 +389,9 @@ function templateUses(root: AstNode): { free: Set<string>; attrs: Map<string, Se
     if (node.type === "for") {
       const [collection, ...body] = node.children;
       visit(collection!, bound);
-      const source = collection!.type === "scopeTraversal" && segments(collection!).length === 1 ? segments(collection!)[0]! : null;
+      const source = collection!.type === "scopeTraversal" && segments(collection!).length === 1
+        ? segments(collection!)[0]!
+        : null;
       const inner = new Map(bound);
       if (node.meta?.keyVar) inner.set(String(node.meta.keyVar), null);
       inner.set(String(node.meta?.valVar), source);
@@ -390,7 +416,9 @@ function templateProblems(call: TemplateCall, uses: ReturnType<typeof templateUs
     const given = call.passed.get(collection);
     if (!given) continue; // not built by a for expression here: nothing to compare
     for (const attr of used) {
-      if (!given.has(attr)) problems.push(`${call.path} reads .${attr} on ${collection}, whose objects have no ${attr}`);
+      if (!given.has(attr)) {
+        problems.push(`${call.path} reads .${attr} on ${collection}, whose objects have no ${attr}`);
+      }
     }
   }
   return problems;
@@ -531,7 +559,9 @@ describe("terraform module", () => {
     for (const cidrs of ["allowed_cidrs", "admin_cidrs", "vpc_cidr", "subnet_cidr"]) {
       expect(conditions(cidrs)).toContain("cidrnetmask(");
     }
-    for (const type of ["server_instance_type", "connector_instance_type"]) expect(conditions(type)).toContain("length(trimspace(");
+    for (const type of ["server_instance_type", "connector_instance_type"]) {
+      expect(conditions(type)).toContain("length(trimspace(");
+    }
   });
 
   test("every output scripts/deploy-aws reads exists", () => {
@@ -551,7 +581,9 @@ describe("terraform module", () => {
     const uses = templateUses(await templateAst(readFileSync(join(TF_DIR, "inventory.tftpl"), "utf8")));
     expect([...uses.free].sort()).toEqual(["connectors", "pki_dir", "quic_port", "servers", "ssh_user"]);
     // Ansible's own {{ }} expressions pass through as literal text.
-    expect(readFileSync(join(TF_DIR, "inventory.tftpl"), "utf8")).toContain('"${pki_dir}/connector-{{ ztna_connector_service }}.pem"');
+    expect(readFileSync(join(TF_DIR, "inventory.tftpl"), "utf8")).toContain(
+      '"${pki_dir}/connector-{{ ztna_connector_service }}.pem"',
+    );
     expect(templateProblems(calls[0]!, uses)).toEqual([]);
   });
 
@@ -579,7 +611,17 @@ describe("terraform module", () => {
 
   test("the network: VPC, one public subnet, internet gateway, route table with a default route", () => {
     const types = mod.resources.map((r) => r.type);
-    for (const t of ["aws_vpc", "aws_subnet", "aws_internet_gateway", "aws_route_table", "aws_route", "aws_route_table_association", "aws_key_pair"]) {
+    for (
+      const t of [
+        "aws_vpc",
+        "aws_subnet",
+        "aws_internet_gateway",
+        "aws_route_table",
+        "aws_route",
+        "aws_route_table_association",
+        "aws_key_pair",
+      ]
+    ) {
       expect(types).toContain(t);
     }
     expect(types.filter((t) => t === "aws_subnet").length).toBe(1);
@@ -625,7 +667,15 @@ describe("terraform module", () => {
   test("terraform test plans the module with a mocked AWS provider", () => {
     const tests = readFileSync(join(TF_DIR, "tests", "plan.tftest.hcl"), "utf8");
     expect(tests).toContain('mock_provider "aws"');
-    for (const run of ["two_servers_by_default", "first_zone_that_offers_both_instance_types", "no_zone_offers_both_types", "a_placeholder_key_is_refused_at_plan", "the_inventory_points_at_the_pki_dir"]) {
+    for (
+      const run of [
+        "two_servers_by_default",
+        "first_zone_that_offers_both_instance_types",
+        "no_zone_offers_both_types",
+        "a_placeholder_key_is_refused_at_plan",
+        "the_inventory_points_at_the_pki_dir",
+      ]
+    ) {
       expect(tests).toContain(`run "${run}"`);
     }
   });
@@ -650,7 +700,9 @@ describe("terraform/state: the remote state's bucket and lock table", () => {
     expect(JSON.stringify(byType("aws_s3_bucket_versioning")[0]!.body)).toContain('"status":"Enabled"');
     expect(JSON.stringify(byType("aws_s3_bucket_server_side_encryption_configuration")[0]!.body)).toContain("aws:kms");
     const block = byType("aws_s3_bucket_public_access_block")[0]!.body;
-    for (const k of ["block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"]) expect(block[k]).toBe(true);
+    for (const k of ["block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"]) {
+      expect(block[k]).toBe(true);
+    }
     const table = byType("aws_dynamodb_table")[0]!.body;
     expect(table.hash_key).toBe("LockID");
     expect(JSON.stringify(table.attribute)).toContain('"name":"LockID"');
@@ -679,7 +731,10 @@ describe("inventory template", () => {
       pki_dir: "/home/op/ztna pki",
     });
     const inv = Bun.YAML.parse(text) as {
-      all: { vars: Record<string, string>; children: Record<string, { hosts: Record<string, Record<string, unknown>> }> };
+      all: {
+        vars: Record<string, string>;
+        children: Record<string, { hosts: Record<string, Record<string, unknown>> }>;
+      };
     };
     // One PKI directory: where scripts/deploy-aws issues, the roles read (names with the roles' prefixes).
     expect(inv.all.vars).toEqual({
@@ -834,9 +889,10 @@ describe("checkers on a deliberately broken module", () => {
   });
 
   test("an output the script reads but the module lacks", () => {
-    expect(missingOutputs(bad, 'terraform output -raw ansible_inventory > x\nterraform output -json inventory')).toEqual([
-      "output ansible_inventory is read by the script but not declared",
-    ]);
+    expect(missingOutputs(bad, "terraform output -raw ansible_inventory > x\nterraform output -json inventory"))
+      .toEqual([
+        "output ansible_inventory is read by the script but not declared",
+      ]);
   });
 
   test("ops ports opened without expose_ops or to the world; ports it cannot read", () => {
@@ -850,7 +906,9 @@ describe("checkers on a deliberately broken module", () => {
   });
 
   test("SSH open to the world", () => {
-    expect(sshProblems(bad)).toEqual(["aws_vpc_security_group_ingress_rule.ssh: opens SSH to sources other than var.admin_cidrs"]);
+    expect(sshProblems(bad)).toEqual([
+      "aws_vpc_security_group_ingress_rule.ssh: opens SSH to sources other than var.admin_cidrs",
+    ]);
   });
 
   test("an instance without IMDSv2 or an encrypted root volume", () => {
@@ -935,7 +993,9 @@ const STUB_LOGGER = `echo "$(basename "$0") [$(pwd)] $*" >> "$STUB_LOG"\n`;
 /** A git checkout of the repository layout the script needs, with stub tools on a PATH of their own. */
 function deployFixture() {
   const root = realpathSync(mkdtempSync(join(tmpdir(), "ztna-deploy-")));
-  for (const d of ["scripts", "terraform", "ansible", "bin", "sys", "node_modules/.bin"]) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ["scripts", "terraform", "ansible", "bin", "sys", "node_modules/.bin"]) {
+    mkdirSync(join(root, d), { recursive: true });
+  }
   copyFileSync(DEPLOY_SCRIPT, join(root, "scripts", "deploy-aws"));
   copyFileSync(join(ROOT, "scripts", "check-ssh-key.ts"), join(root, "scripts", "check-ssh-key.ts"));
   symlinkSync(process.execPath, join(root, "node_modules", ".bin", "bun"));
@@ -944,19 +1004,42 @@ function deployFixture() {
   // The repository's own ignore rules decide what a deploy leaves untracked.
   copyFileSync(join(ROOT, ".gitignore"), join(root, ".gitignore"));
   copyFileSync(join(TF_DIR, ".gitignore"), join(root, "terraform", ".gitignore"));
-  writeFileSync(join(root, ".gitignore"), readFileSync(join(root, ".gitignore"), "utf8") + "bin/\nsys/\nztna-stub\ncalls.log\nprod.tfvars\n");
-  const stubs: Record<string, string> = { terraform: STUB_TERRAFORM, npm: STUB_NPM, ansible: STUB_LOGGER, "ansible-playbook": STUB_LOGGER };
-  for (const [name, body] of Object.entries(stubs)) writeFileSync(join(root, "bin", name), `#!/bin/sh\n${body}`, { mode: 0o755 });
+  writeFileSync(
+    join(root, ".gitignore"),
+    readFileSync(join(root, ".gitignore"), "utf8") + "bin/\nsys/\nztna-stub\ncalls.log\nprod.tfvars\n",
+  );
+  const stubs: Record<string, string> = {
+    terraform: STUB_TERRAFORM,
+    npm: STUB_NPM,
+    ansible: STUB_LOGGER,
+    "ansible-playbook": STUB_LOGGER,
+  };
+  for (const [name, body] of Object.entries(stubs)) {
+    writeFileSync(join(root, "bin", name), `#!/bin/sh\n${body}`, { mode: 0o755 });
+  }
   writeFileSync(join(root, "ztna-stub"), `#!/bin/sh\n${STUB_ZTNA}`, { mode: 0o755 });
   // Only the stubs and the few system tools the script and stubs use are on
   // PATH, so a real terraform or ansible on this machine is never called.
-  for (const tool of ["basename", "dirname", "mktemp", "chmod", "mv", "rm", "cat", "mkdir", "cp", "git", "head", "printf"]) {
+  for (
+    const tool of ["basename", "dirname", "mktemp", "chmod", "mv", "rm", "cat", "mkdir", "cp", "git", "head", "printf"]
+  ) {
     const found = Bun.which(tool);
     if (found) symlinkSync(found, join(root, "sys", tool));
   }
-  const gitEnv = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@example", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@example", HOME: root };
+  const gitEnv = {
+    GIT_AUTHOR_NAME: "t",
+    GIT_AUTHOR_EMAIL: "t@example",
+    GIT_COMMITTER_NAME: "t",
+    GIT_COMMITTER_EMAIL: "t@example",
+    HOME: root,
+  };
   const git = (...args: string[]) => {
-    const r = Bun.spawnSync(["git", ...args], { cwd: root, env: { ...process.env, ...gitEnv }, stdout: "pipe", stderr: "pipe" });
+    const r = Bun.spawnSync(["git", ...args], {
+      cwd: root,
+      env: { ...process.env, ...gitEnv },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     if (r.exitCode !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
   };
   git("init", "-q");
@@ -1037,7 +1120,10 @@ describe("scripts/deploy-aws", () => {
       const calls = fx.calls();
       expect(calls.filter((c) => c.startsWith("npm"))).toEqual([`npm [${fx.root}] run build`]);
       expect(calls.filter((c) => c.startsWith("ztna"))).toEqual([]);
-      expect(fx.run([], { STUB_IPS: "203.0.113.10,203.0.113.11,10.42.1.10,10.42.1.11", ZTNA_SERVER_DNS: "relay.example" }).code).toBe(0);
+      expect(
+        fx.run([], { STUB_IPS: "203.0.113.10,203.0.113.11,10.42.1.10,10.42.1.11", ZTNA_SERVER_DNS: "relay.example" })
+          .code,
+      ).toBe(0);
       expect(fx.calls().filter((c) => c.startsWith("ztna"))).toEqual([
         `ztna [${fx.root}] certs issue --role server --ip 203.0.113.10 --ip 203.0.113.11 --ip 10.42.1.10 --ip 10.42.1.11 --dns relay.example --ca-dir ${fx.root}/ansible/pki --out ${fx.root}/ansible/pki --force`,
       ]);
@@ -1060,7 +1146,9 @@ describe("scripts/deploy-aws", () => {
       const calls = fx.calls();
       expect(calls[0]).toBe(`npm [${fx.root}] run build`);
       // --allow-dirty is the script's, not terraform's.
-      expect(calls.find((c) => c.includes(" apply "))).toEndWith("apply -var=pki_dir=" + `${fx.root}/ansible/pki -auto-approve`);
+      expect(calls.find((c) => c.includes(" apply "))).toEndWith(
+        "apply -var=pki_dir=" + `${fx.root}/ansible/pki -auto-approve`,
+      );
       expect(fx.run([], { ZTNA_ALLOW_DIRTY: "1" }).code).toBe(0);
     } finally {
       fx.cleanup();
@@ -1087,7 +1175,11 @@ describe("scripts/deploy-aws", () => {
     const fx = deployFixture();
     try {
       writeFileSync(join(fx.root, "terraform", "terraform.tfstate"), "{}\n");
-      const env = { ZTNA_TF_STATE_BUCKET: "acme-ztna-state", ZTNA_TF_STATE_REGION: "eu-west-1", ZTNA_TF_LOCK_TABLE: "locks" };
+      const env = {
+        ZTNA_TF_STATE_BUCKET: "acme-ztna-state",
+        ZTNA_TF_STATE_REGION: "eu-west-1",
+        ZTNA_TF_LOCK_TABLE: "locks",
+      };
       expect(fx.run([], env).code).toBe(0);
       const init = fx.calls().find((c) => c.includes(" init "))!;
       expect(init).toEndWith(
@@ -1131,7 +1223,9 @@ describe("scripts/deploy-aws", () => {
       expect(fx.run(["-var-file", "only-in-terraform.tfvars"], { ZTNA_SKIP_PKI: "1" }).code).toBe(0);
       const calls = fx.calls();
       expect(calls.find((c) => c.includes(" console"))).toEndWith("console -var-file only-in-terraform.tfvars");
-      expect(calls.find((c) => c.includes(" apply "))).toEndWith("apply -var=pki_dir=" + `${fx.root}/ansible/pki -var-file only-in-terraform.tfvars`);
+      expect(calls.find((c) => c.includes(" apply "))).toEndWith(
+        "apply -var=pki_dir=" + `${fx.root}/ansible/pki -var-file only-in-terraform.tfvars`,
+      );
       expect(calls.filter((c) => c.startsWith("ztna"))).toEqual([]);
       expect(existsSync(join(fx.root, "ansible", "pki"))).toBe(false);
     } finally {
@@ -1218,7 +1312,16 @@ describe("workflows", () => {
       expect(uses(job)[0]).toStartWith("actions/checkout@");
     }
     const all = jobs.map(runs).join("\n");
-    for (const cmd of ["npm ci", "npm run typecheck", "npm test", "scripts/ansible-test.sh", "scripts/check-observability.sh", "scripts/deno-check.sh"]) {
+    for (
+      const cmd of [
+        "npm ci",
+        "npm run typecheck",
+        "npm test",
+        "scripts/ansible-test.sh",
+        "scripts/check-observability.sh",
+        "scripts/deno-check.sh",
+      ]
+    ) {
       expect(all).toContain(cmd);
     }
     const withNode = jobs.filter((j) => uses(j).some((u) => u.startsWith("actions/setup-node@")));
@@ -1230,7 +1333,14 @@ describe("workflows", () => {
     expect(runs(wf.jobs.observability!)).toMatch(/apt-get install[^\n]*\bprometheus\b/);
     const tf = wf.jobs.terraform!;
     expect(uses(tf).some((u) => u.startsWith("hashicorp/setup-terraform@"))).toBe(true);
-    for (const cmd of ["terraform fmt -check -recursive", "terraform init -backend=false", "terraform validate", "terraform test"]) {
+    for (
+      const cmd of [
+        "terraform fmt -check -recursive",
+        "terraform init -backend=false",
+        "terraform validate",
+        "terraform test",
+      ]
+    ) {
       expect(runs(tf)).toContain(cmd);
     }
   });
@@ -1276,7 +1386,8 @@ describe("workflows", () => {
 
 describe("Containerfile", () => {
   const text = readFileSync(join(ROOT, "Containerfile"), "utf8");
-  const instruction = (name: string) => text.match(new RegExp(`^${name}\\s+(.+)$`, "gm"))?.map((l) => l.replace(/^\w+\s+/, "")) ?? [];
+  const instruction = (name: string) =>
+    text.match(new RegExp(`^${name}\\s+(.+)$`, "gm"))?.map((l) => l.replace(/^\w+\s+/, "")) ?? [];
 
   test("debian:12-slim, the binary, a non-root user, ports, health check, entry point", () => {
     expect(instruction("FROM").at(-1)).toBe("debian:12-slim");
@@ -1287,6 +1398,14 @@ describe("Containerfile", () => {
     expect(text).toMatch(/^HEALTHCHECK .* CMD curl -fsS [^\n]*"\$HEALTHCHECK_URL"/m);
     expect(instruction("ENV")).toContain("HEALTHCHECK_URL=http://127.0.0.1:9090/healthz");
     expect(JSON.parse(instruction("ENTRYPOINT")[0]!)).toEqual(["/usr/local/bin/ztna"]);
-    expect(JSON.parse(instruction("CMD").at(-1)!)).toEqual(["server", "--listen", "0.0.0.0:4433", "--ops", "0.0.0.0:9090", "--state-dir", "/var/lib/ztna"]);
+    expect(JSON.parse(instruction("CMD").at(-1)!)).toEqual([
+      "server",
+      "--listen",
+      "0.0.0.0:4433",
+      "--ops",
+      "0.0.0.0:9090",
+      "--state-dir",
+      "/var/lib/ztna",
+    ]);
   });
 });

@@ -32,7 +32,10 @@ const serverCert = (ca: PemPair) =>
   issueCertificate({ ca, role: "server", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", ...rest], days });
 
 if (rotate) {
-  const ca = { certPem: readFileSync(join(dir, "ca.pem"), "utf8"), keyPem: readFileSync(join(dir, "ca-key.pem"), "utf8") };
+  const ca = {
+    certPem: readFileSync(join(dir, "ca.pem"), "utf8"),
+    keyPem: readFileSync(join(dir, "ca-key.pem"), "utf8"),
+  };
   write(name!, await serverCert(ca));
 } else {
   const ca = await createCa({ commonName: "ztna ansible-test CA", days });

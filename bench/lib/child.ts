@@ -96,7 +96,12 @@ export function spawnBenchChild(name: string, script: string, args: string[]): B
 }
 
 /** Runs a one-shot tool and returns its single report. */
-export async function runOnce(name: string, script: string, args: string[], timeoutMs: number): Promise<Record<string, unknown>> {
+export async function runOnce(
+  name: string,
+  script: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<Record<string, unknown>> {
   const c = spawnBenchChild(name, script, args);
   try {
     return await c.next(timeoutMs);

@@ -74,7 +74,11 @@ function rowList(text: string): RowName[] {
   const out: RowName[] = [];
   for (const name of text.split(",").map((s) => s.trim()).filter(Boolean)) {
     const rows = GROUPS[name] ?? ((ROWS as readonly string[]).includes(name) ? [name as RowName] : null);
-    if (!rows) throw new FlagError(`unknown row "${name}" (rows: ${ROWS.join(", ")}; groups: ${Object.keys(GROUPS).join(", ")})`);
+    if (!rows) {
+      throw new FlagError(
+        `unknown row "${name}" (rows: ${ROWS.join(", ")}; groups: ${Object.keys(GROUPS).join(", ")})`,
+      );
+    }
     out.push(...rows);
   }
   return out;
@@ -112,7 +116,21 @@ export function parseFlags(argv: string[]): BenchConfig {
     if (value === undefined) throw new FlagError(`--${name} needs a value`);
     values.set(name, value);
   }
-  const known = ["only", "skip", "seconds", "count", "sparse", "rates", "neighbour-rate", "connections", "scale", "loss", "abuse", "abuse-watch", "max-udp-payload"];
+  const known = [
+    "only",
+    "skip",
+    "seconds",
+    "count",
+    "sparse",
+    "rates",
+    "neighbour-rate",
+    "connections",
+    "scale",
+    "loss",
+    "abuse",
+    "abuse-watch",
+    "max-udp-payload",
+  ];
   for (const name of values.keys()) if (!known.includes(name)) throw new FlagError(`unknown flag --${name}`);
   if (switches.has("help")) throw new FlagError(USAGE);
 

@@ -18,7 +18,12 @@ test("a line that is not a GET is an error", () => {
 
 test("answers are counted across chunk boundaries, misses included", () => {
   const value = new Uint8Array(128).fill(0x0a); // newlines inside a value are body, not framing
-  const stream = new Uint8Array([...encodeValue(value), ...encodeValue(null), ...encodeValue(new Uint8Array(0)), ...encodeValue(value)]);
+  const stream = new Uint8Array([
+    ...encodeValue(value),
+    ...encodeValue(null),
+    ...encodeValue(new Uint8Array(0)),
+    ...encodeValue(value),
+  ]);
   for (const step of [1, 7, 64, stream.length]) {
     const reader = createResponseReader();
     let n = 0;

@@ -13,7 +13,12 @@ export async function freeTcpPort(host = "127.0.0.1"): Promise<number> {
 }
 
 /** Polls until a TCP connection to host:port succeeds; false at the deadline or once `gaveUp()`. */
-export async function waitForTcp(host: string, port: number, timeoutMs: number, gaveUp = () => false): Promise<boolean> {
+export async function waitForTcp(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  gaveUp = () => false,
+): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline && !gaveUp()) {
     const ok = await new Promise<boolean>((resolve) => {

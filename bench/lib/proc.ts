@@ -11,7 +11,8 @@ export interface MemorySample {
 export function readMemory(pid: number): MemorySample | null {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN) * 1024;
+    const kb = (field: string) =>
+      Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN) * 1024;
     return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
   } catch {
     return null;
@@ -53,10 +54,12 @@ export const MiB = 2 ** 20;
 
 /** Resident set of each pid now, MiB (null where unreadable). */
 export function rssMiB(pids: Record<string, number>): Record<string, number | null> {
-  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => {
-    const m = readMemory(pid);
-    return [name, m ? m.rss / MiB : null];
-  }));
+  return Object.fromEntries(
+    Object.entries(pids).map(([name, pid]) => {
+      const m = readMemory(pid);
+      return [name, m ? m.rss / MiB : null];
+    }),
+  );
 }
 
 /** Polls VmRSS every `intervalMs` and keeps the maximum per pid. */

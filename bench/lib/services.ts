@@ -2,7 +2,7 @@
  * The stand-ins for private services, each its own process: a UDP echo, a UDP
  * sink that counts, a TCP bulk server, a key-value server.
  */
-import { spawnBenchChild, type BenchChild } from "./child.ts";
+import { type BenchChild, spawnBenchChild } from "./child.ts";
 import type { Address } from "./tunnel.ts";
 
 export interface Service {

@@ -45,7 +45,10 @@ function currentUser(): string {
 }
 
 async function keygen(path: string): Promise<void> {
-  const p = Bun.spawn(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ztna-bench", "-f", path], { stdout: "ignore", stderr: "pipe" });
+  const p = Bun.spawn(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ztna-bench", "-f", path], {
+    stdout: "ignore",
+    stderr: "pipe",
+  });
   if ((await p.exited) !== 0) throw new Error(`ssh-keygen failed: ${await new Response(p.stderr).text()}`);
 }
 
@@ -69,10 +72,29 @@ export async function startSshForwards(dir: string, named: Record<string, Addres
 
   const sshdPort = await freeTcpPort();
   const daemon = spawnTracked("sshd", [
-    sshd, "-D", "-e", "-f", "/dev/null", "-p", String(sshdPort), "-h", hostKey,
-    "-o", "ListenAddress=127.0.0.1", "-o", `AuthorizedKeysFile=${authorized}`, "-o", "StrictModes=no",
-    "-o", "PidFile=none", "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no",
-    "-o", "PermitRootLogin=prohibit-password",
+    sshd,
+    "-D",
+    "-e",
+    "-f",
+    "/dev/null",
+    "-p",
+    String(sshdPort),
+    "-h",
+    hostKey,
+    "-o",
+    "ListenAddress=127.0.0.1",
+    "-o",
+    `AuthorizedKeysFile=${authorized}`,
+    "-o",
+    "StrictModes=no",
+    "-o",
+    "PidFile=none",
+    "-o",
+    "PasswordAuthentication=no",
+    "-o",
+    "KbdInteractiveAuthentication=no",
+    "-o",
+    "PermitRootLogin=prohibit-password",
   ]);
   if (!(await waitForTcp("127.0.0.1", sshdPort, 10_000, () => daemon.proc.exitCode !== null))) {
     return { skipped: `sshd did not start: ${daemon.stderr() || `exit ${daemon.proc.exitCode}`}` };
@@ -83,9 +105,24 @@ export async function startSshForwards(dir: string, named: Record<string, Addres
   for (let attempt = 0; attempt < 3; attempt++) {
     const ports = await Promise.all(targets.map(() => freeTcpPort()));
     const client = spawnTracked("ssh -L", [
-      ssh, "-F", "/dev/null", "-N", "-i", clientKey, "-p", String(sshdPort),
-      "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-      "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR",
+      ssh,
+      "-F",
+      "/dev/null",
+      "-N",
+      "-i",
+      clientKey,
+      "-p",
+      String(sshdPort),
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "StrictHostKeyChecking=no",
+      "-o",
+      "UserKnownHostsFile=/dev/null",
+      "-o",
+      "ExitOnForwardFailure=yes",
+      "-o",
+      "LogLevel=ERROR",
       ...targets.flatMap((t, i) => ["-L", `127.0.0.1:${ports[i]}:${t.host}:${t.port}`]),
       `${currentUser()}@127.0.0.1`,
     ]);

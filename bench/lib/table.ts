@@ -29,6 +29,7 @@ export const offered = (r: number) => (r === 0 ? "full speed" : `${rate(r)}/s`);
 export function table(rows: string[][], align: string): string[] {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
   return rows.map((r) =>
-    "  " + r.map((cell, c) => (align[c] === "r" ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join("  ").trimEnd(),
+    "  " +
+    r.map((cell, c) => (align[c] === "r" ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join("  ").trimEnd()
   );
 }

@@ -6,7 +6,14 @@
 import { join } from "node:path";
 import { ensureDevCertificates } from "../../core/certs.ts";
 import { type Address, formatAddress } from "../../core/net/address.ts";
-import { addressOf, portOfUrl, sourceCommand, spawnProgram, type Program, type ProgramName } from "../../scripts/programs.ts";
+import {
+  addressOf,
+  portOfUrl,
+  type Program,
+  type ProgramName,
+  sourceCommand,
+  spawnProgram,
+} from "../../scripts/programs.ts";
 import { guarded, track } from "./processes.ts";
 
 export type { Address } from "../../core/net/address.ts";
@@ -43,11 +50,29 @@ export interface RunningServer {
  * A server with a certificate from a development CA in `stateDir`, given with
  * --cert/--key as a deployment would. `extra` adds flags (e.g. --ca for mTLS).
  */
-export async function startServer(stateDir: string, options: LaunchOptions, extra: string[] = []): Promise<RunningServer> {
+export async function startServer(
+  stateDir: string,
+  options: LaunchOptions,
+  extra: string[] = [],
+): Promise<RunningServer> {
   const dev = await ensureDevCertificates(stateDir);
   const program = launch(
     "server",
-    ["--listen", "127.0.0.1:0", "--ops", "127.0.0.1:0", "--state-dir", stateDir, "--grace", "1s", "--cert", dev.certPath, "--key", dev.keyPath, ...extra],
+    [
+      "--listen",
+      "127.0.0.1:0",
+      "--ops",
+      "127.0.0.1:0",
+      "--state-dir",
+      stateDir,
+      "--grace",
+      "1s",
+      "--cert",
+      dev.certPath,
+      "--key",
+      dev.keyPath,
+      ...extra,
+    ],
     options,
   );
   const address = addressOf(await program.waitForLog("listening", 20_000));
@@ -81,13 +106,31 @@ export interface Tunnel {
   stop(): Promise<Record<string, { exitCode: number; ms: number }>>;
 }
 
-export async function startTunnel(work: string, services: ServiceSpec[], agents: AgentSpec[], options: LaunchOptions): Promise<Tunnel> {
+export async function startTunnel(
+  work: string,
+  services: ServiceSpec[],
+  agents: AgentSpec[],
+  options: LaunchOptions,
+): Promise<Tunnel> {
   const server = await startServer(join(work, "tunnel-state"), options);
   const pids: Record<string, number> = { server: server.program.pid };
   const kinds: Record<string, Kind> = { server: "server" };
   const opsPorts: Record<string, number> = { server: server.opsPort };
   const programs: Record<string, Program> = { server: server.program };
-  const client = ["--server", formatAddress(server.address), "--server-name", "localhost", "--ca", server.caPath, "--state-dir", server.stateDir, "--ops", "127.0.0.1:0", "--grace", "1s"];
+  const client = [
+    "--server",
+    formatAddress(server.address),
+    "--server-name",
+    "localhost",
+    "--ca",
+    server.caPath,
+    "--state-dir",
+    server.stateDir,
+    "--ops",
+    "127.0.0.1:0",
+    "--grace",
+    "1s",
+  ];
 
   const started: Promise<void>[] = [];
   for (const s of services) {

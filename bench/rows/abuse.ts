@@ -5,11 +5,11 @@
  */
 import { join } from "node:path";
 import { spawnBenchChild } from "../lib/child.ts";
-import { readMemory, MiB } from "../lib/proc.ts";
+import { MiB, readMemory } from "../lib/proc.ts";
 import { fmt, mib, rate } from "../lib/table.ts";
 import { formatAddress } from "../../core/net/address.ts";
 import { startServer } from "../lib/tunnel.ts";
-import { round, type Env } from "./env.ts";
+import { type Env, round } from "./env.ts";
 
 /** Issue 8's bound: back within this much of idle. */
 export const ABUSE_MARGIN_MIB = 30;
@@ -33,7 +33,9 @@ export interface AbuseResult {
 
 export async function runAbuse(env: Env): Promise<AbuseResult> {
   const { abuseHandshakes, abuseWatchSeconds } = env.cfg;
-  env.log(`abuse: ${abuseHandshakes} handshakes without a client certificate against an mTLS server, then up to ${abuseWatchSeconds} s of RSS`);
+  env.log(
+    `abuse: ${abuseHandshakes} handshakes without a client certificate against an mTLS server, then up to ${abuseWatchSeconds} s of RSS`,
+  );
   const stateDir = join(env.work, "abuse-state");
   const server = await startServer(stateDir, env.launch, ["--ca", join(stateDir, "ca.pem")]);
   const pid = server.program.pid;
@@ -46,10 +48,21 @@ export async function runAbuse(env: Env): Promise<AbuseResult> {
   let peak = idleRssMiB ?? 0;
   const sampler = setInterval(() => (peak = Math.max(peak, rss() ?? 0)), 100);
 
-  const swarm = spawnBenchChild("quic-swarm-refused", "quic-swarm.ts", ["--target", formatAddress(server.address), "--ca", server.caPath]);
+  const swarm = spawnBenchChild("quic-swarm-refused", "quic-swarm.ts", [
+    "--target",
+    formatAddress(server.address),
+    "--ca",
+    server.caPath,
+  ]);
   await swarm.next(20_000);
   swarm.send(`refuse ${abuseHandshakes}`);
-  const r = (await swarm.next(60_000 + abuseHandshakes * 50)) as { dialled: number; refused: number; registered: number; perSecond: number; reasons: Record<string, number> };
+  const r = (await swarm.next(60_000 + abuseHandshakes * 50)) as {
+    dialled: number;
+    refused: number;
+    registered: number;
+    perSecond: number;
+    reasons: Record<string, number>;
+  };
   await swarm.stop();
 
   const samples: [number, number][] = [];
@@ -86,9 +99,13 @@ export async function runAbuse(env: Env): Promise<AbuseResult> {
 export function renderAbuse(a: AbuseResult): string[] {
   const reasons = Object.entries(a.reasons).map(([k, v]) => `${k}=${fmt(v)}`).join(" ");
   return [
-    `Memory after abuse: ${fmt(a.handshakes)} handshakes without a client certificate against an mTLS server (${rate(a.perSecond)}/s)`,
+    `Memory after abuse: ${fmt(a.handshakes)} handshakes without a client certificate against an mTLS server (${
+      rate(a.perSecond)
+    }/s)`,
     `  refused ${fmt(a.refused)}, registered ${fmt(a.registered)}${reasons ? ` (${reasons})` : ""}`,
     `  server RSS: idle ${mib(a.idleRssMiB)}, peak ${mib(a.peakRssMiB)}, ` +
-      (a.backWithinSeconds !== null ? `back within ${ABUSE_MARGIN_MIB} MiB of idle after ${a.backWithinSeconds} s` : `${mib(a.endRssMiB)} after ${a.watchSeconds} s`),
+    (a.backWithinSeconds !== null
+      ? `back within ${ABUSE_MARGIN_MIB} MiB of idle after ${a.backWithinSeconds} s`
+      : `${mib(a.endRssMiB)} after ${a.watchSeconds} s`),
   ];
 }

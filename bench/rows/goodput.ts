@@ -6,11 +6,11 @@
  */
 import { runOnce } from "../lib/child.ts";
 import { cpuMeter, rssMiB } from "../lib/proc.ts";
-import { delta, hops, scrape, type Hops } from "../lib/scrape.ts";
+import { delta, type Hops, hops, scrape } from "../lib/scrape.ts";
 import type { Sink } from "../lib/services.ts";
 import { fmt, offered, pct, rate, table } from "../lib/table.ts";
 import { udpDrops } from "../lib/udp-drops.ts";
-import { AGENT, need, round, SERVICE, type Address, type Env } from "./env.ts";
+import { type Address, AGENT, type Env, need, round, SERVICE } from "./env.ts";
 
 export const DATAGRAM = 1200;
 
@@ -53,11 +53,32 @@ export interface Watched {
 
 /** Sends `count`-rate traffic for `seconds` from its own process; returns what the kernel took. */
 export async function blast(name: string, target: Address, targetRate: number, seconds: number) {
-  const args = ["--mode", "blast", "--target", `${target.host}:${target.port}`, "--size", String(DATAGRAM), "--seconds", String(seconds), "--rate", String(targetRate)];
-  return (await runOnce(name, "udp-load.ts", args, seconds * 1000 + 15_000)) as { sent: number; refused: number; seconds: number };
+  const args = [
+    "--mode",
+    "blast",
+    "--target",
+    `${target.host}:${target.port}`,
+    "--size",
+    String(DATAGRAM),
+    "--seconds",
+    String(seconds),
+    "--rate",
+    String(targetRate),
+  ];
+  return (await runOnce(name, "udp-load.ts", args, seconds * 1000 + 15_000)) as {
+    sent: number;
+    refused: number;
+    seconds: number;
+  };
 }
 
-export async function goodputRun(sink: Sink, target: Address, targetRate: number, seconds: number, watched?: Watched): Promise<GoodputRun> {
+export async function goodputRun(
+  sink: Sink,
+  target: Address,
+  targetRate: number,
+  seconds: number,
+  watched?: Watched,
+): Promise<GoodputRun> {
   sink.reset();
   const before = watched ? await Promise.all(watched.opsPorts.map((p) => scrape(p))) : [];
   const dropPids: Record<string, number> = { ...watched?.pids, sink: sink.pid };
@@ -80,11 +101,13 @@ export async function goodputRun(sink: Sink, target: Address, targetRate: number
     seconds: round(sent.seconds, 3),
     late: delivered - atStop.datagrams,
     drainMs: Math.round(drained.waitedMs),
-    kernelDrops: Object.fromEntries(Object.entries(dropPids).map(([n, pid]) => {
-      const d1 = udpDrops(pid);
-      const d0 = drops0[n];
-      return [n, d1 === null || d0 == null ? null : d1 - d0];
-    })),
+    kernelDrops: Object.fromEntries(
+      Object.entries(dropPids).map(([n, pid]) => {
+        const d1 = udpDrops(pid);
+        const d0 = drops0[n];
+        return [n, d1 === null || d0 == null ? null : d1 - d0];
+      }),
+    ),
   };
   if (watched) {
     const after = await Promise.all(watched.opsPorts.map((p) => scrape(p)));
@@ -127,13 +150,27 @@ export async function runGoodput(env: Env): Promise<GoodputResult> {
 
 export function renderGoodput(g: GoodputResult): string[] {
   const out = [`One-way UDP goodput, ${g.datagram} B datagrams, ${g.seconds} s per run`];
-  const rows = [["offered", "path", "sent/s", "delivered/s", "Mbit/s", "loss", "CPU µs/datagram srv/conn/agent", "CPU % srv/conn/agent"]];
+  const rows = [[
+    "offered",
+    "path",
+    "sent/s",
+    "delivered/s",
+    "Mbit/s",
+    "loss",
+    "CPU µs/datagram srv/conn/agent",
+    "CPU % srv/conn/agent",
+  ]];
   for (const r of g.rows) {
     const line = (path: string, x: GoodputRun) => {
       const us = x.cpuUsPerDatagram;
       const c = x.cpuPercent;
       rows.push([
-        path === "direct" ? offered(r.targetRate) : "", path, rate(x.offeredPerSecond), rate(x.deliveredPerSecond), fmt(x.mbitPerSecond), pct(x.lossPercent, 2),
+        path === "direct" ? offered(r.targetRate) : "",
+        path,
+        rate(x.offeredPerSecond),
+        rate(x.deliveredPerSecond),
+        fmt(x.mbitPerSecond),
+        pct(x.lossPercent, 2),
         us ? `${fmt(us.server, 1)} / ${fmt(us.connector, 1)} / ${fmt(us.agent, 1)}` : "",
         c ? `${fmt(c.server)} / ${fmt(c.connector)} / ${fmt(c.agent)}` : "",
       ]);
@@ -143,15 +180,34 @@ export function renderGoodput(g: GoodputResult): string[] {
   }
   out.push(...table(rows, "llrrrrrr"));
   out.push("  Where tunnel datagrams went (program metrics; kernel = receive-buffer drops, /proc/net/udp)");
-  const hopRows = [["offered", "sent", "agent->server", "relayed", "conn->sink", "sink got", "late", "kernel agent/srv/conn/sink", "metric drops"]];
+  const hopRows = [[
+    "offered",
+    "sent",
+    "agent->server",
+    "relayed",
+    "conn->sink",
+    "sink got",
+    "late",
+    "kernel agent/srv/conn/sink",
+    "metric drops",
+  ]];
   for (const r of g.rows) {
     const t = r.tunnel;
     const h = t.hops;
     const k = t.kernelDrops;
-    const drops = Object.entries(h?.drops ?? {}).map(([n, v]) => `${n.replace(/^ztna_|_total/g, "")}=${fmt(v)}`).join(" ");
+    const drops = Object.entries(h?.drops ?? {}).map(([n, v]) => `${n.replace(/^ztna_|_total/g, "")}=${fmt(v)}`).join(
+      " ",
+    );
     hopRows.push([
-      offered(r.targetRate), fmt(t.offered), fmt(h?.agentToServer), fmt(h?.relayed), fmt(h?.connectorToService), fmt(t.delivered), fmt(t.late),
-      `${fmt(k.agent)}/${fmt(k.server)}/${fmt(k.connector)}/${fmt(k.sink)}`, drops || "-",
+      offered(r.targetRate),
+      fmt(t.offered),
+      fmt(h?.agentToServer),
+      fmt(h?.relayed),
+      fmt(h?.connectorToService),
+      fmt(t.delivered),
+      fmt(t.late),
+      `${fmt(k.agent)}/${fmt(k.server)}/${fmt(k.connector)}/${fmt(k.sink)}`,
+      drops || "-",
     ]);
   }
   out.push(...table(hopRows, "lrrrrrrrl"));

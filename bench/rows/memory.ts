@@ -3,7 +3,7 @@
  * while the rows ran (sampled, and the kernel's high-water mark), and at the
  * end.
  */
-import { readMemory, MiB, startRssSampler } from "../lib/proc.ts";
+import { MiB, readMemory, startRssSampler } from "../lib/proc.ts";
 import { mib, table } from "../lib/table.ts";
 import type { Kind, Tunnel } from "../lib/tunnel.ts";
 import { round } from "./env.ts";

@@ -5,9 +5,9 @@
 import { join } from "node:path";
 import { ensureDevCertificates } from "../../core/certs.ts";
 import { runOnce, spawnBenchChild } from "../lib/child.ts";
-import { readMemory, MiB } from "../lib/proc.ts";
+import { MiB, readMemory } from "../lib/proc.ts";
 import { mbit, mib, us } from "../lib/table.ts";
-import { round, type Env } from "./env.ts";
+import { type Env, round } from "./env.ts";
 import type { Rtt } from "./rtt.ts";
 
 export interface NaiveResult {
@@ -21,12 +21,29 @@ const BYTES = 16 << 20;
 export async function runNaive(env: Env): Promise<NaiveResult> {
   env.log("naive: @matrixai/quic streams");
   const certs = await ensureDevCertificates(join(env.work, "naive"));
-  const server = spawnBenchChild("naive-server", "naive-quic.ts", ["--mode", "server", "--cert", certs.certPath, "--key", certs.keyPath]);
+  const server = spawnBenchChild("naive-server", "naive-quic.ts", [
+    "--mode",
+    "server",
+    "--cert",
+    certs.certPath,
+    "--key",
+    certs.keyPath,
+  ]);
   const { port } = (await server.next(15_000)) as { port: number };
   const budgetMs = 20_000;
   const result = (await runOnce("naive-client", "naive-quic.ts", [
-    "--mode", "client", "--target", `127.0.0.1:${port}`, "--count", String(env.cfg.rttCount), "--warmup", String(env.cfg.warmup),
-    "--bytes", String(BYTES), "--budget-ms", String(budgetMs),
+    "--mode",
+    "client",
+    "--target",
+    `127.0.0.1:${port}`,
+    "--count",
+    String(env.cfg.rttCount),
+    "--warmup",
+    String(env.cfg.warmup),
+    "--bytes",
+    String(BYTES),
+    "--budget-ms",
+    String(budgetMs),
   ], 2 * budgetMs + 20_000)) as Omit<NaiveResult, "serverPeakRssMiB">;
   const m = readMemory(server.pid);
   await server.stop();
@@ -36,6 +53,8 @@ export async function runNaive(env: Env): Promise<NaiveResult> {
 export function renderNaive(n: NaiveResult): string[] {
   return [
     "Naive @matrixai/quic stream API (baseline)",
-    `  echo p50 ${us(n.rtt?.p50)}, p99 ${us(n.rtt?.p99)}; one way ${mbit(n.goodput?.mbitPerSecond)}; server peak RSS ${mib(n.serverPeakRssMiB)}`,
+    `  echo p50 ${us(n.rtt?.p50)}, p99 ${us(n.rtt?.p99)}; one way ${mbit(n.goodput?.mbitPerSecond)}; server peak RSS ${
+      mib(n.serverPeakRssMiB)
+    }`,
   ];
 }

@@ -6,7 +6,7 @@
  */
 import { fmt, offered, pct, rate, table, us } from "../lib/table.ts";
 import { blast } from "./goodput.ts";
-import { AGENT, need, round, SERVICE, type Env } from "./env.ts";
+import { AGENT, type Env, need, round, SERVICE } from "./env.ts";
 import { probeRtt, type Rtt } from "./rtt.ts";
 
 export interface NeighbourPhase {
@@ -30,10 +30,16 @@ export async function runNeighbour(env: Env): Promise<NeighbourResult> {
   const aTarget = tunnel.listener(AGENT.a, SERVICE.echo);
   const bTarget = tunnel.listener(AGENT.b, SERVICE.sink);
   const count = Math.max(20, Math.round((seconds * 1000) / sparseIntervalMs));
-  env.log(`neighbour: A pings every ${sparseIntervalMs} ms for ${seconds} s: alone, B at full speed, B at ${rate(neighbourRate)}/s`);
+  env.log(
+    `neighbour: A pings every ${sparseIntervalMs} ms for ${seconds} s: alone, B at full speed, B at ${
+      rate(neighbourRate)
+    }/s`,
+  );
 
   const phase = async (name: NeighbourPhase["name"], bRate: number | null): Promise<NeighbourPhase> => {
-    if (bRate === null) return { name, bRate, a: await probeRtt(`neighbour-${name}-a`, aTarget, count, 10, sparseIntervalMs) };
+    if (bRate === null) {
+      return { name, bRate, a: await probeRtt(`neighbour-${name}-a`, aTarget, count, 10, sparseIntervalMs) };
+    }
     sink.reset();
     // B starts first and outlasts A, so every one of A's pings meets the load.
     const bSeconds = seconds + 1;
@@ -62,12 +68,30 @@ export async function runNeighbour(env: Env): Promise<NeighbourResult> {
 }
 
 export function renderNeighbour(n: NeighbourResult): string[] {
-  const rows = [["B (other agent, own service)", "A p50", "A p99", "A max", "A lost", "B sent/s", "B delivered/s", "B loss"]];
+  const rows = [[
+    "B (other agent, own service)",
+    "A p50",
+    "A p99",
+    "A max",
+    "A lost",
+    "B sent/s",
+    "B delivered/s",
+    "B loss",
+  ]];
   for (const p of n.phases) {
     rows.push([
-      p.bRate === null ? "quiet" : offered(p.bRate), us(p.a.p50), us(p.a.p99), us(p.a.max), fmt(p.a.lost),
-      rate(p.b?.offeredPerSecond), rate(p.b?.deliveredPerSecond), p.b ? pct(p.b.lossPercent, 2) : "-",
+      p.bRate === null ? "quiet" : offered(p.bRate),
+      us(p.a.p50),
+      us(p.a.p99),
+      us(p.a.max),
+      fmt(p.a.lost),
+      rate(p.b?.offeredPerSecond),
+      rate(p.b?.deliveredPerSecond),
+      p.b ? pct(p.b.lossPercent, 2) : "-",
     ]);
   }
-  return [`Noisy neighbour: agent A's sparse echo (one every ${n.intervalMs} ms, ${n.seconds} s) while agent B sends`, ...table(rows, "lrrrrrrr")];
+  return [
+    `Noisy neighbour: agent A's sparse echo (one every ${n.intervalMs} ms, ${n.seconds} s) while agent B sends`,
+    ...table(rows, "lrrrrrrr"),
+  ];
 }

@@ -6,7 +6,7 @@
 import { runOnce } from "../lib/child.ts";
 import type { LatencySummary } from "../lib/stats.ts";
 import { fmt, table, us } from "../lib/table.ts";
-import { AGENT, need, SERVICE, type Address, type Env } from "./env.ts";
+import { type Address, AGENT, type Env, need, SERVICE } from "./env.ts";
 
 export type Rtt = LatencySummary & { lost: number };
 
@@ -20,11 +20,32 @@ export interface RttResult {
  * Round trips to the echo at `target`; sparse when `intervalMs` > 0. A probe
  * unanswered after `timeoutMs` counts as lost.
  */
-export async function probeRtt(name: string, target: Address, count: number, warmup: number, intervalMs = 0, timeoutMs = 1_000): Promise<Rtt> {
+export async function probeRtt(
+  name: string,
+  target: Address,
+  count: number,
+  warmup: number,
+  intervalMs = 0,
+  timeoutMs = 1_000,
+): Promise<Rtt> {
   const budgetMs = Math.max(30_000, (count + warmup) * (intervalMs + 2) * 2);
   const args = [
-    "--mode", "rtt", "--target", `${target.host}:${target.port}`, "--count", String(count), "--warmup", String(warmup), "--size", "64",
-    "--interval-ms", String(intervalMs), "--budget-ms", String(budgetMs), "--timeout-ms", String(timeoutMs),
+    "--mode",
+    "rtt",
+    "--target",
+    `${target.host}:${target.port}`,
+    "--count",
+    String(count),
+    "--warmup",
+    String(warmup),
+    "--size",
+    "64",
+    "--interval-ms",
+    String(intervalMs),
+    "--budget-ms",
+    String(budgetMs),
+    "--timeout-ms",
+    String(timeoutMs),
   ];
   return (await runOnce(name, "udp-load.ts", args, budgetMs + 15_000)) as unknown as Rtt;
 }
@@ -60,6 +81,8 @@ export function renderRtt(r: RttResult): string[] {
       row("direct", `one every ${r.sparseIntervalMs} ms`, r.direct.sparse),
       row("tunnel", `one every ${r.sparseIntervalMs} ms`, r.tunnel.sparse),
     ], "llrrrr"),
-    `  tunnel / direct p50: ${ratio(r.tunnel.backToBack.p50, r.direct.backToBack.p50)} back to back, ${ratio(r.tunnel.sparse.p50, r.direct.sparse.p50)} sparse`,
+    `  tunnel / direct p50: ${ratio(r.tunnel.backToBack.p50, r.direct.backToBack.p50)} back to back, ${
+      ratio(r.tunnel.sparse.p50, r.direct.sparse.p50)
+    } sparse`,
   ];
 }

@@ -8,12 +8,12 @@
  */
 import { join } from "node:path";
 import { spawnBenchChild } from "../lib/child.ts";
-import { cpuMeter, readMemory, MiB } from "../lib/proc.ts";
+import { cpuMeter, MiB, readMemory } from "../lib/proc.ts";
 import type { LatencySummary } from "../lib/stats.ts";
 import { fmt, mib, pct, rate, table, us } from "../lib/table.ts";
 import { formatAddress } from "../../core/net/address.ts";
 import { startServer } from "../lib/tunnel.ts";
-import { round, type Env } from "./env.ts";
+import { type Env, round } from "./env.ts";
 
 export interface ScaleStep {
   /** Agents asked for; `agents` is how many were up when the step ended (short of it when out of time). */
@@ -40,7 +40,14 @@ export interface ScaleResult {
   probeLowLoad: LatencySummary;
   probeAtTop: LatencySummary | null;
   steps: ScaleStep[];
-  idle: { agents: number; lost: number; seconds: number; serverCpuPercent: number | null; swarmCpuPercent: number | null; serverRssMiB: number | null } | null;
+  idle: {
+    agents: number;
+    lost: number;
+    seconds: number;
+    serverCpuPercent: number | null;
+    swarmCpuPercent: number | null;
+    serverRssMiB: number | null;
+  } | null;
 }
 
 const PROBES = 100;
@@ -50,7 +57,10 @@ const PROBES = 100;
  */
 const RAMP_BUDGET_MS = 120_000;
 
-const percentOf = (cpuSeconds: number | null | undefined, seconds: number) => (cpuSeconds == null ? null : Math.round((cpuSeconds / seconds) * 100));
+const percentOf = (
+  cpuSeconds: number | null | undefined,
+  seconds: number,
+) => (cpuSeconds == null ? null : Math.round((cpuSeconds / seconds) * 100));
 
 export async function runScale(env: Env): Promise<ScaleResult> {
   const { scaleSteps, seconds } = env.cfg;
@@ -62,7 +72,12 @@ export async function runScale(env: Env): Promise<ScaleResult> {
     return m ? round(m.rss / MiB) : null;
   };
   const serverIdleRssMiB = rss(server.program.pid);
-  const swarm = spawnBenchChild("quic-swarm", "quic-swarm.ts", ["--target", formatAddress(server.address), "--ca", server.caPath]);
+  const swarm = spawnBenchChild("quic-swarm", "quic-swarm.ts", [
+    "--target",
+    formatAddress(server.address),
+    "--ca",
+    server.caPath,
+  ]);
   const ready = (await swarm.next(20_000)) as { keepaliveMs: number };
   const ask = async (command: string, timeoutMs: number) => {
     swarm.send(command);
@@ -79,7 +94,14 @@ export async function runScale(env: Env): Promise<ScaleResult> {
     if (budget <= 0) break;
     const cpu = cpuMeter({ server: server.program.pid, swarm: swarm.pid });
     const r = (await ask(`ramp ${n} ${budget}`, budget + 30_000)) as {
-      agents: number; outOfTime: boolean; added: number; failed: number; reasons: Record<string, number>; seconds: number; perSecond: number; latency: LatencySummary;
+      agents: number;
+      outOfTime: boolean;
+      added: number;
+      failed: number;
+      reasons: Record<string, number>;
+      seconds: number;
+      perSecond: number;
+      latency: LatencySummary;
     };
     const used = cpu.read();
     steps.push({
@@ -125,20 +147,50 @@ export async function runScale(env: Env): Promise<ScaleResult> {
 }
 
 export function renderScale(s: ScaleResult): string[] {
-  const rows = [["agents", "handshakes/s", "p50 / p99 during ramp", "failed", "server RSS", "CPU in ramp: server / load", "load process RSS"]];
+  const rows = [[
+    "agents",
+    "handshakes/s",
+    "p50 / p99 during ramp",
+    "failed",
+    "server RSS",
+    "CPU in ramp: server / load",
+    "load process RSS",
+  ]];
   for (const x of s.steps) {
     rows.push([
-      fmt(x.agents), rate(x.handshakesPerSecond), `${us(x.latency.p50)} / ${us(x.latency.p99)}`, fmt(x.failed), mib(x.serverRssMiB),
-      `${pct(x.serverCpuPercent, 0)} / ${pct(x.swarmCpuPercent, 0)}`, mib(x.swarmRssMiB),
+      fmt(x.agents),
+      rate(x.handshakesPerSecond),
+      `${us(x.latency.p50)} / ${us(x.latency.p99)}`,
+      fmt(x.failed),
+      mib(x.serverRssMiB),
+      `${pct(x.serverCpuPercent, 0)} / ${pct(x.swarmCpuPercent, 0)}`,
+      mib(x.swarmRssMiB),
     ]);
   }
-  const out = [`Scale: agent connections to one server (handshake + HELLO/WELCOME), keepalive ${s.keepaliveMs} ms, server idle ${mib(s.serverIdleRssMiB)}`, ...table(rows, "rrrrrrr")];
+  const out = [
+    `Scale: agent connections to one server (handshake + HELLO/WELCOME), keepalive ${s.keepaliveMs} ms, server idle ${
+      mib(s.serverIdleRssMiB)
+    }`,
+    ...table(rows, "rrrrrrr"),
+  ];
   const short = s.steps.find((x) => x.agents < x.target);
-  if (short) out.push(`  ramp ran out of its ${RAMP_BUDGET_MS / 1000} s budget at ${fmt(short.agents)} of ${fmt(short.target)} agents`);
-  out.push(`  one dial at a time: p50 ${us(s.probeLowLoad.p50)} (p99 ${us(s.probeLowLoad.p99)}) on an empty server` +
-    (s.probeAtTop ? `, p50 ${us(s.probeAtTop.p50)} (p99 ${us(s.probeAtTop.p99)}) at the top` : ""));
+  if (short) {
+    out.push(
+      `  ramp ran out of its ${RAMP_BUDGET_MS / 1000} s budget at ${fmt(short.agents)} of ${fmt(short.target)} agents`,
+    );
+  }
+  out.push(
+    `  one dial at a time: p50 ${us(s.probeLowLoad.p50)} (p99 ${us(s.probeLowLoad.p99)}) on an empty server` +
+      (s.probeAtTop ? `, p50 ${us(s.probeAtTop.p50)} (p99 ${us(s.probeAtTop.p99)}) at the top` : ""),
+  );
   if (s.idle) {
-    out.push(`  idle at ${fmt(s.idle.agents)} agents for ${s.idle.seconds} s: server CPU ${pct(s.idle.serverCpuPercent, 0)}, load process CPU ${pct(s.idle.swarmCpuPercent, 0)}, server RSS ${mib(s.idle.serverRssMiB)}, ${fmt(s.idle.lost)} agents lost`);
+    out.push(
+      `  idle at ${fmt(s.idle.agents)} agents for ${s.idle.seconds} s: server CPU ${
+        pct(s.idle.serverCpuPercent, 0)
+      }, load process CPU ${pct(s.idle.swarmCpuPercent, 0)}, server RSS ${mib(s.idle.serverRssMiB)}, ${
+        fmt(s.idle.lost)
+      } agents lost`,
+    );
   }
   const failed: Record<string, number> = {};
   for (const x of s.steps) for (const [k, v] of Object.entries(x.reasons)) failed[k] = (failed[k] ?? 0) + v;

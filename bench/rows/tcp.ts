@@ -8,7 +8,7 @@ import { runOnce } from "../lib/child.ts";
 import { cpuMeter } from "../lib/proc.ts";
 import type { LatencySummary } from "../lib/stats.ts";
 import { fmt, mbit, rate, table, us } from "../lib/table.ts";
-import { AGENT, need, round, SERVICE, type Address, type Env } from "./env.ts";
+import { type Address, AGENT, type Env, need, round, SERVICE } from "./env.ts";
 
 export type TcpPath = "direct" | "ssh" | "tunnel";
 
@@ -17,7 +17,9 @@ function paths(env: Env, service: "bulk" | "kv"): { path: TcpPath; target: Addre
   const direct = need(env[service], `the ${service} server`).address;
   const out: { path: TcpPath; target: Address }[] = [{ path: "direct", target: direct }];
   const ssh = env.ssh;
-  if (ssh && "forwards" in ssh) out.push({ path: "ssh", target: need(ssh.forwards[service], `an ssh -L forward to ${service}`) });
+  if (ssh && "forwards" in ssh) {
+    out.push({ path: "ssh", target: need(ssh.forwards[service], `an ssh -L forward to ${service}`) });
+  }
   out.push({ path: "tunnel", target: need(env.tunnel, "the tunnel").listener(AGENT.a, SERVICE[service]) });
   return out;
 }
@@ -25,7 +27,11 @@ function paths(env: Env, service: "bulk" | "kv"): { path: TcpPath; target: Addre
 /** CPU of the three programs carrying a tunnel run (server, the service's connector, agent A). */
 function tunnelCpu(env: Env, service: "bulk" | "kv") {
   const t = need(env.tunnel, "the tunnel");
-  return cpuMeter({ server: t.pids.server!, connector: t.pids[`connector:${SERVICE[service]}`]!, agent: t.pids[`agent:${AGENT.a}`]! });
+  return cpuMeter({
+    server: t.pids.server!,
+    connector: t.pids[`connector:${SERVICE[service]}`]!,
+    agent: t.pids[`agent:${AGENT.a}`]!,
+  });
 }
 
 const sumCpu = (cpu: Record<string, number | null>) => Object.values(cpu).reduce<number>((a, b) => a + (b ?? 0), 0);
@@ -49,7 +55,12 @@ export interface BulkResult {
 /** One bulk transfer from its own process; the clock runs until the last byte is in. */
 export async function bulkTransfer(name: string, target: Address, direction: "upload" | "download", seconds: number) {
   return (await runOnce(name, "tcp-bulk.ts", [
-    "--target", `${target.host}:${target.port}`, "--direction", direction === "upload" ? "up" : "down", "--seconds", String(seconds),
+    "--target",
+    `${target.host}:${target.port}`,
+    "--direction",
+    direction === "upload" ? "up" : "down",
+    "--seconds",
+    String(seconds),
   ], seconds * 1000 + 60_000)) as { bytes: number; seconds: number; mbitPerSecond: number };
 }
 
@@ -61,10 +72,18 @@ export async function runTcpBulk(env: Env): Promise<BulkResult> {
     for (const direction of ["upload", "download"] as const) {
       const cpu = path === "tunnel" ? tunnelCpu(env, "bulk") : null;
       const r = await bulkTransfer(`bulk-${path}-${direction}`, target, direction, seconds);
-      const run: BulkRun = { path, direction, bytes: r.bytes, seconds: round(r.seconds, 3), mbitPerSecond: Math.round(r.mbitPerSecond) };
+      const run: BulkRun = {
+        path,
+        direction,
+        bytes: r.bytes,
+        seconds: round(r.seconds, 3),
+        mbitPerSecond: Math.round(r.mbitPerSecond),
+      };
       if (cpu) {
         const used = cpu.read();
-        run.cpuPercent = Object.fromEntries(Object.entries(used.cpu).map(([k, s]) => [k, s === null ? null : Math.round((s / used.seconds) * 100)]));
+        run.cpuPercent = Object.fromEntries(
+          Object.entries(used.cpu).map(([k, s]) => [k, s === null ? null : Math.round((s / used.seconds) * 100)]),
+        );
       }
       runs.push(run);
     }
@@ -92,18 +111,41 @@ export interface RrResult {
 
 export async function runTcpRr(env: Env): Promise<RrResult> {
   const { seconds, rrConnections } = env.cfg;
-  env.log(`tcp-rr: GETs over ${rrConnections.join(" and ")} connections, ${seconds} s each, ${paths(env, "kv").map((p) => p.path).join(" / ")}`);
+  env.log(
+    `tcp-rr: GETs over ${rrConnections.join(" and ")} connections, ${seconds} s each, ${
+      paths(env, "kv").map((p) => p.path).join(" / ")
+    }`,
+  );
   const runs: RrRun[] = [];
   for (const connections of rrConnections) {
     for (const { path, target } of paths(env, "kv")) {
       const cpu = path === "tunnel" ? tunnelCpu(env, "kv") : null;
       const r = (await runOnce(`rr-${path}-${connections}`, "kv-load.ts", [
-        "--target", `${target.host}:${target.port}`, "--connections", String(connections), "--seconds", String(seconds),
-      ], seconds * 1000 + 30_000)) as { requests: number; requestsPerSecond: number; latency: LatencySummary; errors: number };
-      const run: RrRun = { path, connections, requests: r.requests, requestsPerSecond: Math.round(r.requestsPerSecond), latency: r.latency, errors: r.errors };
+        "--target",
+        `${target.host}:${target.port}`,
+        "--connections",
+        String(connections),
+        "--seconds",
+        String(seconds),
+      ], seconds * 1000 + 30_000)) as {
+        requests: number;
+        requestsPerSecond: number;
+        latency: LatencySummary;
+        errors: number;
+      };
+      const run: RrRun = {
+        path,
+        connections,
+        requests: r.requests,
+        requestsPerSecond: Math.round(r.requestsPerSecond),
+        latency: r.latency,
+        errors: r.errors,
+      };
       if (cpu) {
         const used = cpu.read();
-        run.cpuPercent = Object.fromEntries(Object.entries(used.cpu).map(([k, s]) => [k, s === null ? null : Math.round((s / used.seconds) * 100)]));
+        run.cpuPercent = Object.fromEntries(
+          Object.entries(used.cpu).map(([k, s]) => [k, s === null ? null : Math.round((s / used.seconds) * 100)]),
+        );
         // The meter also spans the load's warm-up and shutdown: a slight overestimate.
         run.cpuUsPerRequest = r.requests ? Math.round((sumCpu(used.cpu) * 1e6) / r.requests) : undefined;
       }
@@ -113,22 +155,47 @@ export async function runTcpRr(env: Env): Promise<RrResult> {
   return { seconds, runs, ...(env.ssh?.skipped ? { sshSkipped: env.ssh.skipped } : {}) };
 }
 
-const cpuCell = (c?: Record<string, number | null>) => (c ? `${fmt(c.server)} / ${fmt(c.connector)} / ${fmt(c.agent)}` : "");
+const cpuCell = (
+  c?: Record<string, number | null>,
+) => (c ? `${fmt(c.server)} / ${fmt(c.connector)} / ${fmt(c.agent)}` : "");
 
 export function renderTcpBulk(b: BulkResult): string[] {
   const rows = [["path", "direction", "throughput", "CPU % srv/conn/agent"]];
-  for (const r of b.runs) rows.push([r.path === "ssh" ? "ssh -L" : r.path, r.direction, mbit(r.mbitPerSecond), cpuCell(r.cpuPercent)]);
+  for (const r of b.runs) {
+    rows.push([r.path === "ssh" ? "ssh -L" : r.path, r.direction, mbit(r.mbitPerSecond), cpuCell(r.cpuPercent)]);
+  }
   const out = [`TCP bulk, one connection, ${b.seconds} s each way`, ...table(rows, "llrr")];
   if (b.sshSkipped) out.push(`  ssh -L skipped: ${b.sshSkipped}`);
   return out;
 }
 
 export function renderTcpRr(r: RrResult): string[] {
-  const rows = [["connections", "path", "req/s", "p50", "p99", "errors", "CPU µs/req (3 programs)", "CPU % srv/conn/agent"]];
+  const rows = [[
+    "connections",
+    "path",
+    "req/s",
+    "p50",
+    "p99",
+    "errors",
+    "CPU µs/req (3 programs)",
+    "CPU % srv/conn/agent",
+  ]];
   for (const x of r.runs) {
-    rows.push([String(x.connections), x.path === "ssh" ? "ssh -L" : x.path, rate(x.requestsPerSecond), us(x.latency.p50), us(x.latency.p99), fmt(x.errors), fmt(x.cpuUsPerRequest), cpuCell(x.cpuPercent)]);
+    rows.push([
+      String(x.connections),
+      x.path === "ssh" ? "ssh -L" : x.path,
+      rate(x.requestsPerSecond),
+      us(x.latency.p50),
+      us(x.latency.p99),
+      fmt(x.errors),
+      fmt(x.cpuUsPerRequest),
+      cpuCell(x.cpuPercent),
+    ]);
   }
-  const out = [`TCP request/response (GET of a 128 B value, closed loop), ${r.seconds} s each`, ...table(rows, "rlrrrrrr")];
+  const out = [
+    `TCP request/response (GET of a 128 B value, closed loop), ${r.seconds} s each`,
+    ...table(rows, "rlrrrrrr"),
+  ];
   if (r.sshSkipped) out.push(`  ssh -L skipped: ${r.sshSkipped}`);
   return out;
 }

@@ -31,53 +31,55 @@ interface Conn {
 
 const done: Promise<void>[] = [];
 for (let c = 0; c < connections; c++) {
-  done.push(new Promise<void>((resolve, reject) => {
-    const send = (socket: import("bun").Socket<Conn>) => {
-      const conn = socket.data;
-      conn.sentAt = performance.now();
-      const request = requests[conn.next]!;
-      conn.next = (conn.next + connections) % keys;
-      // A GET is ~12 bytes: the kernel always takes it whole on a fresh round trip.
-      if (socket.write(request) !== request.length) {
-        errors++;
-        socket.end();
-      }
-    };
-    void Bun.connect<Conn>({
-      hostname: target.host,
-      port: target.port,
-      socket: {
-        open(socket) {
-          socket.setNoDelay(true);
-          socket.data = { reader: createResponseReader(), sentAt: 0, next: c % keys };
-          send(socket);
-        },
-        data(socket, chunk) {
-          let n: number;
-          try {
-            n = socket.data.reader.push(chunk);
-          } catch {
+  done.push(
+    new Promise<void>((resolve, reject) => {
+      const send = (socket: import("bun").Socket<Conn>) => {
+        const conn = socket.data;
+        conn.sentAt = performance.now();
+        const request = requests[conn.next]!;
+        conn.next = (conn.next + connections) % keys;
+        // A GET is ~12 bytes: the kernel always takes it whole on a fresh round trip.
+        if (socket.write(request) !== request.length) {
+          errors++;
+          socket.end();
+        }
+      };
+      void Bun.connect<Conn>({
+        hostname: target.host,
+        port: target.port,
+        socket: {
+          open(socket) {
+            socket.setNoDelay(true);
+            socket.data = { reader: createResponseReader(), sentAt: 0, next: c % keys };
+            send(socket);
+          },
+          data(socket, chunk) {
+            let n: number;
+            try {
+              n = socket.data.reader.push(chunk);
+            } catch {
+              errors++;
+              socket.end();
+              return;
+            }
+            if (n === 0) return;
+            if (counting) samples.push((performance.now() - socket.data.sentAt) * 1000);
+            if (stopping) socket.end();
+            else send(socket);
+          },
+          close: () => resolve(),
+          error(_socket, error) {
             errors++;
-            socket.end();
-            return;
-          }
-          if (n === 0) return;
-          if (counting) samples.push((performance.now() - socket.data.sentAt) * 1000);
-          if (stopping) socket.end();
-          else send(socket);
+            reject(error);
+          },
+          connectError(_socket, error) {
+            errors++;
+            reject(error);
+          },
         },
-        close: () => resolve(),
-        error(_socket, error) {
-          errors++;
-          reject(error);
-        },
-        connectError(_socket, error) {
-          errors++;
-          reject(error);
-        },
-      },
-    }).catch(reject);
-  }));
+      }).catch(reject);
+    }),
+  );
 }
 
 setTimeout(() => {

@@ -9,7 +9,7 @@
  *       stream, then --bytes one way on a second stream; one JSON line.
  */
 import { readFileSync } from "node:fs";
-import { QUICClient, QUICServer, events, type QUICStream } from "@matrixai/quic";
+import { events, QUICClient, QUICServer, type QUICStream } from "@matrixai/quic";
 import Logger, { LogLevel } from "@matrixai/logger";
 import { flag, numberFlag, onCommands, parseHostPort, report } from "../lib/child-io.ts";
 import { summarize } from "../lib/stats.ts";
@@ -24,7 +24,8 @@ else throw new Error(`unknown --mode ${mode}`);
 async function serve(): Promise<void> {
   // Retry tokens are HMAC-signed with a per-process key.
   const key = crypto.getRandomValues(new Uint8Array(32)).buffer as ArrayBuffer;
-  const hmac = (k: ArrayBuffer) => crypto.subtle.importKey("raw", k, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+  const hmac = (k: ArrayBuffer) =>
+    crypto.subtle.importKey("raw", k, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
   const server = new QUICServer({
     crypto: {
       key,
@@ -150,7 +151,12 @@ async function client(): Promise<void> {
   await conn.destroy({ force: true });
   report({
     rtt: { size, ...summarize(samples), corrupted },
-    goodput: { bytes: sent, received, seconds, mbitPerSecond: received === null ? null : (received * 8) / seconds / 1e6 },
+    goodput: {
+      bytes: sent,
+      received,
+      seconds,
+      mbitPerSecond: received === null ? null : (received * 8) / seconds / 1e6,
+    },
   });
   process.exit(0);
 }

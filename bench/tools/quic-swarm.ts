@@ -67,7 +67,15 @@ const handlers = {
       return;
     }
   },
-  onClosed(c: QuicConnection, info: { peer: { errorCode: number } | null; local: { errorCode: number } | null; timedOut: boolean; reason: string }) {
+  onClosed(
+    c: QuicConnection,
+    info: {
+      peer: { errorCode: number } | null;
+      local: { errorCode: number } | null;
+      timedOut: boolean;
+      reason: string;
+    },
+  ) {
     const dial = c.context as Dial;
     if (dial.registered) {
       if (!dial.closeWhenRegistered) {
@@ -77,7 +85,14 @@ const handlers = {
       return;
     }
     const code = info.peer ?? info.local;
-    dial.settle({ ok: false, reason: info.timedOut ? "timeout" : code ? `${info.peer ? "peer" : "local"}:0x${code.errorCode.toString(16)}` : "closed" });
+    dial.settle({
+      ok: false,
+      reason: info.timedOut
+        ? "timeout"
+        : code
+        ? `${info.peer ? "peer" : "local"}:0x${code.errorCode.toString(16)}`
+        : "closed",
+    });
   },
 };
 
@@ -202,7 +217,14 @@ async function refuse(n: number) {
   const before = agents;
   const r = await dialMany(n, () => false);
   const registered = agents - before;
-  report({ dialled: r.dialled, refused: r.failed, registered, seconds: r.seconds, perSecond: r.dialled / r.seconds, reasons: r.reasons });
+  report({
+    dialled: r.dialled,
+    refused: r.failed,
+    registered,
+    seconds: r.seconds,
+    perSecond: r.dialled / r.seconds,
+    reasons: r.reasons,
+  });
 }
 
 // Commands run one at a time, in order.

@@ -77,7 +77,15 @@ async function rtt(): Promise<void> {
     else samples.push(us);
   }
   socket.close();
-  report({ mode, size, intervalMs, ...summarize(samples), lost, corrupted, seconds: (performance.now() - started) / 1000 });
+  report({
+    mode,
+    size,
+    intervalMs,
+    ...summarize(samples),
+    lost,
+    corrupted,
+    seconds: (performance.now() - started) / 1000,
+  });
 }
 
 async function blast(): Promise<void> {

@@ -26,17 +26,17 @@ import { clientQuicConfig } from "../../core/quic/config.ts";
 import type { Config } from "../../core/quic/native.ts";
 import { explainRefusal, hex } from "../../core/tls-alerts.ts";
 import {
+  type CertSummary,
   DAY_MS,
   describeFinding,
   inspectTlsFiles,
   summarise,
-  validityProblem,
-  type CertSummary,
   type TlsFileSpec,
   type TlsInspection,
+  validityProblem,
 } from "../../core/tls-files.ts";
 import type { DoctorOptions } from "./options.ts";
-import { dial, nackOf, probeReplyOf, type DialFailure, type DoctorSession } from "./session.ts";
+import { dial, type DialFailure, type DoctorSession, nackOf, probeReplyOf } from "./session.ts";
 
 export type Status = "pass" | "warn" | "fail" | "skip";
 export type CheckId = "files" | "dns" | "handshake" | "authorisation" | "service" | "probe" | "path";
@@ -136,25 +136,29 @@ function checkFiles(options: DoctorOptions): FilesResult {
     } else if (options.service && !names(leaf, options.role ?? leaf.role, options.service)) {
       identityProblem = {
         status: "warn",
-        cause: `--cert does not name ztna://${options.role ?? leaf.role}/${options.service} (it names ${identityList(leaf)}): a server with --ca refuses it`,
+        cause: `--cert does not name ztna://${options.role ?? leaf.role}/${options.service} (it names ${
+          identityList(leaf)
+        }): a server with --ca refuses it`,
         fix: `issue a certificate with --role ${options.role ?? leaf.role} --service ${options.service}`,
       };
     }
   }
   if (options.insecure) notes.push("--insecure: the server's certificate is not verified");
 
-  const usable = (spec.ca === undefined || tls.caPem !== undefined) && (spec.cert === undefined || (tls.certPem !== undefined && tls.keyPem !== undefined && !fails.some((f) => f.kind === "key")));
+  const usable = (spec.ca === undefined || tls.caPem !== undefined) &&
+    (spec.cert === undefined ||
+      (tls.certPem !== undefined && tls.keyPem !== undefined && !fails.some((f) => f.kind === "key")));
   const config = usable
     ? clientQuicConfig({
-        alpn: alpnFor(),
-        caPem: tls.caPem ?? null,
-        insecure: options.insecure,
-        certPem: tls.certPem,
-        keyPem: tls.keyPem,
-        // Generous: a check may wait its whole --timeout in silence (keepalives run meanwhile).
-        idleTimeoutMs: 30_000,
-        maxUdpPayload: options.maxUdpPayload,
-      })
+      alpn: alpnFor(),
+      caPem: tls.caPem ?? null,
+      insecure: options.insecure,
+      certPem: tls.certPem,
+      keyPem: tls.keyPem,
+      // Generous: a check may wait its whole --timeout in silence (keepalives run meanwhile).
+      idleTimeoutMs: 30_000,
+      maxUdpPayload: options.maxUdpPayload,
+    })
     : null;
 
   const data = { cert: facts.cert, ca: facts.ca, role: leaf?.role ?? null, services: leaf?.services ?? [] };
@@ -194,16 +198,24 @@ function names(cert: CertSummary, role: string, service: string): boolean {
 }
 
 function identityList(cert: CertSummary): string {
-  return cert.services.length === 0 ? `ztna://${cert.role}` : cert.services.map((s) => `ztna://${cert.role}/${s}`).join(", ");
+  return cert.services.length === 0
+    ? `ztna://${cert.role}`
+    : cert.services.map((s) => `ztna://${cert.role}/${s}`).join(", ");
 }
 
 function describeFiles(tls: TlsInspection, spec: TlsFileSpec) {
   const leaf = tls.chain[0];
   const parts: string[] = [];
-  const cert = leaf ? { subject: leaf.subject, role: leaf.role ?? null, services: leaf.services, notAfter: leaf.notAfter.toISOString() } : null;
+  const cert = leaf
+    ? { subject: leaf.subject, role: leaf.role ?? null, services: leaf.services, notAfter: leaf.notAfter.toISOString() }
+    : null;
   if (leaf) {
-    const who = leaf.role ? `${leaf.role}${leaf.services.length ? `: ${leaf.services.join(", ")}` : ""}` : "no ztna role";
-    parts.push(`cert ${leaf.subject} (${who}) valid until ${day(leaf.notAfter)} (${daysLeft(leaf.notAfter)}), key matches`);
+    const who = leaf.role
+      ? `${leaf.role}${leaf.services.length ? `: ${leaf.services.join(", ")}` : ""}`
+      : "no ztna role";
+    parts.push(
+      `cert ${leaf.subject} (${who}) valid until ${day(leaf.notAfter)} (${daysLeft(leaf.notAfter)}), key matches`,
+    );
   } else if (spec.cert === undefined) {
     parts.push("no client certificate (fine for a server without --ca)");
   }
@@ -267,15 +279,27 @@ async function checkServer(options: DoctorOptions, server: HostPort, role: Role,
     const t4 = performance.now();
     const probe = await session.probe(options.service ?? "", options.timeout);
     const reply = probeReplyOf(probe);
-    const clock = reply && probe.ok ? { server: reply.serverTimeMs, sentAt: probe.sentAt, receivedAt: probe.receivedAt } : null;
-    const auth = authorisationCheck(session, role, options, reply, elapsed(t4), files.leaf, probe.ok ? null : probe.error);
+    const clock = reply && probe.ok
+      ? { server: reply.serverTimeMs, sentAt: probe.sentAt, receivedAt: probe.receivedAt }
+      : null;
+    const auth = authorisationCheck(
+      session,
+      role,
+      options,
+      reply,
+      elapsed(t4),
+      files.leaf,
+      probe.ok ? null : probe.error,
+    );
     add(auth);
 
     // 5. the service
     if (!options.service) add({ id: "service", status: "skip", ms: null, summary: "no --service given" });
-    else if (reply === null) add({ id: "service", status: "skip", ms: null, summary: "the server did not answer PROBE" });
-    else if (reply.allowed === false) add({ id: "service", status: "skip", ms: null, summary: `not authorised for ${options.service}` });
-    else add(serviceCheck(options.service, reply, label));
+    else if (reply === null) {
+      add({ id: "service", status: "skip", ms: null, summary: "the server did not answer PROBE" });
+    } else if (reply.allowed === false) {
+      add({ id: "service", status: "skip", ms: null, summary: `not authorised for ${options.service}` });
+    } else add(serviceCheck(options.service, reply, label));
 
     // 6. a round trip through the service
     add(await probeCheck(session, options, role, reply));
@@ -291,7 +315,15 @@ async function checkServer(options: DoctorOptions, server: HostPort, role: Role,
 async function checkDns(server: HostPort): Promise<{ check: Omit<Check, "server">; address: string | null }> {
   const t0 = performance.now();
   if (isIP(server.host)) {
-    return { address: server.host, check: { id: "dns", status: "pass", ms: elapsed(t0), summary: `${server.host} is an address, nothing to resolve` } };
+    return {
+      address: server.host,
+      check: {
+        id: "dns",
+        status: "pass",
+        ms: elapsed(t0),
+        summary: `${server.host} is an address, nothing to resolve`,
+      },
+    };
   }
   try {
     const all = await lookup(server.host, { all: true });
@@ -303,7 +335,9 @@ async function checkDns(server: HostPort): Promise<{ check: Omit<Check, "server"
         id: "dns",
         status: "pass",
         ms: elapsed(t0),
-        summary: `${server.host} → ${all.map((a) => a.address).join(", ")}${all.length > 1 ? ` (using ${chosen})` : ""}`,
+        summary: `${server.host} → ${all.map((a) => a.address).join(", ")}${
+          all.length > 1 ? ` (using ${chosen})` : ""
+        }`,
         data: { addresses: all.map((a) => a.address), using: chosen },
       },
     };
@@ -342,7 +376,8 @@ function handshakeFailure(f: DialFailure, label: string, port: number, options: 
         ms: f.ms,
         summary: `no answer from ${label} over UDP ${within}`,
         cause: "the server is down, or UDP to it is dropped on the way (firewall, security group, NAT)",
-        fix: `check that the server runs (ztna status on its host), and allow UDP port ${port} inbound to it in every firewall on the way`,
+        fix:
+          `check that the server runs (ztna status on its host), and allow UDP port ${port} inbound to it in every firewall on the way`,
       };
     case "stalled":
       return {
@@ -371,7 +406,9 @@ function handshakeFailure(f: DialFailure, label: string, port: number, options: 
         id: "handshake",
         status: "fail",
         ms: f.ms,
-        summary: f.info.timedOut ? `the handshake timed out` : `the connection was closed during the handshake${f.info.reason ? `: ${f.info.reason}` : ""}`,
+        summary: f.info.timedOut
+          ? `the handshake timed out`
+          : `the connection was closed during the handshake${f.info.reason ? `: ${f.info.reason}` : ""}`,
         cause: closeText(f.info),
         fix: "check the server's log for this client's address",
       };
@@ -403,7 +440,10 @@ function handshakePassed(session: DoctorSession): Omit<Check, "server"> {
   return { id: "handshake", status, ms: session.handshakeMs, summary: parts.join("; "), cause, fix, data };
 }
 
-function helloRefused(info: { reason: string; peer: { isApp: boolean; errorCode: number } | null; timedOut: boolean }, ms: number): Omit<Check, "server"> {
+function helloRefused(
+  info: { reason: string; peer: { isApp: boolean; errorCode: number } | null; timedOut: boolean },
+  ms: number,
+): Omit<Check, "server"> {
   return {
     id: "authorisation",
     status: "fail",
@@ -424,23 +464,45 @@ function authorisationCheck(
   probeError: string | null,
 ): Omit<Check, "server"> {
   const hello = `HELLO accepted as ${role} (seen from ${formatAddress(session.observed)})`;
-  const data: Record<string, unknown> = { role, observed: formatAddress(session.observed), server: reply?.software ?? null };
+  const data: Record<string, unknown> = {
+    role,
+    observed: formatAddress(session.observed),
+    server: reply?.software ?? null,
+  };
   if (reply === null) {
     const closed = session.closed();
     return {
       id: "authorisation",
       status: options.service ? "warn" : "pass",
       ms: session.welcomeMs,
-      summary: options.service ? `${hello}; the server did not answer PROBE, so ${options.service} was not checked` : hello,
-      cause: options.service ? (closed ? `the server closed the connection: ${closeText(closed)}` : probeError ?? undefined) : undefined,
+      summary: options.service
+        ? `${hello}; the server did not answer PROBE, so ${options.service} was not checked`
+        : hello,
+      cause: options.service
+        ? (closed ? `the server closed the connection: ${closeText(closed)}` : probeError ?? undefined)
+        : undefined,
       fix: options.service ? "the server is older than this doctor: upgrade it, or check its log" : undefined,
       data,
     };
   }
-  if (!options.service) return { id: "authorisation", status: "pass", ms: session.welcomeMs, summary: `${hello}; server ${reply.software}`, data };
+  if (!options.service) {
+    return {
+      id: "authorisation",
+      status: "pass",
+      ms: session.welcomeMs,
+      summary: `${hello}; server ${reply.software}`,
+      data,
+    };
+  }
   const verb = role === "agent" ? "open" : "register";
   if (reply.allowed) {
-    return { id: "authorisation", status: "pass", ms: session.welcomeMs + ms, summary: `${hello}; may ${verb} ${options.service}`, data: { ...data, allowed: true } };
+    return {
+      id: "authorisation",
+      status: "pass",
+      ms: session.welcomeMs + ms,
+      summary: `${hello}; may ${verb} ${options.service}`,
+      data: { ...data, allowed: true },
+    };
   }
   const has = leaf ? `the certificate names ${identityList(leaf)}` : "no client certificate was sent";
   return {
@@ -449,7 +511,8 @@ function authorisationCheck(
     ms: session.welcomeMs + ms,
     summary: `${hello}, but it may not ${verb} ${options.service}: not_authorised`,
     cause: `the server authorises from the certificate's ztna:// URIs, and ${has}`,
-    fix: `issue a certificate naming it: ztna certs issue --role ${role} --service ${options.service} --ca-dir CA --out DIR`,
+    fix:
+      `issue a certificate naming it: ztna certs issue --role ${role} --service ${options.service} --ca-dir CA --out DIR`,
     data: { ...data, allowed: false },
   };
 }
@@ -458,25 +521,47 @@ function serviceCheck(service: string, reply: ProbeReply, label: string): Omit<C
   const data = { connectors: reply.connectors, draining: reply.draining };
   if (reply.connectors > 0) {
     const draining = reply.draining > 0 ? ` (${reply.draining} more draining)` : "";
-    return { id: "service", status: "pass", ms: 0, summary: `${reply.connectors} connector${reply.connectors === 1 ? "" : "s"} registered for ${service}${draining}`, data };
+    return {
+      id: "service",
+      status: "pass",
+      ms: 0,
+      summary: `${reply.connectors} connector${reply.connectors === 1 ? "" : "s"} registered for ${service}${draining}`,
+      data,
+    };
   }
   return {
     id: "service",
     status: "fail",
     ms: 0,
-    summary: reply.draining > 0 ? `${service} has only draining connectors on ${label}` : `no connector has registered ${service} on ${label}`,
-    cause: reply.draining > 0 ? "its connectors are shutting down and take no new flows" : "agents can open it, but nothing serves it here",
-    fix: `run a connector for it with this server in its --server (ztna connector --service ${service} --server ${label} ...); if one runs, its log says why (registration_refused, server_lost)`,
+    summary: reply.draining > 0
+      ? `${service} has only draining connectors on ${label}`
+      : `no connector has registered ${service} on ${label}`,
+    cause: reply.draining > 0
+      ? "its connectors are shutting down and take no new flows"
+      : "agents can open it, but nothing serves it here",
+    fix:
+      `run a connector for it with this server in its --server (ztna connector --service ${service} --server ${label} ...); if one runs, its log says why (registration_refused, server_lost)`,
     data,
   };
 }
 
-async function probeCheck(session: DoctorSession, options: DoctorOptions, role: string, reply: ProbeReply | null): Promise<Omit<Check, "server">> {
+async function probeCheck(
+  session: DoctorSession,
+  options: DoctorOptions,
+  role: string,
+  reply: ProbeReply | null,
+): Promise<Omit<Check, "server">> {
   const skip = (summary: string) => ({ id: "probe" as const, status: "skip" as const, ms: null, summary });
-  if (!options.probe) return skip(options.service ? "no --probe (add --probe udp|tcp for a round trip through the service)" : "no --service given");
+  if (!options.probe) {
+    return skip(
+      options.service ? "no --probe (add --probe udp|tcp for a round trip through the service)" : "no --service given",
+    );
+  }
   if (!options.service) return skip("--probe needs --service");
   if (role !== "agent") return skip("a round trip needs an agent identity (this one is a connector)");
-  if (reply && (reply.allowed === false || reply.connectors === 0)) return skip(reply.allowed === false ? "not authorised" : "no connector to reach");
+  if (reply && (reply.allowed === false || reply.connectors === 0)) {
+    return skip(reply.allowed === false ? "not authorised" : "no connector to reach");
+  }
   const t0 = performance.now();
   const opened = await session.open(options.service, options.timeout);
   const nack = nackOf(opened);
@@ -485,7 +570,9 @@ async function probeCheck(session: DoctorSession, options: DoctorOptions, role: 
       id: "probe",
       status: "fail",
       ms: elapsed(t0),
-      summary: nack ? `OPEN ${options.service} refused: ${nack.code} (${nack.reason})` : `OPEN ${options.service} got no answer: ${opened.ok ? "" : opened.error}`,
+      summary: nack
+        ? `OPEN ${options.service} refused: ${nack.code} (${nack.reason})`
+        : `OPEN ${options.service} got no answer: ${opened.ok ? "" : opened.error}`,
       fix: nack?.code === "unknown_service" ? `start a connector for ${options.service}` : "check the server's log",
     };
   }
@@ -493,13 +580,25 @@ async function probeCheck(session: DoctorSession, options: DoctorOptions, role: 
   // The server says at once when the service has no live connector.
   await new Promise((r) => setTimeout(r, 20));
   if (session.serviceStatus.get(options.service) === false) {
-    return { id: "probe", status: "fail", ms: elapsed(t0), summary: `${options.service} is down: no live connector`, fix: "start a connector for it" };
+    return {
+      id: "probe",
+      status: "fail",
+      ms: elapsed(t0),
+      summary: `${options.service} is down: no live connector`,
+      fix: "start a connector for it",
+    };
   }
   if (options.probe === "udp") {
     const payload = new TextEncoder().encode(options.probeData);
     const rt = await session.udpRoundTrip(channel, payload, options.timeout);
     if (rt) {
-      return { id: "probe", status: "pass", ms: elapsed(t0), summary: `UDP reply of ${rt.bytes} bytes from ${options.service} in ${fmtMs(rt.ms)}`, data: { rttMs: rt.ms, bytes: rt.bytes } };
+      return {
+        id: "probe",
+        status: "pass",
+        ms: elapsed(t0),
+        summary: `UDP reply of ${rt.bytes} bytes from ${options.service} in ${fmtMs(rt.ms)}`,
+        data: { rttMs: rt.ms, bytes: rt.bytes },
+      };
     }
     return {
       id: "probe",
@@ -507,13 +606,20 @@ async function probeCheck(session: DoctorSession, options: DoctorOptions, role: 
       ms: elapsed(t0),
       summary: `no UDP reply from ${options.service} within ${seconds(options.timeout)}`,
       cause: "the datagram went through the relay to a connector, but nothing came back from the service",
-      fix: `check that the service runs and answers UDP at the connector's --forward address; a service that ignores unknown requests looks silent too (--probe-data sets what is sent)`,
+      fix:
+        `check that the service runs and answers UDP at the connector's --forward address; a service that ignores unknown requests looks silent too (--probe-data sets what is sent)`,
     };
   }
   const tcp = await session.tcpProbe(channel, options.timeout);
   if (tcp.kind === "answered") {
     const what = tcp.bytes > 0 ? `answered ${tcp.bytes} bytes` : "accepted and closed";
-    return { id: "probe", status: "pass", ms: elapsed(t0), summary: `TCP connect to ${options.service}: the service ${what} in ${fmtMs(tcp.ms)}`, data: { ms: tcp.ms, bytes: tcp.bytes } };
+    return {
+      id: "probe",
+      status: "pass",
+      ms: elapsed(t0),
+      summary: `TCP connect to ${options.service}: the service ${what} in ${fmtMs(tcp.ms)}`,
+      data: { ms: tcp.ms, bytes: tcp.bytes },
+    };
   }
   if (tcp.kind === "reset") {
     const connect = tcp.code === StreamResetCode.CONNECT_FAILED;
@@ -521,9 +627,15 @@ async function probeCheck(session: DoctorSession, options: DoctorOptions, role: 
       id: "probe",
       status: "fail",
       ms: elapsed(t0),
-      summary: connect ? `TCP connect to ${options.service} failed at the connector` : `TCP stream reset: ${streamResetName(tcp.code)}`,
-      cause: connect ? "the connector could not connect to its --forward address (refused or unreachable)" : `the stream was reset with ${streamResetName(tcp.code)}`,
-      fix: connect ? "check that the service listens on TCP at the connector's --forward address" : "check the server's and the connector's logs",
+      summary: connect
+        ? `TCP connect to ${options.service} failed at the connector`
+        : `TCP stream reset: ${streamResetName(tcp.code)}`,
+      cause: connect
+        ? "the connector could not connect to its --forward address (refused or unreachable)"
+        : `the stream was reset with ${streamResetName(tcp.code)}`,
+      fix: connect
+        ? "check that the service listens on TCP at the connector's --forward address"
+        : "check the server's and the connector's logs",
       data: { code: streamResetName(tcp.code) },
     };
   }
@@ -537,10 +649,15 @@ async function probeCheck(session: DoctorSession, options: DoctorOptions, role: 
   };
 }
 
-async function pathCheck(session: DoctorSession, clock: { server: number; sentAt: number; receivedAt: number } | null): Promise<Omit<Check, "server">> {
+async function pathCheck(
+  session: DoctorSession,
+  clock: { server: number; sentAt: number; receivedAt: number } | null,
+): Promise<Omit<Check, "server">> {
   const t0 = performance.now();
   const max = session.maxDatagram();
-  const sizes = [...new Set([1200, 1232, 1252, 1280, MAX_DATAGRAM_LEN, 1350, 1400, 1452, 1472, 1500, 4000, 8000, 9000, max])]
+  const sizes = [
+    ...new Set([1200, 1232, 1252, 1280, MAX_DATAGRAM_LEN, 1350, 1400, 1452, 1472, 1500, 4000, 8000, 9000, max]),
+  ]
     .filter((s) => s >= DATAGRAM_HEADER_LEN && s <= max)
     .sort((a, b) => a - b);
   const waitMs = Math.max(300, 4 * session.rttMs());
@@ -553,19 +670,31 @@ async function pathCheck(session: DoctorSession, clock: { server: number; sentAt
   if (back.size === 0) {
     status = "warn";
     parts.push("no path probe came back");
-    causes.push("the server did not echo channel-0 DATAGRAMs (older than this doctor), or DATAGRAMs are dropped on the way");
+    causes.push(
+      "the server did not echo channel-0 DATAGRAMs (older than this doctor), or DATAGRAMs are dropped on the way",
+    );
     fixes.push("upgrade the server; if it is current, look for loss on the path");
   } else if (largest < Math.min(MAX_DATAGRAM_LEN, max)) {
     status = "warn";
     parts.push(`DATAGRAMs up to ${largest} bytes cross the path (of ${max} tried)`);
-    causes.push(`tunnelled UDP payloads over ${largest - DATAGRAM_HEADER_LEN} bytes will be lost: the path MTU is smaller than the QUIC packets`);
+    causes.push(
+      `tunnelled UDP payloads over ${
+        largest - DATAGRAM_HEADER_LEN
+      } bytes will be lost: the path MTU is smaller than the QUIC packets`,
+    );
     fixes.push("lower --max-udp-payload on every program to what the path carries, or raise the MTU on the way");
   } else {
-    parts.push(`DATAGRAMs up to ${largest} bytes cross the path (every tunnel payload, up to ${MAX_TUNNEL_PAYLOAD} bytes, fits)`);
+    parts.push(
+      `DATAGRAMs up to ${largest} bytes cross the path (every tunnel payload, up to ${MAX_TUNNEL_PAYLOAD} bytes, fits)`,
+    );
   }
   if (max < MAX_DATAGRAM_LEN) {
     status = status === "pass" ? "warn" : status;
-    causes.push(`this connection allows DATAGRAMs of at most ${max} bytes, so payloads over ${max - DATAGRAM_HEADER_LEN} bytes cannot be tunnelled`);
+    causes.push(
+      `this connection allows DATAGRAMs of at most ${max} bytes, so payloads over ${
+        max - DATAGRAM_HEADER_LEN
+      } bytes cannot be tunnelled`,
+    );
     fixes.push("raise --max-udp-payload (here and on the server) to at least 1350");
   }
   let skewMs: number | null = null;
@@ -597,12 +726,16 @@ async function pathCheck(session: DoctorSession, clock: { server: number; sentAt
 
 // ---------------------------------------------------------------------------
 
-function closeText(info: { reason: string; peer: { isApp: boolean; errorCode: number } | null; timedOut: boolean }): string {
+function closeText(
+  info: { reason: string; peer: { isApp: boolean; errorCode: number } | null; timedOut: boolean },
+): string {
   if (info.timedOut) return "idle timeout: the server stopped answering";
   const p = info.peer;
   if (!p) return info.reason || "closed";
   const name = p.isApp ? Object.entries(CloseCode).find(([, v]) => v === p.errorCode)?.[0] : undefined;
-  return `${p.isApp ? "application" : "transport"} error ${hex(p.errorCode)}${name ? ` (${name})` : ""}${info.reason ? `: ${info.reason}` : ""}`;
+  return `${p.isApp ? "application" : "transport"} error ${hex(p.errorCode)}${name ? ` (${name})` : ""}${
+    info.reason ? `: ${info.reason}` : ""
+  }`;
 }
 
 function elapsed(t0: number): number {

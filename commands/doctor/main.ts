@@ -5,7 +5,7 @@
  * (warnings included), 1 when a check failed, 2 for bad usage.
  */
 import { ConfigError, HelpRequested } from "../../core/config.ts";
-import { runDoctor, type Check, type Report } from "./checks.ts";
+import { type Check, type Report, runDoctor } from "./checks.ts";
 import { parseDoctorOptions } from "./options.ts";
 
 export interface DoctorIo {

@@ -23,7 +23,7 @@ import {
 } from "../../core/frame/mod.ts";
 import type { Address } from "../../core/net/address.ts";
 import type { Config } from "../../core/quic/native.ts";
-import { createEndpoint, type CloseInfo, type Endpoint, type QuicConnection } from "../../core/quic/endpoint.ts";
+import { type CloseInfo, createEndpoint, type Endpoint, type QuicConnection } from "../../core/quic/endpoint.ts";
 import { COMMIT, VERSION } from "../../core/version.ts";
 
 export interface DialOptions {
@@ -83,7 +83,9 @@ export interface DoctorSession {
   close(): Promise<void>;
 }
 
-export async function dial(options: DialOptions): Promise<{ ok: true; session: DoctorSession } | { ok: false; failure: DialFailure }> {
+export async function dial(
+  options: DialOptions,
+): Promise<{ ok: true; session: DoctorSession } | { ok: false; failure: DialFailure }> {
   const started = performance.now();
   const ms = () => Math.round((performance.now() - started) * 10) / 10;
   let conn: QuicConnection | null = null;
@@ -99,7 +101,10 @@ export async function dial(options: DialOptions): Promise<{ ok: true; session: D
   const serviceStatus = new Map<string, boolean>();
   let onEchoed: ((size: number) => void) | null = null;
   const channelWaiters = new Map<number, (bytes: number) => void>();
-  const streamWaiters = new Map<number, { onData(chunk: Uint8Array, fin: boolean): void; onReset(code: number): void }>();
+  const streamWaiters = new Map<
+    number,
+    { onData(chunk: Uint8Array, fin: boolean): void; onReset(code: number): void }
+  >();
   let wake: (() => void) | null = null;
   const poke = () => wake?.();
 
@@ -123,7 +128,16 @@ export async function dial(options: DialOptions): Promise<{ ok: true; session: D
         }
         version = agreed;
         reader = createControlReader(undefined, version);
-        c.writeStream(0, encodeControl({ type: "hello", version, role: options.role, name: "ztna-doctor", software: `ztna doctor ${VERSION} (${COMMIT})` }, version));
+        c.writeStream(
+          0,
+          encodeControl({
+            type: "hello",
+            version,
+            role: options.role,
+            name: "ztna-doctor",
+            software: `ztna doctor ${VERSION} (${COMMIT})`,
+          }, version),
+        );
       },
       onStreamData(c, streamId, data, fin) {
         if (streamId !== 0) {
@@ -284,7 +298,9 @@ export async function dial(options: DialOptions): Promise<{ ok: true; session: D
           // The answering direction has no header: segments only. Any payload, or the service's END, is an answer.
           onData(chunk, fin) {
             const result = segments.push(chunk, (payload) => (bytes += payload.length));
-            if (bytes > 0 || result === "end" || fin) finish({ kind: "answered", ms: performance.now() - sent, bytes, fin: result === "end" || fin });
+            if (bytes > 0 || result === "end" || fin) {
+              finish({ kind: "answered", ms: performance.now() - sent, bytes, fin: result === "end" || fin });
+            }
           },
           onReset(code) {
             finish({ kind: "reset", ms: performance.now() - sent, code });

@@ -4,7 +4,17 @@
  * `--watch` to refresh it. `--ops` (or ZTNA_OPS, or `ops` in the program's
  * own --config file) says which program; the default is a local server.
  */
-import { boolean, ConfigError, custom, defineSpec, duration, HelpRequested, load, opt, parseHostPort } from "../../core/config.ts";
+import {
+  boolean,
+  ConfigError,
+  custom,
+  defineSpec,
+  duration,
+  HelpRequested,
+  load,
+  opt,
+  parseHostPort,
+} from "../../core/config.ts";
 import { formatAddress } from "../../core/net/address.ts";
 import { render } from "./render.ts";
 
@@ -18,7 +28,9 @@ export interface StatusIo {
 /** `HOST:PORT` or an http(s) URL, to the `/status` URL. */
 export function statusUrl(raw: string): string {
   const text = raw.trim();
-  if (text.toLowerCase() === "off") throw new Error("this program's ops listener is off (--ops off): it has no /status to read");
+  if (text.toLowerCase() === "off") {
+    throw new Error("this program's ops listener is off (--ops off): it has no /status to read");
+  }
   if (/^https?:\/\//i.test(text)) {
     const url = new URL(text);
     if (url.pathname === "/" || url.pathname === "") url.pathname = "/status";
@@ -38,7 +50,11 @@ export function statusSpec() {
       "agents, flows and rates (server); links, registrations, RTT and rates (connector, agent). --config may name the program's own config file.",
     foreignConfig: true,
     options: {
-      ops: opt(custom("HOST:PORT|URL", statusUrl), { help: "The program's ops listener", default: "127.0.0.1:9090", defaultHelp: "127.0.0.1:9090, a local server" }),
+      ops: opt(custom("HOST:PORT|URL", statusUrl), {
+        help: "The program's ops listener",
+        default: "127.0.0.1:9090",
+        defaultHelp: "127.0.0.1:9090, a local server",
+      }),
       json: opt(boolean(), { help: "Print the /status JSON document as it is" }),
       watch: opt(boolean(), { help: "Refresh until interrupted" }),
       interval: opt(duration({ min: 100, max: 3_600_000 }), { help: "Refresh interval of --watch", default: "2s" }),
@@ -47,18 +63,32 @@ export function statusSpec() {
   });
 }
 
-async function fetchStatus(url: string, timeoutMs: number): Promise<{ ok: true; doc: unknown } | { ok: false; error: string }> {
+async function fetchStatus(
+  url: string,
+  timeoutMs: number,
+): Promise<{ ok: true; doc: unknown } | { ok: false; error: string }> {
   let response: Response;
   try {
     response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
     const e = error as Error & { code?: string; cause?: { code?: string } };
     const code = e.code ?? e.cause?.code ?? e.name;
-    const why = code === "ConnectionRefused" || code === "ECONNREFUSED" ? "connection refused" : code === "TimeoutError" ? `no answer within ${timeoutMs} ms` : e.message;
+    const why = code === "ConnectionRefused" || code === "ECONNREFUSED"
+      ? "connection refused"
+      : code === "TimeoutError"
+      ? `no answer within ${timeoutMs} ms`
+      : e.message;
     return { ok: false, error: `cannot reach ${url}: ${why}; is the program running with this --ops address?` };
   }
-  if (response.status === 404) return { ok: false, error: `${url}: 404, no /status there (not a ztna ops listener, or an older ztna)` };
-  if (!response.ok) return { ok: false, error: `${url}: HTTP ${response.status} ${await response.text().catch(() => "")}`.trim() };
+  if (response.status === 404) {
+    return { ok: false, error: `${url}: 404, no /status there (not a ztna ops listener, or an older ztna)` };
+  }
+  if (!response.ok) {
+    return {
+      ok: false,
+      error: `${url}: HTTP ${response.status} ${await response.text().catch(() => "")}`.trim(),
+    };
+  }
   try {
     return { ok: true, doc: await response.json() };
   } catch {
@@ -67,7 +97,12 @@ async function fetchStatus(url: string, timeoutMs: number): Promise<{ ok: true; 
 }
 
 /** `ztna status` as a function: the exit status (1 when the program cannot be read, 2 for bad usage). */
-export async function run(argv: string[], env: Record<string, string | undefined>, io: StatusIo, stop: AbortSignal = new AbortController().signal): Promise<number> {
+export async function run(
+  argv: string[],
+  env: Record<string, string | undefined>,
+  io: StatusIo,
+  stop: AbortSignal = new AbortController().signal,
+): Promise<number> {
   let options;
   try {
     options = load(statusSpec(), argv, env);
@@ -92,8 +127,11 @@ export async function run(argv: string[], env: Record<string, string | undefined
     if (options.json) io.out(options.watch ? JSON.stringify(got.doc) : JSON.stringify(got.doc, null, 2));
     else {
       const text = render(got.doc).join("\n");
-      if (options.watch && io.tty) io.out(`\u001b[H\u001b[2J${text}\n\n${options.ops} at ${stamp}, every ${options.interval / 1000} s (Ctrl-C to stop)`);
-      else if (options.watch) io.out(`--- ${options.ops} at ${stamp}\n${text}\n`);
+      if (options.watch && io.tty) {
+        io.out(
+          `\u001b[H\u001b[2J${text}\n\n${options.ops} at ${stamp}, every ${options.interval / 1000} s (Ctrl-C to stop)`,
+        );
+      } else if (options.watch) io.out(`--- ${options.ops} at ${stamp}\n${text}\n`);
       else io.out(text);
     }
     return true;
@@ -113,6 +151,10 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   const stop = new AbortController();
   process.once("SIGINT", () => stop.abort());
   process.once("SIGTERM", () => stop.abort());
-  const code = await run(argv, process.env, { out: (t) => console.log(t), err: (t) => console.error(t), tty: Boolean(process.stdout.isTTY) }, stop.signal);
+  const code = await run(argv, process.env, {
+    out: (t) => console.log(t),
+    err: (t) => console.error(t),
+    tty: Boolean(process.stdout.isTTY),
+  }, stop.signal);
   process.exit(code);
 }

@@ -28,15 +28,30 @@ function renderServer(s: ServerStatusWithRates, now: number): string[] {
   const lines = [
     `ztna server ${s.version}   up ${duration(s.uptimeSeconds)}   ${s.draining ? "DRAINING" : "serving"}`,
     `services ${s.services.length} · connectors ${s.connectors} · agents ${s.agents} · flows ${s.flows}` +
-      (r ? ` · ${count(r.datagramsPerSecond.toConnector + r.datagramsPerSecond.toAgent)} dgram/s · ${bytes(r.bytesPerSecond.toConnector + r.bytesPerSecond.toAgent)}/s (${r.windowSeconds} s average)` : ""),
+    (r
+      ? ` · ${count(r.datagramsPerSecond.toConnector + r.datagramsPerSecond.toAgent)} dgram/s · ${
+        bytes(r.bytesPerSecond.toConnector + r.bytesPerSecond.toAgent)
+      }/s (${r.windowSeconds} s average)`
+      : ""),
     "",
   ];
-  if (s.services.length === 0) return [...lines, "no services: no connector has registered and no agent has opened one"];
-  const rows: string[][] = [["SERVICE", "CONNECTORS", "AGENTS", "FLOWS", "DGRAM/S →conn/→agent", "BYTES/S →conn/→agent"]];
+  if (s.services.length === 0) {
+    return [...lines, "no services: no connector has registered and no agent has opened one"];
+  }
+  const rows: string[][] = [[
+    "SERVICE",
+    "CONNECTORS",
+    "AGENTS",
+    "FLOWS",
+    "DGRAM/S →conn/→agent",
+    "BYTES/S →conn/→agent",
+  ]];
   const details: Map<number, string[]> = new Map();
   for (const svc of s.services) {
     const live = svc.connectors.filter((c) => !c.draining).length;
-    const conn = live === 0 ? (svc.connectors.length > 0 ? `0 (${svc.connectors.length} draining)` : "0  NO CONNECTOR") : String(live) + (live < svc.connectors.length ? ` (+${svc.connectors.length - live} draining)` : "");
+    const conn = live === 0
+      ? (svc.connectors.length > 0 ? `0 (${svc.connectors.length} draining)` : "0  NO CONNECTOR")
+      : String(live) + (live < svc.connectors.length ? ` (+${svc.connectors.length - live} draining)` : "");
     const rr = svc.rates;
     rows.push([
       svc.name,
@@ -57,7 +72,7 @@ function renderServer(s: ServerStatusWithRates, now: number): string[] {
           c.draining ? "DRAINING" : "",
         ]
           .filter((x) => x !== "")
-          .join("  "),
+          .join("  ")
       ),
     );
   }
@@ -73,9 +88,13 @@ function renderConnector(c: ConnectorStatusDocument, now: number): string[] {
   const r = c.rates;
   const registered = c.servers.filter((s) => s.registered).length;
   const lines = [
-    `ztna connector ${c.version}   up ${duration(c.uptimeSeconds)}   ${c.draining ? "DRAINING" : registered > 0 ? "serving" : "NOT REGISTERED"}`,
+    `ztna connector ${c.version}   up ${duration(c.uptimeSeconds)}   ${
+      c.draining ? "DRAINING" : registered > 0 ? "serving" : "NOT REGISTERED"
+    }`,
     `service ${c.service} → ${c.forward} · registered with ${registered} of ${c.servers.length} servers · flows ${c.flows} · tcp ${c.tcpConnections}`,
-    `to the service ${count(r.datagramsPerSecond.toService)} dgram/s ${bytes(r.bytesPerSecond.toService)}/s · from it ${count(r.datagramsPerSecond.fromService)} dgram/s ${bytes(r.bytesPerSecond.fromService)}/s (${r.windowSeconds} s average)`,
+    `to the service ${count(r.datagramsPerSecond.toService)} dgram/s ${bytes(r.bytesPerSecond.toService)}/s · from it ${
+      count(r.datagramsPerSecond.fromService)
+    } dgram/s ${bytes(r.bytesPerSecond.fromService)}/s (${r.windowSeconds} s average)`,
     "",
   ];
   const rows = [["SERVER", "LINK", "REGISTERED", "CHANNEL", "RTT", "SINCE", "FLOWS", "SEEN AS"]];
@@ -98,12 +117,32 @@ function renderAgent(a: AgentStatusDocument): string[] {
   const r = a.rates;
   const down = a.services.filter((s) => !s.up).length;
   const lines = [
-    `ztna agent ${a.version}   up ${duration(a.uptimeSeconds)}   ${a.draining ? "DRAINING" : a.activeServer === null ? "NOT CONNECTED" : down > 0 ? `${down} SERVICE${down === 1 ? "" : "S"} DOWN` : "serving"}`,
-    `server ${a.activeServer ?? "none"} · flows ${a.flows} · tcp ${a.tcpConnections} · to the server ${count(r.datagramsPerSecond.toServer)} dgram/s ${bytes(r.bytesPerSecond.toServer)}/s · from it ${count(r.datagramsPerSecond.fromServer)} dgram/s ${bytes(r.bytesPerSecond.fromServer)}/s (${r.windowSeconds} s average)`,
+    `ztna agent ${a.version}   up ${duration(a.uptimeSeconds)}   ${
+      a.draining
+        ? "DRAINING"
+        : a.activeServer === null
+        ? "NOT CONNECTED"
+        : down > 0
+        ? `${down} SERVICE${down === 1 ? "" : "S"} DOWN`
+        : "serving"
+    }`,
+    `server ${a.activeServer ?? "none"} · flows ${a.flows} · tcp ${a.tcpConnections} · to the server ${
+      count(r.datagramsPerSecond.toServer)
+    } dgram/s ${bytes(r.bytesPerSecond.toServer)}/s · from it ${count(r.datagramsPerSecond.fromServer)} dgram/s ${
+      bytes(r.bytesPerSecond.fromServer)
+    }/s (${r.windowSeconds} s average)`,
     "",
   ];
   const servers = [["SERVER", "LINK", "ACTIVE", "RTT", "SEEN AS"]];
-  for (const s of a.servers) servers.push([s.address, s.state, s.active ? "yes" : "", s.rttMs === null ? "-" : `${s.rttMs} ms`, s.observed ?? "-"]);
+  for (const s of a.servers) {
+    servers.push([
+      s.address,
+      s.state,
+      s.active ? "yes" : "",
+      s.rttMs === null ? "-" : `${s.rttMs} ms`,
+      s.observed ?? "-",
+    ]);
+  }
   const services = [["SERVICE", "PROTO", "LISTEN", "UP", "REFUSED"]];
   for (const s of a.services) services.push([s.name, s.protocol, s.listen, s.up ? "up" : "DOWN", s.refused ?? ""]);
   return [...lines, ...align(servers), "", ...align(services)];
@@ -113,7 +152,9 @@ function renderAgent(a: AgentStatusDocument): string[] {
 export function align(rows: string[][]): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ").trimEnd());
+  return rows.map((row) =>
+    row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ").trimEnd()
+  );
 }
 
 export function duration(seconds: number): string {

@@ -20,8 +20,8 @@ import { MAX_AUTO_UDP_PAYLOAD } from "./path-probe.ts";
 import type { Link, LinkEvents, LinkSettings } from "./link-types.ts";
 
 export {
-  LINK_STATE_VALUE,
   type Link,
+  LINK_STATE_VALUE,
   type LinkEvents,
   type LinkSettings,
   type LinkState,
@@ -32,7 +32,10 @@ export {
 
 /** What every client program configures for its links, whichever server they go to. */
 export type ClientLinkSettings =
-  & Pick<LinkSettings, "quicConfig" | "keepaliveMs" | "connectTimeoutMs" | "maxUdpPayload" | "backoff" | "restartRetryMs">
+  & Pick<
+    LinkSettings,
+    "quicConfig" | "keepaliveMs" | "connectTimeoutMs" | "maxUdpPayload" | "backoff" | "restartRetryMs"
+  >
   & { serverName?: string };
 
 /** The settings of a link to `server` from a client program's settings. */

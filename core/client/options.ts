@@ -16,14 +16,14 @@ import {
   requireBothOrNeither,
   requireLess,
   string,
-} from '../config.ts';
-import type { HostPort, Kind, LogFormat, LogLevel } from '../config.ts';
-import { QUIC_UDP_PAYLOAD } from '../quic/config.ts';
-import { MAX_AUTO_UDP_PAYLOAD } from './path-probe.ts';
-import type { Logger } from '../log.ts';
-import type { BackoffSettings } from './backoff.ts';
-import { clientTls, type ClientTls } from './tls.ts';
-import type { Config } from '../quic/native.ts';
+} from "../config.ts";
+import type { HostPort, Kind, LogFormat, LogLevel } from "../config.ts";
+import { QUIC_UDP_PAYLOAD } from "../quic/config.ts";
+import { MAX_AUTO_UDP_PAYLOAD } from "./path-probe.ts";
+import type { Logger } from "../log.ts";
+import type { BackoffSettings } from "./backoff.ts";
+import { type ClientTls, clientTls } from "./tls.ts";
+import type { Config } from "../quic/native.ts";
 
 export interface ClientOptions {
   /** Relay servers, tried in order. */
@@ -47,7 +47,7 @@ export interface ClientOptions {
   /** 0 = retry forever. */
   reconnectMaxAttempts: number;
   /** Bytes, or auto; see `quicPacketOption`. */
-  maxUdpPayload: number | 'auto';
+  maxUdpPayload: number | "auto";
   stateDir: string;
   logFormat: LogFormat;
   logLevel: LogLevel;
@@ -63,33 +63,36 @@ export const DAY = 24 * HOUR;
 /** The server list and trust options, first in every client's help. */
 export function serverOptions() {
   return {
-    server: opt(list(hostPort({ allowPortZero: false })), { help: 'Relay server address(es)', required: true }),
+    server: opt(list(hostPort({ allowPortZero: false })), { help: "Relay server address(es)", required: true }),
   };
 }
 
 export function trustOptions() {
   return {
-    ca: opt(string('FILE'), { help: 'CA PEM for verifying the server (default: <state-dir>/ca.pem if present)' }),
-    insecure: opt(boolean(), { help: 'Do not verify the server certificate (development only)' }),
-    cert: opt(string('FILE'), { help: 'Client certificate PEM for mTLS (with --key)' }),
-    key: opt(string('FILE'), { help: 'Client private key PEM for mTLS (with --cert)' }),
-    serverName: opt(string('NAME'), { help: 'TLS server name to verify (default: the server host)' }),
+    ca: opt(string("FILE"), { help: "CA PEM for verifying the server (default: <state-dir>/ca.pem if present)" }),
+    insecure: opt(boolean(), { help: "Do not verify the server certificate (development only)" }),
+    cert: opt(string("FILE"), { help: "Client certificate PEM for mTLS (with --key)" }),
+    key: opt(string("FILE"), { help: "Client private key PEM for mTLS (with --cert)" }),
+    serverName: opt(string("NAME"), { help: "TLS server name to verify (default: the server host)" }),
   };
 }
 
 export function linkTimingOptions() {
   return {
-    keepalive: opt(duration({ min: 1, max: 10 * MINUTE }), { help: 'Keepalive ping interval', default: '1s' }),
-    idleTimeout: opt(duration({ min: 1, max: HOUR }), { help: 'Declare a silent server dead after this long', default: '5s' }),
-    reconnectBase: opt(duration({ min: 1, max: HOUR }), { help: 'First reconnect backoff delay', default: '100ms' }),
-    reconnectCap: opt(duration({ min: 1, max: DAY }), { help: 'Maximum reconnect backoff delay', default: '30s' }),
+    keepalive: opt(duration({ min: 1, max: 10 * MINUTE }), { help: "Keepalive ping interval", default: "1s" }),
+    idleTimeout: opt(duration({ min: 1, max: HOUR }), {
+      help: "Declare a silent server dead after this long",
+      default: "5s",
+    }),
+    reconnectBase: opt(duration({ min: 1, max: HOUR }), { help: "First reconnect backoff delay", default: "100ms" }),
+    reconnectCap: opt(duration({ min: 1, max: DAY }), { help: "Maximum reconnect backoff delay", default: "30s" }),
     restartRetry: opt(duration({ min: 10, max: 60_000 }), {
-      help: 'Dial interval while a server that announced a restart comes back (instead of the backoff)',
-      default: '250ms',
+      help: "Dial interval while a server that announced a restart comes back (instead of the backoff)",
+      default: "250ms",
     }),
     reconnectMaxAttempts: opt(integer({ min: 0, max: 1_000_000 }), {
-      help: 'Give up after this many failed reconnects (0 = never)',
-      default: '0',
+      help: "Give up after this many failed reconnects (0 = never)",
+      default: "0",
     }),
     ...quicPacketOption(),
   };
@@ -103,45 +106,47 @@ export function linkTimingOptions() {
 export function quicPacketOption() {
   return {
     maxUdpPayload: opt(payloadOrAuto(), {
-      help: `Largest UDP payload of a QUIC packet: auto (${QUIC_UDP_PAYLOAD}, or up to ${MAX_AUTO_UDP_PAYLOAD} where a probe shows the path to the server carries it), or a fixed number of bytes`,
-      default: 'auto',
+      help:
+        `Largest UDP payload of a QUIC packet: auto (${QUIC_UDP_PAYLOAD}, or up to ${MAX_AUTO_UDP_PAYLOAD} where a probe shows the path to the server carries it), or a fixed number of bytes`,
+      default: "auto",
     }),
   };
 }
 
 /** A packet-size cap (the server's: each connection uses what its client found the path to carry). */
 export function serverPacketOption(
-  help = `Largest UDP payload of a QUIC packet the server sends or accepts; each connection uses the size its client probed (${QUIC_UDP_PAYLOAD} on ordinary paths)`,
+  help =
+    `Largest UDP payload of a QUIC packet the server sends or accepts; each connection uses the size its client probed (${QUIC_UDP_PAYLOAD} on ordinary paths)`,
 ) {
   return {
     maxUdpPayload: opt(integer({ min: 1200, max: 65527 }), { help, default: String(MAX_AUTO_UDP_PAYLOAD) }),
   };
 }
 
-function payloadOrAuto(): Kind<number | 'auto'> {
+function payloadOrAuto(): Kind<number | "auto"> {
   const bytes = integer({ min: 1200, max: 65527 });
-  return custom('N|auto', (raw) => (raw.trim() === 'auto' ? 'auto' : bytes.parse(raw)));
+  return custom("N|auto", (raw) => (raw.trim() === "auto" ? "auto" : bytes.parse(raw)));
 }
 
 /** State directory and logging, shared by all three programs. */
 export function commonOptions(stdoutIsTty: boolean) {
   return {
-    stateDir: opt(string('DIR'), { help: 'State directory', default: '.ztna' }),
+    stateDir: opt(string("DIR"), { help: "State directory", default: ".ztna" }),
     logFormat: opt(oneOf(LOG_FORMATS), {
-      help: 'Log output format',
-      default: stdoutIsTty ? 'text' : 'json',
-      defaultHelp: 'text on a terminal, else json',
+      help: "Log output format",
+      default: stdoutIsTty ? "text" : "json",
+      defaultHelp: "text on a terminal, else json",
     }),
-    logLevel: opt(oneOf(LOG_LEVELS), { help: 'Minimum log level', default: 'info' }),
+    logLevel: opt(oneOf(LOG_LEVELS), { help: "Minimum log level", default: "info" }),
   };
 }
 
 /** Cross-field rules of the client options. */
 export function checkClientOptions(v: Record<string, unknown>): void {
-  forbidBoth(v, 'ca', 'insecure');
-  requireBothOrNeither(v, 'cert', 'key');
-  requireLess(v, 'keepalive', 'idleTimeout');
-  requireLess(v, 'reconnectBase', 'reconnectCap', true);
+  forbidBoth(v, "ca", "insecure");
+  requireBothOrNeither(v, "cert", "key");
+  requireLess(v, "keepalive", "idleTimeout");
+  requireLess(v, "reconnectBase", "reconnectCap", true);
 }
 
 export interface LinkBasics {

@@ -6,10 +6,10 @@
 import type { HostPort } from "../config.ts";
 import type { Role } from "../frame/mod.ts";
 import type { Logger } from "../log.ts";
-import { certificatesInUse, publishCertificates, type CertificateLabels } from "../metrics/certificates.ts";
+import { type CertificateLabels, certificatesInUse, publishCertificates } from "../metrics/certificates.ts";
 import type { GaugeFamily } from "../metrics/cells.ts";
 import { resolveFlag } from "../startup.ts";
-import { clientTls, type ClientTls, type ClientTlsChoice } from "./tls.ts";
+import { type ClientTls, clientTls, type ClientTlsChoice } from "./tls.ts";
 
 export async function prepareClient(
   role: Role,
@@ -39,7 +39,11 @@ export function reloadClientTls(
   try {
     const tls = clientTls(options, log);
     publishCertificates(certificateExpiry, certificatesInUse(role, tls.files));
-    log.info("tls_reloaded", { cert: options.cert ?? null, ca: tls.caPath, detail: "used by connections made from now on" });
+    log.info("tls_reloaded", {
+      cert: options.cert ?? null,
+      ca: tls.caPath,
+      detail: "used by connections made from now on",
+    });
     return tls;
   } catch (error) {
     log.error("tls_reload_failed", { error: (error as Error).message, detail: "keeping the previous certificates" });

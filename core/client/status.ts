@@ -90,11 +90,21 @@ export function linkStatus(link: Link): LinkStatus {
 
 /** version, startedAt and uptime, common to both documents. */
 export function processFacts(version: string, startedAt: number, now = Date.now()) {
-  return { version, startedAt: new Date(startedAt).toISOString(), uptimeSeconds: Math.round((now - startedAt) / 100) / 10 };
+  return {
+    version,
+    startedAt: new Date(startedAt).toISOString(),
+    uptimeSeconds: Math.round((now - startedAt) / 100) / 10,
+  };
 }
 
 /** [datagrams out, datagrams in, bytes out, bytes in] per second, and the window. */
 export function fourRates(sampled: SampledRates) {
   const [d0 = 0, d1 = 0, b0 = 0, b1 = 0] = sampled.rates();
-  return { d0: roundRate(d0), d1: roundRate(d1), b0: roundRate(b0), b1: roundRate(b1), windowSeconds: Math.round(sampled.seconds()) };
+  return {
+    d0: roundRate(d0),
+    d1: roundRate(d1),
+    b0: roundRate(b0),
+    b1: roundRate(b1),
+    windowSeconds: Math.round(sampled.seconds()),
+  };
 }

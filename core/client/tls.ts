@@ -28,7 +28,9 @@ export interface ClientTls {
 }
 
 /** Which files a client uses: `--ca`, else `<stateDir>/ca.pem` (the server's dev CA when both run from one directory). */
-export function clientTlsFiles(options: Pick<ClientTlsChoice, 'ca' | 'insecure' | 'cert' | 'key' | 'stateDir'>): TlsFileSpec {
+export function clientTlsFiles(
+  options: Pick<ClientTlsChoice, "ca" | "insecure" | "cert" | "key" | "stateDir">,
+): TlsFileSpec {
   const spec: TlsFileSpec = {};
   if (options.cert && options.key) {
     spec.cert = { path: options.cert, flag: "--cert" };
@@ -40,7 +42,9 @@ export function clientTlsFiles(options: Pick<ClientTlsChoice, 'ca' | 'insecure' 
     } else {
       const path = join(options.stateDir, "ca.pem");
       if (!existsSync(path)) {
-        throw new StartupError(`--ca: no CA file to verify the server (${path}, the default, does not exist); pass --ca FILE, or --insecure for development`);
+        throw new StartupError(
+          `--ca: no CA file to verify the server (${path}, the default, does not exist); pass --ca FILE, or --insecure for development`,
+        );
       }
       spec.ca = { path, flag: "--ca (default <state-dir>/ca.pem)" };
     }
@@ -57,7 +61,9 @@ export function clientTlsFiles(options: Pick<ClientTlsChoice, 'ca' | 'insecure' 
 export function clientTls(options: ClientTlsChoice, log: Logger): ClientTls {
   const spec = clientTlsFiles(options);
   const files = loadTlsFiles(spec);
-  for (const finding of files.findings) log.warn("certificate_warning", { error: describeFinding(finding), hint: finding.fix });
+  for (const finding of files.findings) {
+    log.warn("certificate_warning", { error: describeFinding(finding), hint: finding.fix });
+  }
   const quicConfig = clientQuicConfig({
     // The link offers the versions it speaks (see link.ts); every one by default.
     alpn: alpnFor(),

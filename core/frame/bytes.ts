@@ -4,21 +4,21 @@
 // and check `r.error` once. Writers throw plain Errors, but only for
 // programmer errors (out-of-range numbers, over-long strings, bad hosts).
 
-import type { FrameError, FrameErrorKind } from './errors.ts';
+import type { FrameError, FrameErrorKind } from "./errors.ts";
 
-import type { Address } from '../net/address.ts';
+import type { Address } from "../net/address.ts";
 
-export type { Address } from '../net/address.ts';
+export type { Address } from "../net/address.ts";
 
 export const MAX_STRING_BYTES = 255;
 
 // ignoreBOM keeps a leading U+FEFF in the string; the default would strip it
 // and break the round trip for strings that start with one.
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
 // Returned after a failed read so callers never see undefined.
-const NO_ADDRESS: Address = Object.freeze({ host: '', port: 0 });
+const NO_ADDRESS: Address = Object.freeze({ host: "", port: 0 });
 
 // ---------------------------------------------------------------- reading
 
@@ -49,8 +49,8 @@ function take(r: Reader, n: number, field: string, part?: string): boolean {
   const what = part === undefined ? field : `${field} ${part}`;
   failRead(
     r,
-    'truncated',
-    `${r.context} truncated: need ${n} byte${n === 1 ? '' : 's'} for ${what} at offset ${r.pos}, have ${have}`,
+    "truncated",
+    `${r.context} truncated: need ${n} byte${n === 1 ? "" : "s"} for ${what} at offset ${r.pos}, have ${have}`,
   );
   return false;
 }
@@ -78,37 +78,37 @@ export function readU32(r: Reader, field: string): number {
 
 /** u8 byte length, then that many bytes of UTF-8 (invalid -> bad_utf8). */
 export function readStr(r: Reader, field: string): string {
-  if (!take(r, 1, field, 'length')) return '';
+  if (!take(r, 1, field, "length")) return "";
   const len = r.buf[r.pos++]!;
-  if (!take(r, len, field)) return '';
-  if (len === 0) return '';
+  if (!take(r, len, field)) return "";
+  if (len === 0) return "";
   const start = r.pos;
   r.pos = start + len;
   try {
     return utf8Decoder.decode(r.buf.subarray(start, start + len));
   } catch {
-    failRead(r, 'bad_utf8', `${r.context} ${field} is not valid UTF-8 (${len} bytes at offset ${start})`);
-    return '';
+    failRead(r, "bad_utf8", `${r.context} ${field} is not valid UTF-8 (${len} bytes at offset ${start})`);
+    return "";
   }
 }
 
 /** u8 family (4 or 6), 4 or 16 address bytes, u16 port. */
 export function readAddress(r: Reader, field: string): Address {
-  if (!take(r, 1, field, 'family')) return NO_ADDRESS;
+  if (!take(r, 1, field, "family")) return NO_ADDRESS;
   const familyAt = r.pos;
   const family = r.buf[r.pos++]!;
   let host: string;
   if (family === 4) {
-    if (!take(r, 4, field, 'IPv4 bytes')) return NO_ADDRESS;
+    if (!take(r, 4, field, "IPv4 bytes")) return NO_ADDRESS;
     host = formatIPv4(r.buf, r.pos);
     r.pos += 4;
   } else if (family === 6) {
-    if (!take(r, 16, field, 'IPv6 bytes')) return NO_ADDRESS;
+    if (!take(r, 16, field, "IPv6 bytes")) return NO_ADDRESS;
     if (isIPv4Mapped(r.buf, r.pos)) {
       // One value, one encoding: mapped addresses must travel as family 4.
       failRead(
         r,
-        'bad_value',
+        "bad_value",
         `${r.context} ${field} at offset ${familyAt} is an IPv4-mapped IPv6 address; it must be sent as family 4`,
       );
       return NO_ADDRESS;
@@ -118,12 +118,12 @@ export function readAddress(r: Reader, field: string): Address {
   } else {
     failRead(
       r,
-      'bad_value',
+      "bad_value",
       `${r.context} ${field} has address family ${family} at offset ${familyAt}; expected 4 or 6`,
     );
     return NO_ADDRESS;
   }
-  if (!take(r, 2, field, 'port')) return NO_ADDRESS;
+  if (!take(r, 2, field, "port")) return NO_ADDRESS;
   return { host, port: readU16(r, field) };
 }
 
@@ -134,8 +134,8 @@ export function finishRead(r: Reader): void {
   if (left > 0) {
     failRead(
       r,
-      'trailing_bytes',
-      `${r.context} has ${left} trailing byte${left === 1 ? '' : 's'} after the last field at offset ${r.pos}`,
+      "trailing_bytes",
+      `${r.context} has ${left} trailing byte${left === 1 ? "" : "s"} after the last field at offset ${r.pos}`,
     );
   }
 }
@@ -245,14 +245,14 @@ function formatIPv6(b: Uint8Array, p: number): string {
       runStart = -1;
     }
   }
-  let s = '';
+  let s = "";
   for (let i = 0; i < 8; i++) {
     if (i === bestStart) {
-      s += '::';
+      s += "::";
       i += bestLen - 1;
       continue;
     }
-    if (s.length > 0 && s.charCodeAt(s.length - 1) !== 0x3a /* ':' */) s += ':';
+    if (s.length > 0 && s.charCodeAt(s.length - 1) !== 0x3a /* ':' */) s += ":";
     s += ((b[p + 2 * i]! << 8) | b[p + 2 * i + 1]!).toString(16);
   }
   return s;
@@ -263,14 +263,14 @@ const HEX_GROUP = /^[0-9A-Fa-f]{1,4}$/;
 
 /** 4 bytes for IPv4 (including IPv4-mapped IPv6 text), 16 for IPv6, else undefined. */
 export function parseHost(host: string): Uint8Array | undefined {
-  if (!host.includes(':')) return parseIPv4(host);
+  if (!host.includes(":")) return parseIPv4(host);
   const v6 = parseIPv6(host);
   if (v6 !== undefined && isIPv4Mapped(v6, 0)) return v6.subarray(12);
   return v6;
 }
 
 function parseIPv4(text: string): Uint8Array | undefined {
-  const parts = text.split('.');
+  const parts = text.split(".");
   if (parts.length !== 4) return undefined;
   const out = new Uint8Array(4);
   for (let i = 0; i < 4; i++) {
@@ -287,7 +287,7 @@ function parseIPv4(text: string): Uint8Array | undefined {
 // Accepts any RFC 4291 text form (upper or lower case, "::", dotted IPv4
 // tail). Zone ids ("%eth0") have no wire representation and are rejected.
 function parseIPv6(text: string): Uint8Array | undefined {
-  const halves = text.split('::');
+  const halves = text.split("::");
   if (halves.length > 2) return undefined;
   const head = parseGroups(halves[0]!, halves.length === 1);
   if (head === undefined) return undefined;
@@ -313,12 +313,12 @@ function parseIPv6(text: string): Uint8Array | undefined {
 // Colon-separated hex groups; the last one may be dotted IPv4 when
 // `ipv4TailAllowed` (it is only allowed at the very end of the address).
 function parseGroups(text: string, ipv4TailAllowed: boolean): number[] | undefined {
-  if (text === '') return [];
-  const parts = text.split(':');
+  if (text === "") return [];
+  const parts = text.split(":");
   const groups: number[] = [];
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]!;
-    if (ipv4TailAllowed && i === parts.length - 1 && part.includes('.')) {
+    if (ipv4TailAllowed && i === parts.length - 1 && part.includes(".")) {
       const v4 = parseIPv4(part);
       if (v4 === undefined) return undefined;
       groups.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);

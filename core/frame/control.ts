@@ -1,7 +1,7 @@
 // Control messages carried on QUIC stream 0: u16 BE length, u8 type, body.
 // This file is the only place that knows their byte layout.
 
-import type { Address, Reader } from './bytes.ts';
+import type { Address, Reader } from "./bytes.ts";
 import {
   createReader,
   createWriter,
@@ -17,17 +17,17 @@ import {
   writeU16,
   writeU32,
   writeU8,
-} from './bytes.ts';
-import type { Decoded } from './errors.ts';
+} from "./bytes.ts";
+import type { Decoded } from "./errors.ts";
 
-export type { Address } from './bytes.ts';
+export type { Address } from "./bytes.ts";
 
 /** The newest protocol version this code speaks. */
 export const PROTOCOL_VERSION = 2;
 /** Every version this code speaks, newest first (the order a client offers them in). */
 export const PROTOCOL_VERSIONS: readonly number[] = [2, 1];
 /** The ALPN identifier of PROTOCOL_VERSION; version N is `ztna/N`. */
-export const ALPN = 'ztna/2';
+export const ALPN = "ztna/2";
 
 /** ALPN identifiers for `versions`, in the order given (newest first for an offer). */
 export function alpnFor(versions: readonly number[] = PROTOCOL_VERSIONS): string[] {
@@ -40,7 +40,7 @@ export function alpnFor(versions: readonly number[] = PROTOCOL_VERSIONS): string
  * or undefined when it is not one this code speaks.
  */
 export function versionOfAlpn(alpn: Uint8Array | string): number | undefined {
-  const text = typeof alpn === 'string' ? alpn : new TextDecoder().decode(alpn);
+  const text = typeof alpn === "string" ? alpn : new TextDecoder().decode(alpn);
   const m = /^ztna\/([1-9][0-9]{0,2})$/.exec(text);
   const v = m ? Number(m[1]) : NaN;
   return PROTOCOL_VERSIONS.includes(v) ? v : undefined;
@@ -48,7 +48,7 @@ export function versionOfAlpn(alpn: Uint8Array | string): number | undefined {
 
 function checkVersion(version: number): void {
   if (!PROTOCOL_VERSIONS.includes(version)) {
-    throw new Error(`protocol version ${String(version)} is not one of ${PROTOCOL_VERSIONS.join(', ')}`);
+    throw new Error(`protocol version ${String(version)} is not one of ${PROTOCOL_VERSIONS.join(", ")}`);
   }
 }
 /** Upper bound of the length prefix (type byte + body). */
@@ -57,16 +57,16 @@ export const MAX_CONTROL_MESSAGE = 4096;
 export const CONTROL_LENGTH_PREFIX = 2;
 
 /** Who a client is, said in HELLO: the one role vocabulary of the programs, the relay and the metrics. */
-export const ROLES = ['agent', 'connector'] as const;
+export const ROLES = ["agent", "connector"] as const;
 export type Role = (typeof ROLES)[number];
 
 export type NackCode =
-  | 'invalid_request'
-  | 'not_authorised'
-  | 'unknown_service'
-  | 'limit_exceeded'
-  | 'draining'
-  | 'duplicate';
+  | "invalid_request"
+  | "not_authorised"
+  | "unknown_service"
+  | "limit_exceeded"
+  | "draining"
+  | "duplicate";
 
 /**
  * A planned restart, announced in GOAWAY (version 2): come back after
@@ -80,24 +80,24 @@ export interface RestartHint {
 
 export type ControlMessage =
   /** `software` (version 2 and later): the client's build, e.g. "0.1.0 (4aeb86c)"; '' = not said. */
-  | { type: 'hello'; version: number; role: Role; name: string; software?: string }
-  | { type: 'welcome'; version: number; observed: Address }
-  | { type: 'observed'; observed: Address }
-  | { type: 'register'; req: number; service: string }
-  | { type: 'deregister'; req: number; service: string }
-  | { type: 'open'; req: number; service: string }
-  | { type: 'ack'; req: number; channel: number }
-  | { type: 'nack'; req: number; code: NackCode; reason: string }
-  | { type: 'service_status'; service: string; up: boolean }
+  | { type: "hello"; version: number; role: Role; name: string; software?: string }
+  | { type: "welcome"; version: number; observed: Address }
+  | { type: "observed"; observed: Address }
+  | { type: "register"; req: number; service: string }
+  | { type: "deregister"; req: number; service: string }
+  | { type: "open"; req: number; service: string }
+  | { type: "ack"; req: number; channel: number }
+  | { type: "nack"; req: number; code: NackCode; reason: string }
+  | { type: "service_status"; service: string; up: boolean }
   /** `restart` (version 2 and later): absent = not a planned restart (leaving, or unknown). */
-  | { type: 'goaway'; reason: string; alternate: string; restart?: RestartHint }
+  | { type: "goaway"; reason: string; alternate: string; restart?: RestartHint }
   /** A question without side effects (ztna doctor): may I act for `service` ('' = none asked), and is it served? */
-  | { type: 'probe'; req: number; service: string }
+  | { type: "probe"; req: number; service: string }
   | ProbeReply;
 
 /** The server's answer to PROBE. */
 export interface ProbeReply {
-  type: 'probe_reply';
+  type: "probe_reply";
   req: number;
   /** The server's clock, ms since the epoch (for clock skew). */
   serverTimeMs: number;
@@ -111,7 +111,7 @@ export interface ProbeReply {
   software: string;
 }
 
-export type ControlType = ControlMessage['type'];
+export type ControlType = ControlMessage["type"];
 
 /**
  * Wire type byte of each message, and its fields after the type byte
@@ -191,84 +191,86 @@ export function encodeControl(msg: ControlMessage, version: number = PROTOCOL_VE
   const w = scratch;
   w.pos = CONTROL_LENGTH_PREFIX; // prefix is patched in once the size is known
   switch (msg.type) {
-    case 'hello': {
+    case "hello": {
       const role = ROLE_BYTES[msg.role];
       if (role === undefined) throw new Error(`HELLO role must be 'agent' or 'connector', got ${String(msg.role)}`);
-      writeU8(w, CONTROL_TYPE_BYTES.hello, 'type');
-      writeU8(w, msg.version, 'HELLO version');
-      writeU8(w, role, 'HELLO role');
-      writeStr(w, msg.name, 'HELLO name');
-      if (msg.version >= 2) writeStr(w, msg.software ?? '', 'HELLO software');
+      writeU8(w, CONTROL_TYPE_BYTES.hello, "type");
+      writeU8(w, msg.version, "HELLO version");
+      writeU8(w, role, "HELLO role");
+      writeStr(w, msg.name, "HELLO name");
+      if (msg.version >= 2) writeStr(w, msg.software ?? "", "HELLO software");
       break;
     }
-    case 'welcome':
-      writeU8(w, CONTROL_TYPE_BYTES.welcome, 'type');
-      writeU8(w, msg.version, 'WELCOME version');
-      writeAddress(w, msg.observed, 'WELCOME observed');
+    case "welcome":
+      writeU8(w, CONTROL_TYPE_BYTES.welcome, "type");
+      writeU8(w, msg.version, "WELCOME version");
+      writeAddress(w, msg.observed, "WELCOME observed");
       break;
-    case 'observed':
-      writeU8(w, CONTROL_TYPE_BYTES.observed, 'type');
-      writeAddress(w, msg.observed, 'OBSERVED observed');
+    case "observed":
+      writeU8(w, CONTROL_TYPE_BYTES.observed, "type");
+      writeAddress(w, msg.observed, "OBSERVED observed");
       break;
-    case 'register':
-    case 'deregister':
-    case 'open': {
+    case "register":
+    case "deregister":
+    case "open": {
       const what = msg.type.toUpperCase();
-      writeU8(w, CONTROL_TYPE_BYTES[msg.type], 'type');
+      writeU8(w, CONTROL_TYPE_BYTES[msg.type], "type");
       writeU32(w, msg.req, `${what} req`);
       writeService(w, msg.service, what);
       break;
     }
-    case 'ack':
-      writeU8(w, CONTROL_TYPE_BYTES.ack, 'type');
-      writeU32(w, msg.req, 'ACK req');
-      writeU16(w, msg.channel, 'ACK channel');
+    case "ack":
+      writeU8(w, CONTROL_TYPE_BYTES.ack, "type");
+      writeU32(w, msg.req, "ACK req");
+      writeU16(w, msg.channel, "ACK channel");
       break;
-    case 'nack': {
+    case "nack": {
       const code = NACK_CODE_BYTES[msg.code];
       if (code === undefined) throw new Error(`NACK code ${String(msg.code)} is not a known NackCode`);
-      writeU8(w, CONTROL_TYPE_BYTES.nack, 'type');
-      writeU32(w, msg.req, 'NACK req');
-      writeU8(w, code, 'NACK code');
-      writeStr(w, msg.reason, 'NACK reason');
+      writeU8(w, CONTROL_TYPE_BYTES.nack, "type");
+      writeU32(w, msg.req, "NACK req");
+      writeU8(w, code, "NACK code");
+      writeStr(w, msg.reason, "NACK reason");
       break;
     }
-    case 'service_status':
-      if (typeof msg.up !== 'boolean') throw new Error(`SERVICE_STATUS up must be a boolean, got ${String(msg.up)}`);
-      writeU8(w, CONTROL_TYPE_BYTES.service_status, 'type');
-      writeService(w, msg.service, 'SERVICE_STATUS');
-      writeU8(w, msg.up ? 1 : 0, 'SERVICE_STATUS up');
+    case "service_status":
+      if (typeof msg.up !== "boolean") throw new Error(`SERVICE_STATUS up must be a boolean, got ${String(msg.up)}`);
+      writeU8(w, CONTROL_TYPE_BYTES.service_status, "type");
+      writeService(w, msg.service, "SERVICE_STATUS");
+      writeU8(w, msg.up ? 1 : 0, "SERVICE_STATUS up");
       break;
-    case 'goaway':
-      writeU8(w, CONTROL_TYPE_BYTES.goaway, 'type');
-      writeStr(w, msg.reason, 'GOAWAY reason');
-      writeStr(w, msg.alternate, 'GOAWAY alternate');
+    case "goaway":
+      writeU8(w, CONTROL_TYPE_BYTES.goaway, "type");
+      writeStr(w, msg.reason, "GOAWAY reason");
+      writeStr(w, msg.alternate, "GOAWAY alternate");
       if (version >= 2) {
         const restart = msg.restart;
         if (restart !== undefined && !(Number.isInteger(restart.tryForMs) && restart.tryForMs > 0)) {
           throw new Error(`GOAWAY restart tryForMs must be a whole number > 0, got ${String(restart.tryForMs)}`);
         }
-        writeU32(w, restart?.reconnectInMs ?? 0, 'GOAWAY reconnect_in');
-        writeU32(w, restart?.tryForMs ?? 0, 'GOAWAY try_for');
+        writeU32(w, restart?.reconnectInMs ?? 0, "GOAWAY reconnect_in");
+        writeU32(w, restart?.tryForMs ?? 0, "GOAWAY try_for");
       }
       break;
-    case 'probe':
-      writeU8(w, CONTROL_TYPE_BYTES.probe, 'type');
-      writeU32(w, msg.req, 'PROBE req');
-      if (msg.service === '') writeStr(w, '', 'PROBE service');
-      else writeService(w, msg.service, 'PROBE');
+    case "probe":
+      writeU8(w, CONTROL_TYPE_BYTES.probe, "type");
+      writeU32(w, msg.req, "PROBE req");
+      if (msg.service === "") writeStr(w, "", "PROBE service");
+      else writeService(w, msg.service, "PROBE");
       break;
-    case 'probe_reply': {
+    case "probe_reply": {
       const t = msg.serverTimeMs;
-      if (!Number.isSafeInteger(t) || t < 0) throw new Error(`PROBE_REPLY serverTimeMs must be a whole number >= 0, got ${String(t)}`);
-      writeU8(w, CONTROL_TYPE_BYTES.probe_reply, 'type');
-      writeU32(w, msg.req, 'PROBE_REPLY req');
-      writeU32(w, Math.floor(t / 2 ** 32), 'PROBE_REPLY time_hi');
-      writeU32(w, t % 2 ** 32, 'PROBE_REPLY time_lo');
-      writeU8(w, msg.allowed === null ? 2 : msg.allowed ? 1 : 0, 'PROBE_REPLY allowed');
-      writeU16(w, msg.connectors, 'PROBE_REPLY connectors');
-      writeU16(w, msg.draining, 'PROBE_REPLY draining');
-      writeStr(w, msg.software, 'PROBE_REPLY software');
+      if (!Number.isSafeInteger(t) || t < 0) {
+        throw new Error(`PROBE_REPLY serverTimeMs must be a whole number >= 0, got ${String(t)}`);
+      }
+      writeU8(w, CONTROL_TYPE_BYTES.probe_reply, "type");
+      writeU32(w, msg.req, "PROBE_REPLY req");
+      writeU32(w, Math.floor(t / 2 ** 32), "PROBE_REPLY time_hi");
+      writeU32(w, t % 2 ** 32, "PROBE_REPLY time_lo");
+      writeU8(w, msg.allowed === null ? 2 : msg.allowed ? 1 : 0, "PROBE_REPLY allowed");
+      writeU16(w, msg.connectors, "PROBE_REPLY connectors");
+      writeU16(w, msg.draining, "PROBE_REPLY draining");
+      writeStr(w, msg.software, "PROBE_REPLY software");
       break;
     }
     default:
@@ -283,61 +285,65 @@ export function encodeControl(msg: ControlMessage, version: number = PROTOCOL_VE
 // ---------------------------------------------------------------- decoding
 
 function readService(r: Reader): string {
-  const name = readStr(r, 'service');
-  if (r.error !== undefined) return '';
+  const name = readStr(r, "service");
+  if (r.error !== undefined) return "";
   const reason = validateServiceName(name);
-  if (reason !== undefined) failRead(r, 'bad_value', `${r.context} service ${JSON.stringify(name)} ${reason}`);
+  if (reason !== undefined) failRead(r, "bad_value", `${r.context} service ${JSON.stringify(name)} ${reason}`);
   return name;
 }
 
 function readRole(r: Reader): Role {
   const at = r.pos;
-  const b = readU8(r, 'role');
-  if (b === ROLE_BYTES.agent) return 'agent';
+  const b = readU8(r, "role");
+  if (b === ROLE_BYTES.agent) return "agent";
   if (b !== ROLE_BYTES.connector) {
-    failRead(r, 'bad_value', `${r.context} role ${b} at offset ${at} is not 1 (agent) or 2 (connector)`);
+    failRead(r, "bad_value", `${r.context} role ${b} at offset ${at} is not 1 (agent) or 2 (connector)`);
   }
-  return 'connector';
+  return "connector";
 }
 
 function readNackCode(r: Reader): NackCode {
   const at = r.pos;
-  const b = readU8(r, 'code');
+  const b = readU8(r, "code");
   const code = NACK_BY_BYTE[b];
   if (code !== undefined) return code;
-  failRead(r, 'bad_value', `${r.context} code ${b} at offset ${at} is not a NACK code (1..6)`);
-  return 'invalid_request';
+  failRead(r, "bad_value", `${r.context} code ${b} at offset ${at} is not a NACK code (1..6)`);
+  return "invalid_request";
 }
 
 /** A service name, or '' for "none". */
 function readOptionalService(r: Reader): string {
   const at = r.pos;
-  if (r.buf[at] === 0) return readStr(r, 'service');
+  if (r.buf[at] === 0) return readStr(r, "service");
   return readService(r);
 }
 
 function readAllowed(r: Reader): boolean | null {
   const at = r.pos;
-  const b = readU8(r, 'allowed');
-  if (b > 2) failRead(r, 'bad_value', `${r.context} allowed ${b} at offset ${at} is not 0, 1 or 2`);
+  const b = readU8(r, "allowed");
+  if (b > 2) failRead(r, "bad_value", `${r.context} allowed ${b} at offset ${at} is not 0, 1 or 2`);
   return b === 2 ? null : b === 1;
 }
 
 function readUp(r: Reader): boolean {
   const at = r.pos;
-  const b = readU8(r, 'up');
-  if (b > 1) failRead(r, 'bad_value', `${r.context} up ${b} at offset ${at} is not 0 or 1`);
+  const b = readU8(r, "up");
+  if (b > 1) failRead(r, "bad_value", `${r.context} up ${b} at offset ${at} is not 0 or 1`);
   return b === 1;
 }
 
 function readRestart(r: Reader): RestartHint | undefined {
-  const reconnectInMs = readU32(r, 'reconnect_in');
+  const reconnectInMs = readU32(r, "reconnect_in");
   const at = r.pos;
-  const tryForMs = readU32(r, 'try_for');
+  const tryForMs = readU32(r, "try_for");
   if (r.error !== undefined || tryForMs > 0) return { reconnectInMs, tryForMs };
   // try_for 0 means "no restart"; then reconnect_in must be 0 too (one value, one encoding).
   if (reconnectInMs !== 0) {
-    failRead(r, 'bad_value', `${r.context} reconnect_in ${reconnectInMs} with try_for 0 at offset ${at}: no restart has no reconnect time`);
+    failRead(
+      r,
+      "bad_value",
+      `${r.context} reconnect_in ${reconnectInMs} with try_for 0 at offset ${at}: no restart has no reconnect time`,
+    );
   }
   return undefined;
 }
@@ -348,77 +354,79 @@ function readRestart(r: Reader): RestartHint | undefined {
 function readBody(r: Reader, type: number, version: number): ControlMessage | undefined {
   switch (type) {
     case CONTROL_TYPE_BYTES.hello: {
-      r.context = 'HELLO';
-      const helloVersion = readU8(r, 'version');
+      r.context = "HELLO";
+      const helloVersion = readU8(r, "version");
       const role = readRole(r);
-      const name = readStr(r, 'name');
+      const name = readStr(r, "name");
       // HELLO's layout follows its own version field: it comes before any version is agreed.
-      if (helloVersion < 2) return { type: 'hello', version: helloVersion, role, name };
-      return { type: 'hello', version: helloVersion, role, name, software: readStr(r, 'software') };
+      if (helloVersion < 2) return { type: "hello", version: helloVersion, role, name };
+      return { type: "hello", version: helloVersion, role, name, software: readStr(r, "software") };
     }
     case CONTROL_TYPE_BYTES.welcome: {
-      r.context = 'WELCOME';
-      const version = readU8(r, 'version');
-      return { type: 'welcome', version, observed: readAddress(r, 'observed') };
+      r.context = "WELCOME";
+      const version = readU8(r, "version");
+      return { type: "welcome", version, observed: readAddress(r, "observed") };
     }
     case CONTROL_TYPE_BYTES.observed:
-      r.context = 'OBSERVED';
-      return { type: 'observed', observed: readAddress(r, 'observed') };
+      r.context = "OBSERVED";
+      return { type: "observed", observed: readAddress(r, "observed") };
     case CONTROL_TYPE_BYTES.register: {
-      r.context = 'REGISTER';
-      const req = readU32(r, 'req');
-      return { type: 'register', req, service: readService(r) };
+      r.context = "REGISTER";
+      const req = readU32(r, "req");
+      return { type: "register", req, service: readService(r) };
     }
     case CONTROL_TYPE_BYTES.deregister: {
-      r.context = 'DEREGISTER';
-      const req = readU32(r, 'req');
-      return { type: 'deregister', req, service: readService(r) };
+      r.context = "DEREGISTER";
+      const req = readU32(r, "req");
+      return { type: "deregister", req, service: readService(r) };
     }
     case CONTROL_TYPE_BYTES.open: {
-      r.context = 'OPEN';
-      const req = readU32(r, 'req');
-      return { type: 'open', req, service: readService(r) };
+      r.context = "OPEN";
+      const req = readU32(r, "req");
+      return { type: "open", req, service: readService(r) };
     }
     case CONTROL_TYPE_BYTES.ack: {
-      r.context = 'ACK';
-      const req = readU32(r, 'req');
-      return { type: 'ack', req, channel: readU16(r, 'channel') };
+      r.context = "ACK";
+      const req = readU32(r, "req");
+      return { type: "ack", req, channel: readU16(r, "channel") };
     }
     case CONTROL_TYPE_BYTES.nack: {
-      r.context = 'NACK';
-      const req = readU32(r, 'req');
+      r.context = "NACK";
+      const req = readU32(r, "req");
       const code = readNackCode(r);
-      return { type: 'nack', req, code, reason: readStr(r, 'reason') };
+      return { type: "nack", req, code, reason: readStr(r, "reason") };
     }
     case CONTROL_TYPE_BYTES.service_status: {
-      r.context = 'SERVICE_STATUS';
+      r.context = "SERVICE_STATUS";
       const service = readService(r);
-      return { type: 'service_status', service, up: readUp(r) };
+      return { type: "service_status", service, up: readUp(r) };
     }
     case CONTROL_TYPE_BYTES.goaway: {
-      r.context = 'GOAWAY';
-      const reason = readStr(r, 'reason');
-      const alternate = readStr(r, 'alternate');
-      if (version < 2) return { type: 'goaway', reason, alternate };
+      r.context = "GOAWAY";
+      const reason = readStr(r, "reason");
+      const alternate = readStr(r, "alternate");
+      if (version < 2) return { type: "goaway", reason, alternate };
       const restart = readRestart(r);
-      return restart === undefined ? { type: 'goaway', reason, alternate } : { type: 'goaway', reason, alternate, restart };
+      return restart === undefined
+        ? { type: "goaway", reason, alternate }
+        : { type: "goaway", reason, alternate, restart };
     }
     case CONTROL_TYPE_BYTES.probe: {
-      r.context = 'PROBE';
-      const req = readU32(r, 'req');
-      return { type: 'probe', req, service: readOptionalService(r) };
+      r.context = "PROBE";
+      const req = readU32(r, "req");
+      return { type: "probe", req, service: readOptionalService(r) };
     }
     case CONTROL_TYPE_BYTES.probe_reply: {
-      r.context = 'PROBE_REPLY';
-      const req = readU32(r, 'req');
-      const hi = readU32(r, 'time_hi');
-      const lo = readU32(r, 'time_lo');
-      if (hi >= 2 ** 21) failRead(r, 'bad_value', `PROBE_REPLY time_hi ${hi} is beyond 2^53 ms`);
+      r.context = "PROBE_REPLY";
+      const req = readU32(r, "req");
+      const hi = readU32(r, "time_hi");
+      const lo = readU32(r, "time_lo");
+      if (hi >= 2 ** 21) failRead(r, "bad_value", `PROBE_REPLY time_hi ${hi} is beyond 2^53 ms`);
       const allowed = readAllowed(r);
-      const connectors = readU16(r, 'connectors');
-      const draining = readU16(r, 'draining');
-      const software = readStr(r, 'software');
-      return { type: 'probe_reply', req, serverTimeMs: hi * 2 ** 32 + lo, allowed, connectors, draining, software };
+      const connectors = readU16(r, "connectors");
+      const draining = readU16(r, "draining");
+      const software = readStr(r, "software");
+      return { type: "probe_reply", req, serverTimeMs: hi * 2 ** 32 + lo, allowed, connectors, draining, software };
     }
     default:
       return undefined;
@@ -426,7 +434,7 @@ function readBody(r: Reader, type: number, version: number): ControlMessage | un
 }
 
 function hex2(b: number): string {
-  return `0x${b.toString(16).padStart(2, '0')}`;
+  return `0x${b.toString(16).padStart(2, "0")}`;
 }
 
 /**
@@ -440,17 +448,17 @@ export function decodeControl(body: Uint8Array, version: number = PROTOCOL_VERSI
     return {
       ok: false,
       error: {
-        kind: 'oversized',
+        kind: "oversized",
         message: `control message of ${body.length} bytes exceeds MAX_CONTROL_MESSAGE (${MAX_CONTROL_MESSAGE})`,
       },
     };
   }
-  const r = createReader(body, 'control message');
-  const type = readU8(r, 'type');
+  const r = createReader(body, "control message");
+  const type = readU8(r, "type");
   if (r.error !== undefined) return { ok: false, error: r.error };
   const value = readBody(r, type, version);
   if (value === undefined) {
-    return { ok: false, error: { kind: 'unknown_type', message: `unknown control message type ${hex2(type)}` } };
+    return { ok: false, error: { kind: "unknown_type", message: `unknown control message type ${hex2(type)}` } };
   }
   finishRead(r);
   if (r.error !== undefined) return { ok: false, error: r.error };
@@ -474,7 +482,10 @@ export interface ControlReader {
  * An oversized length prefix poisons the reader: the stream can no longer be
  * framed, so every later push returns that same error.
  */
-export function createControlReader(maxMessage: number = MAX_CONTROL_MESSAGE, version: number = PROTOCOL_VERSION): ControlReader {
+export function createControlReader(
+  maxMessage: number = MAX_CONTROL_MESSAGE,
+  version: number = PROTOCOL_VERSION,
+): ControlReader {
   checkVersion(version);
   const decode = (body: Uint8Array) => decodeControl(body, version);
   // The limit can be lowered per stream but never raised past the protocol's.
@@ -490,15 +501,15 @@ export function createControlReader(maxMessage: number = MAX_CONTROL_MESSAGE, ve
   const oversized = (len: number): Decoded<ControlMessage> => ({
     ok: false,
     error: {
-      kind: 'oversized',
+      kind: "oversized",
       message: `control message length ${len} exceeds the maximum of ${maxMessage} bytes; the stream cannot be framed`,
     },
   });
   const zeroLength = (): Decoded<ControlMessage> => ({
     ok: false,
     error: {
-      kind: 'truncated',
-      message: 'control message truncated: length prefix is 0, but a message needs at least its type byte',
+      kind: "truncated",
+      message: "control message truncated: length prefix is 0, but a message needs at least its type byte",
     },
   });
   function push(chunk: Uint8Array): Decoded<ControlMessage>[] {
@@ -568,4 +579,3 @@ export function createControlReader(maxMessage: number = MAX_CONTROL_MESSAGE, ve
 
   return { push, pending: () => partialLen };
 }
-

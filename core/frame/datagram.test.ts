@@ -1,30 +1,30 @@
-import { describe, expect, test } from 'bun:test';
-import fc from 'fast-check';
-import type { DatagramHeader } from './mod.ts';
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import type { DatagramHeader } from "./mod.ts";
 import {
   DATAGRAM_HEADER_LEN,
+  encodeDatagram,
   FRAME_ERROR_KINDS,
   MAX_DATAGRAM_LEN,
   MAX_TUNNEL_PAYLOAD,
-  encodeDatagram,
   parseDatagram,
   writeDatagramHeader,
-} from './mod.ts';
+} from "./mod.ts";
 
 const FC = { seed: 42, numRuns: 3000 };
 
 const fresh = (): DatagramHeader => ({ channel: -1, flow: -1, payloadLength: -1 });
 
-describe('datagram constants', () => {
-  test('values', () => {
+describe("datagram constants", () => {
+  test("values", () => {
     expect(DATAGRAM_HEADER_LEN).toBe(6);
     expect(MAX_TUNNEL_PAYLOAD).toBe(1300);
     expect(MAX_DATAGRAM_LEN).toBe(1306);
   });
 });
 
-describe('encode and parse', () => {
-  test('exact wire layout', () => {
+describe("encode and parse", () => {
+  test("exact wire layout", () => {
     expect(encodeDatagram(0x0102, 0x03040506, Uint8Array.of(7, 8))).toEqual(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
   });
 
@@ -47,23 +47,23 @@ describe('encode and parse', () => {
     });
   }
 
-  test('parses a prefix of a larger reused receive buffer', () => {
+  test("parses a prefix of a larger reused receive buffer", () => {
     const buf = new Uint8Array(2048).fill(0xaa);
     writeDatagramHeader(buf, 7, 9);
     const h = fresh();
     expect(parseDatagram(buf, 10, h)).toBeNull();
     expect(h).toEqual({ channel: 7, flow: 9, payloadLength: 4 });
     // Larger than a datagram may be, even though the buffer holds it.
-    expect(parseDatagram(buf, MAX_DATAGRAM_LEN + 1, h)?.kind).toBe('oversized');
+    expect(parseDatagram(buf, MAX_DATAGRAM_LEN + 1, h)?.kind).toBe("oversized");
   });
 
-  test('writeDatagramHeader writes bytes 0..5 only', () => {
+  test("writeDatagramHeader writes bytes 0..5 only", () => {
     const out = new Uint8Array(10).fill(0xee);
     writeDatagramHeader(out, 0xabcd, 0x01234567);
     expect(out).toEqual(Uint8Array.of(0xab, 0xcd, 0x01, 0x23, 0x45, 0x67, 0xee, 0xee, 0xee, 0xee));
   });
 
-  test('writeDatagramHeader overwrites an earlier header completely', () => {
+  test("writeDatagramHeader overwrites an earlier header completely", () => {
     const out = new Uint8Array(6);
     writeDatagramHeader(out, 0xffff, 0xffffffff);
     writeDatagramHeader(out, 0, 0);
@@ -71,38 +71,38 @@ describe('encode and parse', () => {
   });
 });
 
-describe('malformed datagrams', () => {
-  test('shorter than the header is truncated', () => {
+describe("malformed datagrams", () => {
+  test("shorter than the header is truncated", () => {
     const buf = new Uint8Array(6);
     for (let len = 0; len < DATAGRAM_HEADER_LEN; len++) {
       const h = fresh();
-      expect(parseDatagram(buf, len, h)?.kind).toBe('truncated');
+      expect(parseDatagram(buf, len, h)?.kind).toBe("truncated");
       expect(h).toEqual(fresh()); // untouched on error
     }
-    expect(parseDatagram(new Uint8Array(0), 0, fresh())?.kind).toBe('truncated');
+    expect(parseDatagram(new Uint8Array(0), 0, fresh())?.kind).toBe("truncated");
   });
 
-  test('payload over MAX_TUNNEL_PAYLOAD is oversized', () => {
+  test("payload over MAX_TUNNEL_PAYLOAD is oversized", () => {
     const wire = new Uint8Array(DATAGRAM_HEADER_LEN + MAX_TUNNEL_PAYLOAD + 1);
     const h = fresh();
     const err = parseDatagram(wire, wire.length, h);
-    expect(err?.kind).toBe('oversized');
+    expect(err?.kind).toBe("oversized");
     expect(err?.message).toContain("1300");
     expect(h).toEqual(fresh());
-    expect(parseDatagram(new Uint8Array(65536), 65536, h)?.kind).toBe('oversized');
+    expect(parseDatagram(new Uint8Array(65536), 65536, h)?.kind).toBe("oversized");
   });
 
-  test('nonsense lengths are errors, not exceptions', () => {
+  test("nonsense lengths are errors, not exceptions", () => {
     const buf = new Uint8Array(8);
     for (const len of [-1, Number.NaN, Number.NEGATIVE_INFINITY]) {
-      expect(parseDatagram(buf, len, fresh())?.kind).toBe('truncated');
+      expect(parseDatagram(buf, len, fresh())?.kind).toBe("truncated");
     }
     // A length beyond the buffer cannot be read: treat it like a short datagram.
-    expect(parseDatagram(buf, 9, fresh())?.kind).toBe('truncated');
-    expect(parseDatagram(buf, Number.POSITIVE_INFINITY, fresh())?.kind).toBe('truncated');
+    expect(parseDatagram(buf, 9, fresh())?.kind).toBe("truncated");
+    expect(parseDatagram(buf, Number.POSITIVE_INFINITY, fresh())?.kind).toBe("truncated");
   });
 
-  test('errors are preallocated, so junk floods allocate nothing', () => {
+  test("errors are preallocated, so junk floods allocate nothing", () => {
     const a = parseDatagram(new Uint8Array(2), 2, fresh());
     const b = parseDatagram(new Uint8Array(3), 3, fresh());
     expect(a).not.toBeNull();
@@ -110,8 +110,8 @@ describe('malformed datagrams', () => {
   });
 });
 
-describe('encode programmer errors', () => {
-  test('out-of-range header values', () => {
+describe("encode programmer errors", () => {
+  test("out-of-range header values", () => {
     const out = new Uint8Array(6);
     for (const channel of [-1, 0x10000, 1.5, Number.NaN]) {
       expect(() => writeDatagramHeader(out, channel, 0)).toThrow(/channel/);
@@ -122,13 +122,13 @@ describe('encode programmer errors', () => {
     expect(() => writeDatagramHeader(new Uint8Array(5), 0, 0)).toThrow(/at least 6/);
   });
 
-  test('payload over MAX_TUNNEL_PAYLOAD', () => {
+  test("payload over MAX_TUNNEL_PAYLOAD", () => {
     expect(() => encodeDatagram(1, 1, new Uint8Array(MAX_TUNNEL_PAYLOAD + 1))).toThrow(/MAX_TUNNEL_PAYLOAD/);
   });
 });
 
-describe('properties', () => {
-  test('header values round trip', () => {
+describe("properties", () => {
+  test("header values round trip", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 0xffff }),
@@ -145,7 +145,7 @@ describe('properties', () => {
     );
   });
 
-  test('random buffers and lengths never throw, and agree with DataView', () => {
+  test("random buffers and lengths never throw, and agree with DataView", () => {
     fc.assert(
       fc.property(
         fc.uint8Array({ maxLength: MAX_DATAGRAM_LEN + 20 }),

@@ -3,7 +3,7 @@
 // parse allocates nothing; failures return preallocated errors, so a flood of
 // junk datagrams allocates nothing either.
 
-import type { FrameError } from './errors.ts';
+import type { FrameError } from "./errors.ts";
 
 /** A DATAGRAM frame's payload: u16 channel, u32 flow, then the tunnelled UDP payload unchanged. */
 export const DATAGRAM_HEADER_LEN = 6;
@@ -24,16 +24,16 @@ export interface DatagramHeader {
 }
 
 const TRUNCATED: FrameError = Object.freeze({
-  kind: 'truncated',
+  kind: "truncated",
   message: `datagram truncated: shorter than the ${DATAGRAM_HEADER_LEN}-byte header`,
 });
 const OVERSIZED: FrameError = Object.freeze({
-  kind: 'oversized',
+  kind: "oversized",
   message: `datagram payload exceeds MAX_TUNNEL_PAYLOAD (${MAX_TUNNEL_PAYLOAD} bytes)`,
 });
 const LENGTH_BEYOND_BUFFER: FrameError = Object.freeze({
-  kind: 'truncated',
-  message: 'datagram truncated: the stated length is larger than the buffer holding it',
+  kind: "truncated",
+  message: "datagram truncated: the stated length is larger than the buffer holding it",
 });
 
 /** Writes the 6-byte header into out[0..5]. Throws only on programmer error. */
@@ -41,7 +41,9 @@ export function writeDatagramHeader(out: Uint8Array, channel: number, flow: numb
   // `x >>> 0 === x` is a cheap "is a uint32" test (false for NaN, fractions, negatives).
   if (channel >>> 0 !== channel || channel > 0xffff) throw new Error(`datagram channel must be a u16, got ${channel}`);
   if (flow >>> 0 !== flow) throw new Error(`datagram flow must be a u32, got ${flow}`);
-  if (out.length < DATAGRAM_HEADER_LEN) throw new Error(`datagram buffer must hold at least ${DATAGRAM_HEADER_LEN} bytes`);
+  if (out.length < DATAGRAM_HEADER_LEN) {
+    throw new Error(`datagram buffer must hold at least ${DATAGRAM_HEADER_LEN} bytes`);
+  }
   out[0] = channel >>> 8;
   out[1] = channel;
   out[2] = flow >>> 24;

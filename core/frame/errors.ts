@@ -2,12 +2,12 @@
 // decode, so a malformed frame is an expected outcome the caller must handle.
 
 export type FrameErrorKind =
-  | 'truncated'
-  | 'oversized'
-  | 'unknown_type'
-  | 'bad_utf8'
-  | 'bad_value'
-  | 'trailing_bytes';
+  | "truncated"
+  | "oversized"
+  | "unknown_type"
+  | "bad_utf8"
+  | "bad_value"
+  | "trailing_bytes";
 
 export interface FrameError {
   kind: FrameErrorKind;
@@ -18,10 +18,10 @@ export interface FrameError {
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: FrameError };
 
 export const FRAME_ERROR_KINDS: readonly FrameErrorKind[] = [
-  'truncated',
-  'oversized',
-  'unknown_type',
-  'bad_utf8',
-  'bad_value',
-  'trailing_bytes',
+  "truncated",
+  "oversized",
+  "unknown_type",
+  "bad_utf8",
+  "bad_value",
+  "trailing_bytes",
 ];

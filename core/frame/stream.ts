@@ -11,7 +11,7 @@
 // the FIN goes out), so a half-closed TCP connection would never see its EOF.
 // END gives every FIN data to travel with.
 
-import type { Decoded, FrameError } from './errors.ts';
+import type { Decoded, FrameError } from "./errors.ts";
 
 /**
  * Type byte of the stream header; other values are reserved for later stream
@@ -46,11 +46,11 @@ const NAMES = new Map<number, string>(
 );
 
 /** Names of the codes (lower case) plus "other": the closed label set for metrics. */
-export const STREAM_RESET_NAMES: readonly string[] = [...NAMES.values(), 'other'];
+export const STREAM_RESET_NAMES: readonly string[] = [...NAMES.values(), "other"];
 
 /** Lower-case name of a reset code for logs and metric labels; "other" for codes we do not define. */
 export function streamResetName(code: number): string {
-  return NAMES.get(code) ?? 'other';
+  return NAMES.get(code) ?? "other";
 }
 
 /** A code received from a peer, passed on unchanged only if it is one of ours. */
@@ -78,11 +78,11 @@ export function encodeStreamHeader(channel: number): Uint8Array {
 /** Decodes a complete 3-byte header. */
 export function decodeStreamHeader(bytes: Uint8Array): Decoded<{ channel: number }> {
   if (bytes.length < STREAM_HEADER_LEN) {
-    return fail('truncated', `stream header truncated: need ${STREAM_HEADER_LEN} bytes, have ${bytes.length}`);
+    return fail("truncated", `stream header truncated: need ${STREAM_HEADER_LEN} bytes, have ${bytes.length}`);
   }
   if (bytes[0] !== STREAM_OPEN) return badType(bytes[0]!);
   const channel = (bytes[1]! << 8) | bytes[2]!;
-  if (channel === 0) return fail('bad_value', 'stream header channel 0 is never granted');
+  if (channel === 0) return fail("bad_value", "stream header channel 0 is never granted");
   return { ok: true, value: { channel } };
 }
 
@@ -121,16 +121,16 @@ export function createStreamHeaderReader(): StreamHeaderReader {
       return { ok: true, channel: decoded.value.channel, rest: chunk.subarray(n) };
     },
     truncated() {
-      return { kind: 'truncated', message: `stream ended after ${have} of the ${STREAM_HEADER_LEN} header bytes` };
+      return { kind: "truncated", message: `stream ended after ${have} of the ${STREAM_HEADER_LEN} header bytes` };
     },
   };
 }
 
 function badType(type: number): { ok: false; error: FrameError } {
-  return fail('unknown_type', `stream header type 0x${type.toString(16).padStart(2, '0')} is not STREAM_OPEN (0x01)`);
+  return fail("unknown_type", `stream header type 0x${type.toString(16).padStart(2, "0")} is not STREAM_OPEN (0x01)`);
 }
 
-function fail(kind: FrameError['kind'], message: string): { ok: false; error: FrameError } {
+function fail(kind: FrameError["kind"], message: string): { ok: false; error: FrameError } {
   return { ok: false, error: { kind, message } };
 }
 
@@ -141,7 +141,9 @@ export const MAX_SEGMENT = 0xffffffff;
 
 /** The 4-byte prefix of a segment of `length` payload bytes (1..MAX_SEGMENT). */
 export function encodeSegmentPrefix(length: number): Uint8Array {
-  if (length >>> 0 !== length || length === 0) throw new Error(`segment length must be 1..${MAX_SEGMENT}, got ${length}`);
+  if (length >>> 0 !== length || length === 0) {
+    throw new Error(`segment length must be 1..${MAX_SEGMENT}, got ${length}`);
+  }
   const out = new Uint8Array(SEGMENT_PREFIX_LEN);
   out[0] = length >>> 24;
   out[1] = length >>> 16;
@@ -162,7 +164,7 @@ export interface SegmentReader {
    * segment is never buffered whole). Returns 'end' once END was read, null
    * while more may come, or an error: bytes after END are `trailing_bytes`.
    */
-  push(chunk: Uint8Array, onPayload: (bytes: Uint8Array) => void): 'end' | null | FrameError;
+  push(chunk: Uint8Array, onPayload: (bytes: Uint8Array) => void): "end" | null | FrameError;
   /** The QUIC FIN arrived: null if END came first, else `truncated`. */
   finish(): FrameError | null;
   readonly ended: boolean;
@@ -183,7 +185,7 @@ export function createSegmentReader(): SegmentReader {
       let off = 0;
       while (off < chunk.length) {
         if (ended) {
-          return { kind: 'trailing_bytes', message: `${chunk.length - off} bytes after the END segment` };
+          return { kind: "trailing_bytes", message: `${chunk.length - off} bytes after the END segment` };
         }
         if (remaining > 0) {
           const n = Math.min(remaining, chunk.length - off);
@@ -200,16 +202,17 @@ export function createSegmentReader(): SegmentReader {
         prefixHave = 0;
         if (remaining === 0) ended = true;
       }
-      return ended ? 'end' : null;
+      return ended ? "end" : null;
     },
     finish() {
       if (ended) return null;
       return {
-        kind: 'truncated',
-        message:
-          remaining > 0 || prefixHave > 0
-            ? `stream finished inside a segment (${remaining} payload bytes or ${SEGMENT_PREFIX_LEN - prefixHave} prefix bytes missing)`
-            : 'stream finished without an END segment',
+        kind: "truncated",
+        message: remaining > 0 || prefixHave > 0
+          ? `stream finished inside a segment (${remaining} payload bytes or ${
+            SEGMENT_PREFIX_LEN - prefixHave
+          } prefix bytes missing)`
+          : "stream finished without an END segment",
       };
     },
   };

@@ -4,8 +4,8 @@
 // call; the relay counts every datagram, so instead each labelled series is a
 // tiny cell whose `inc` is a single field add. prom-client only sees the cells
 // when scraped, through the metric's `collect()` hook.
-import { Counter, Gauge } from './prom.ts';
-import type { Registry } from 'prom-client';
+import { Counter, Gauge } from "./prom.ts";
+import type { Registry } from "prom-client";
 
 /** Label name → label value for one series. */
 export type Labels = Record<string, string>;
@@ -54,11 +54,11 @@ function makeFamily<L extends Labels, C>(
 ): { family: Family<L, C>; series: Map<string, Series<L, C>> } {
   const series = new Map<string, Series<L, C>>();
   const keyOf = (labels: L): string => {
-    let key = '';
+    let key = "";
     for (const n of labelNames) {
       const v = labels[n];
-      if (typeof v !== 'string') throw new Error(`${name}: missing label "${n}"`);
-      key += v + '\u0000';
+      if (typeof v !== "string") throw new Error(`${name}: missing label "${n}"`);
+      key += v + "\u0000";
     }
     return key;
   };

@@ -1,9 +1,9 @@
 // Certificate expiry, exported by every program for its own certificate and
 // the CA certificates it trusts, so one alert covers the whole fleet.
-import type { Registry } from 'prom-client';
-import { gaugeFamily, type GaugeFamily } from './cells.ts';
+import type { Registry } from "prom-client";
+import { type GaugeFamily, gaugeFamily } from "./cells.ts";
 
-export const CERTIFICATE_EXPIRY = 'ztna_certificate_expiry_timestamp_seconds';
+export const CERTIFICATE_EXPIRY = "ztna_certificate_expiry_timestamp_seconds";
 
 /** `role` is the program's role for its own certificate, `ca` for a trusted CA certificate. */
 export type CertificateLabels = { role: string; subject: string };
@@ -13,8 +13,8 @@ export function certificateMetrics(registry: Registry) {
     certificateExpiry: gaugeFamily<CertificateLabels>(
       registry,
       CERTIFICATE_EXPIRY,
-      'When a certificate in use expires (notAfter, Unix seconds): role is the program for its own certificate, ca for a trusted CA',
-      ['role', 'subject'],
+      "When a certificate in use expires (notAfter, Unix seconds): role is the program for its own certificate, ca for a trusted CA",
+      ["role", "subject"],
     ),
   };
 }
@@ -47,6 +47,6 @@ export function certificatesInUse(
   const own = files.chain[0];
   return [
     ...(own ? [{ role, subject: own.subject, notAfter: own.notAfter }] : []),
-    ...files.cas.map((c) => ({ role: 'ca', subject: c.subject, notAfter: c.notAfter })),
+    ...files.cas.map((c) => ({ role: "ca", subject: c.subject, notAfter: c.notAfter })),
   ];
 }

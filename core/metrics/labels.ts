@@ -1,7 +1,7 @@
 // Label vocabularies shared by more than one component's metric set.
 
 /** Registration / open outcomes: `reason` is "ok" for an ack, else the nack code. */
-export type ResultLabels = { result: 'ack' | 'nack'; reason: string };
+export type ResultLabels = { result: "ack" | "nack"; reason: string };
 
 /**
  * Numeric encoding of a client's link to a server, for the

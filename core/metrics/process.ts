@@ -48,19 +48,43 @@ export function registerProcessMetrics(registry: Registry, prefix: string): () =
   });
   const startSeconds = processStartSeconds();
   gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", () => startSeconds);
-  gauge("process_resident_memory_bytes", "Resident memory size in bytes.", () => statm()?.rss ?? process.memoryUsage().rss);
+  gauge(
+    "process_resident_memory_bytes",
+    "Resident memory size in bytes.",
+    () => statm()?.rss ?? process.memoryUsage().rss,
+  );
   gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", () => statm()?.vsize ?? null);
   gauge("process_heap_bytes", "Process heap size in bytes.", () => process.memoryUsage().heapTotal);
   gauge("process_open_fds", "Number of open file descriptors.", () => openFds());
   gauge("process_max_fds", "Maximum number of open file descriptors.", () => maxFds());
-  gauge("nodejs_heap_size_total_bytes", "Process heap size from JavaScript in bytes.", () => process.memoryUsage().heapTotal);
-  gauge("nodejs_heap_size_used_bytes", "Process heap size used from JavaScript in bytes.", () => process.memoryUsage().heapUsed);
-  gauge("nodejs_external_memory_bytes", "JavaScript external memory size in bytes.", () => process.memoryUsage().external);
+  gauge(
+    "nodejs_heap_size_total_bytes",
+    "Process heap size from JavaScript in bytes.",
+    () => process.memoryUsage().heapTotal,
+  );
+  gauge(
+    "nodejs_heap_size_used_bytes",
+    "Process heap size used from JavaScript in bytes.",
+    () => process.memoryUsage().heapUsed,
+  );
+  gauge(
+    "nodejs_external_memory_bytes",
+    "JavaScript external memory size in bytes.",
+    () => process.memoryUsage().external,
+  );
 
   const lag = createLagSampler();
   gauge("nodejs_eventloop_lag_seconds", "Lag of the event loop in seconds (last sample).", () => lag.last());
-  gauge("nodejs_eventloop_lag_p50_seconds", "The 50th percentile of the event loop lag over the last minute.", () => lag.quantile(0.5));
-  gauge("nodejs_eventloop_lag_p99_seconds", "The 99th percentile of the event loop lag over the last minute.", () => lag.quantile(0.99));
+  gauge(
+    "nodejs_eventloop_lag_p50_seconds",
+    "The 50th percentile of the event loop lag over the last minute.",
+    () => lag.quantile(0.5),
+  );
+  gauge(
+    "nodejs_eventloop_lag_p99_seconds",
+    "The 99th percentile of the event loop lag over the last minute.",
+    () => lag.quantile(0.99),
+  );
   return lag.stop;
 }
 

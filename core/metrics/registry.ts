@@ -1,12 +1,12 @@
 // One prom-client Registry per program. Each program owns its registry rather
 // than using prom-client's global one, so tests and in-process topologies
 // (server + connector + agent in one process) never collide on metric names.
-import { registerProcessMetrics } from './process.ts';
-import { Registry } from './prom.ts';
+import { registerProcessMetrics } from "./process.ts";
+import { Registry } from "./prom.ts";
 
-export type Component = 'server' | 'connector' | 'agent';
+export type Component = "server" | "connector" | "agent";
 
-export const METRIC_PREFIX = 'ztna_';
+export const METRIC_PREFIX = "ztna_";
 
 /**
  * A fresh registry with default process metrics (CPU, RSS, heap, event-loop

@@ -48,7 +48,7 @@ export function createSendBatcher(onSent?: (sent: number, failed: number) => voi
   return {
     send(socket, data, port, host) {
       let p = pending.get(socket);
-      if (p === undefined) pending.set(socket, (p = { socket, flat: [], count: 0 }));
+      if (p === undefined) pending.set(socket, p = { socket, flat: [], count: 0 });
       // The caller's buffer is reused after this call.
       p.flat.push(data.slice(), port, host);
       p.count++;

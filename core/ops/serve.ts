@@ -1,11 +1,11 @@
 // Starts the ops HTTP server for a program, or nothing when it is disabled.
-import type { Registry } from 'prom-client';
-import type { Logger } from '../log.ts';
-import { bindError, resolveFlag } from '../startup.ts';
-import { serveHttp } from '../runtime/http.ts';
-import type { HttpServer } from '../runtime/http.ts';
-import { createOpsApp } from './app.ts';
-import type { Readiness } from './app.ts';
+import type { Registry } from "prom-client";
+import type { Logger } from "../log.ts";
+import { bindError, resolveFlag } from "../startup.ts";
+import { serveHttp } from "../runtime/http.ts";
+import type { HttpServer } from "../runtime/http.ts";
+import { createOpsApp } from "./app.ts";
+import type { Readiness } from "./app.ts";
 
 export interface OpsOptions {
   /** Where to listen; null disables the ops endpoint. */
@@ -22,7 +22,7 @@ export function startOps({ listen, registry, ready, health, status, log }: OpsOp
   if (listen === null) return null;
   const app = createOpsApp({ registry, ready, ...(health ? { health } : {}), ...(status ? { status } : {}) });
   const server = serveHttp({ host: listen.host, port: listen.port, fetch: (req) => app.fetch(req) });
-  log?.info('ops_listening', { url: server.url });
+  log?.info("ops_listening", { url: server.url });
   return server;
 }
 
@@ -31,12 +31,12 @@ export function startOps({ listen, registry, ready, health, status, log }: OpsOp
  * failed bind into one line naming `--ops` and the port (core/startup.ts).
  * Logs nothing: the program says `ops_listening` once everything is up.
  */
-export async function bindOps(options: Omit<OpsOptions, 'log'>): Promise<HttpServer | null> {
+export async function bindOps(options: Omit<OpsOptions, "log">): Promise<HttpServer | null> {
   if (options.listen === null) return null;
-  const listen = await resolveFlag('--ops', options.listen);
+  const listen = await resolveFlag("--ops", options.listen);
   try {
     return startOps({ ...options, listen });
   } catch (error) {
-    throw bindError(error, '--ops', 'TCP', listen);
+    throw bindError(error, "--ops", "TCP", listen);
   }
 }

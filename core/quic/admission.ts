@@ -131,7 +131,7 @@ export function createUnprovenByAddress<T>(limit: number): UnprovenByAddress<T> 
     /** Adds `item`; returns the oldest item to evict when the address was full. */
     add(host, item) {
       let list = byHost.get(host);
-      if (list === undefined) byHost.set(host, (list = []));
+      if (list === undefined) byHost.set(host, list = []);
       list.push(item);
       return list.length > limit ? list[0] : undefined;
     },

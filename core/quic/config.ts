@@ -1,5 +1,5 @@
 /** Builds quiche transport configurations for the two sides of a ztna connection. */
-import { quiche, type Config } from "./native.ts";
+import { type Config, quiche } from "./native.ts";
 
 /** The UDP payload QUIC packets are sized to: safe on any real path (IPv6 minimum MTU 1280 + headroom). */
 export const QUIC_UDP_PAYLOAD = 1350;
@@ -71,7 +71,13 @@ function applyTransport(config: Config, options: TransportOptions): Config {
   // grows with it, and the link spirals into seconds of RTT that it never
   // leaves (issue 8). BBR keeps its window from measured bandwidth and
   // minimum RTT, so random loss costs retransmissions, not the link.
-  config.setCcAlgorithm(process.env.ZTNA_CC === "cubic" ? quiche.CongestionControlAlgorithm.CUBIC : process.env.ZTNA_CC === "reno" ? quiche.CongestionControlAlgorithm.Reno : quiche.CongestionControlAlgorithm.BBR);
+  config.setCcAlgorithm(
+    process.env.ZTNA_CC === "cubic"
+      ? quiche.CongestionControlAlgorithm.CUBIC
+      : process.env.ZTNA_CC === "reno"
+      ? quiche.CongestionControlAlgorithm.Reno
+      : quiche.CongestionControlAlgorithm.BBR,
+  );
   // Our engine sends ACKs within ACK_DELAY_MS (core/quic/endpoint.ts);
   // promising a shorter delay than quiche's 25 ms default shortens the probe
   // timeout that recovers a lost tail.

@@ -6,8 +6,8 @@
  */
 import type { Address } from "../net/address.ts";
 import { createBufferViews } from "../runtime/views.ts";
-import { createFairQueue, enqueue, hasRoom, type FairQueue } from "./fair-queue.ts";
-import { quiche, type Connection } from "./native.ts";
+import { createFairQueue, enqueue, type FairQueue, hasRoom } from "./fair-queue.ts";
+import { type Connection, quiche } from "./native.ts";
 import type { ConnectionHandlers, QuicConnection } from "./types.ts";
 
 /** Stream bytes quiche's flow control has not taken yet, in order. */
@@ -133,7 +133,7 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
         }
       }
       if (data.length > (conn.dgramMaxWritableLen() ?? 0)) return false;
-      if (!enqueue((state.waiting ??= createFairQueue()), source, flow, data)) return false;
+      if (!enqueue(state.waiting ??= createFairQueue(), source, flow, data)) return false;
       host.markDirty(state);
       return true;
     },

@@ -15,12 +15,12 @@ import {
   CID_LEN,
   createAdmissionState,
   createUnprovenByAddress,
+  type LongHeader,
   randomCid,
   statelessReset,
-  type LongHeader,
 } from "./admission.ts";
-import { createConn, deliverInput, type Conn, type ConnectionHost } from "./connection.ts";
-import { quiche, type Config, type Connection } from "./native.ts";
+import { type Conn, type ConnectionHost, createConn, deliverInput } from "./connection.ts";
+import { type Config, type Connection, quiche } from "./native.ts";
 import { resetToken, resetTokenValue } from "./reset.ts";
 import { createScheduler } from "./scheduler.ts";
 import { createRetryTokens } from "./tokens.ts";
@@ -163,7 +163,11 @@ export async function createEndpoint<Ctx = unknown>(options: EndpointOptions<Ctx
       drop("address_limit");
       // CONNECTION_REFUSED (RFC 9000 §20.1), a transport close: this is admission, not the application.
       try {
-        evict.conn.close(false, CONNECTION_REFUSED, textEncoder.encode("too many unproven connections from this address"));
+        evict.conn.close(
+          false,
+          CONNECTION_REFUSED,
+          textEncoder.encode("too many unproven connections from this address"),
+        );
       } catch {
         // already closing
       }

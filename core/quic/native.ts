@@ -29,7 +29,9 @@ function load(): Quiche {
   try {
     return createRequire(import.meta.url)(`@matrixai/quic-${name}/node.napi.node`);
   } catch (cause) {
-    throw new Error(`ztna: no native QUIC binding for ${key} (published for linux-x64, darwin and win32-x64)`, { cause });
+    throw new Error(`ztna: no native QUIC binding for ${key} (published for linux-x64, darwin and win32-x64)`, {
+      cause,
+    });
   }
 }
 

@@ -5,7 +5,7 @@
  * each connection's quiche timer is kept armed.
  */
 import type { UdpSocket } from "../runtime/udp.ts";
-import { DIRECT_DEPTH, type Conn } from "./connection.ts";
+import { type Conn, DIRECT_DEPTH } from "./connection.ts";
 import { clear, dequeue } from "./fair-queue.ts";
 
 /** Packets handed to the socket in one sendmmsg. */

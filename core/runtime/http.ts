@@ -45,7 +45,7 @@ export function serveHttp(opts: HttpServeOptions): HttpServer {
   const g = globalThis as { Bun?: BunLike; Deno?: DenoLike };
   if (g.Bun !== undefined) return serveBun(g.Bun, opts);
   if (g.Deno !== undefined) return serveDeno(g.Deno, opts);
-  throw new Error('serveHttp: unsupported runtime (need Bun or Deno)');
+  throw new Error("serveHttp: unsupported runtime (need Bun or Deno)");
 }
 
 function serveBun(bun: BunLike, { host, port, fetch }: HttpServeOptions): HttpServer {

@@ -2,7 +2,7 @@
  * A random secret kept in the state directory, so a restarted server derives
  * the same keys (retry tokens, stateless reset tokens) as the process before it.
  */
-import { mkdirSync, readFileSync, writeFileSync, renameSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 export function loadOrCreateSecret(stateDir: string, name: string, length = 32): Uint8Array {

@@ -42,7 +42,8 @@ function load(): Libc | null {
     });
     libc = {
       setsockopt: (fd, level, name, value, len) => lib.symbols.setsockopt(fd, level, name, ffi.ptr(value), len),
-      getsockopt: (fd, level, name, value, len) => lib.symbols.getsockopt(fd, level, name, ffi.ptr(value), ffi.ptr(len)),
+      getsockopt: (fd, level, name, value, len) =>
+        lib.symbols.getsockopt(fd, level, name, ffi.ptr(value), ffi.ptr(len)),
       ptr: (value) => ffi.ptr(value),
     };
   } catch {

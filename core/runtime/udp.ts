@@ -43,9 +43,7 @@ export const DEFAULT_UDP_BUFFER = 4 << 20;
 declare const Bun: any;
 
 export function openUdp(options: UdpOptions): Promise<UdpSocket> {
-  return typeof Bun !== "undefined" && typeof Bun.udpSocket === "function"
-    ? openBunUdp(options)
-    : openNodeUdp(options);
+  return typeof Bun !== "undefined" && typeof Bun.udpSocket === "function" ? openBunUdp(options) : openNodeUdp(options);
 }
 
 async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
@@ -59,7 +57,9 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
       },
       // Typed as (socket, error), but the error is not always the second argument.
       error(a: unknown, b: unknown) {
-        options.onError(b instanceof Error ? b : a instanceof Error ? a : new Error(`udp socket error: ${String(b ?? a)}`));
+        options.onError(
+          b instanceof Error ? b : a instanceof Error ? a : new Error(`udp socket error: ${String(b ?? a)}`),
+        );
       },
     },
   });
@@ -97,8 +97,9 @@ async function openNodeUdp(options: UdpOptions): Promise<UdpSocket> {
   const type = options.host.includes(":") ? "udp6" : "udp4";
   const size = options.bufferBytes ?? DEFAULT_UDP_BUFFER;
   const socket = dgram.createSocket({ type, recvBufferSize: size, sendBufferSize: size });
-  socket.on("message", (msg: Uint8Array, rinfo: { port: number; address: string }) =>
-    options.onPacket(msg, rinfo.port, rinfo.address),
+  socket.on(
+    "message",
+    (msg: Uint8Array, rinfo: { port: number; address: string }) => options.onPacket(msg, rinfo.port, rinfo.address),
   );
   socket.on("error", (error: Error) => options.onError(error));
   await new Promise<void>((resolve, reject) => {

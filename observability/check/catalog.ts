@@ -1,15 +1,15 @@
 // What the programs really export, read from live prom-client registries: the
 // ground truth the dashboard and alert queries are checked against.
-import type { Registry } from 'prom-client';
-import { AGENT_METRIC_NAMES, createAgentMetrics } from '../../agent/metrics.ts';
-import { CONNECTOR_METRIC_NAMES, createConnectorMetrics } from '../../connector/metrics.ts';
-import { createRegistry, type Component } from '../../core/metrics/registry.ts';
-import { SERVER_METRIC_NAMES, createServerMetrics } from '../../server/metrics.ts';
+import type { Registry } from "prom-client";
+import { AGENT_METRIC_NAMES, createAgentMetrics } from "../../agent/metrics.ts";
+import { CONNECTOR_METRIC_NAMES, createConnectorMetrics } from "../../connector/metrics.ts";
+import { type Component, createRegistry } from "../../core/metrics/registry.ts";
+import { createServerMetrics, SERVER_METRIC_NAMES } from "../../server/metrics.ts";
 
 export interface MetricInfo {
   name: string;
   type: string;
-  component: Component | 'process';
+  component: Component | "process";
   /** Label names the metric's series carry (for histograms: those of `_bucket`, i.e. with `le`). */
   labels: Set<string>;
   /**
@@ -22,7 +22,7 @@ export interface MetricInfo {
 export type Catalog = Map<string, MetricInfo>;
 
 /** Labels Prometheus attaches to every scraped series. */
-export const TARGET_LABELS: readonly string[] = ['job', 'instance'];
+export const TARGET_LABELS: readonly string[] = ["job", "instance"];
 
 const FACTORIES: Record<Component, { names: readonly string[]; create: (r: Registry) => object }> = {
   server: { names: SERVER_METRIC_NAMES, create: createServerMetrics },
@@ -31,9 +31,9 @@ const FACTORIES: Record<Component, { names: readonly string[]; create: (r: Regis
 };
 
 /** A labels object that answers every label name, so `child()` of any family creates one series. */
-const PROBE_LABELS = new Proxy({}, { get: (_target, key) => (typeof key === 'string' ? 'probe' : undefined) });
+const PROBE_LABELS = new Proxy({}, { get: (_target, key) => (typeof key === "string" ? "probe" : undefined) });
 
-type Snapshot = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+type Snapshot = Awaited<ReturnType<Registry["getMetricsAsJSON"]>>;
 
 function labelValues(metric: Snapshot[number]): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
@@ -46,7 +46,7 @@ function labelValues(metric: Snapshot[number]): Map<string, Set<string>> {
   return out;
 }
 
-function add(catalog: Catalog, component: MetricInfo['component'], before: Snapshot, after: Snapshot) {
+function add(catalog: Catalog, component: MetricInfo["component"], before: Snapshot, after: Snapshot) {
   const preset = new Map(before.map((m) => [m.name, labelValues(m)]));
   for (const m of after) {
     catalog.set(m.name, {
@@ -62,7 +62,7 @@ function add(catalog: Catalog, component: MetricInfo['component'], before: Snaps
 export async function buildCatalog(): Promise<Catalog> {
   const catalog: Catalog = new Map();
   // Default process metrics: whatever createRegistry() itself registers.
-  add(catalog, 'process', [], await createRegistry('server').getMetricsAsJSON());
+  add(catalog, "process", [], await createRegistry("server").getMetricsAsJSON());
   const processNames = new Set(catalog.keys());
 
   for (const component of Object.keys(FACTORIES) as Component[]) {
@@ -74,7 +74,7 @@ export async function buildCatalog(): Promise<Catalog> {
     // when the code creates series only on first use.
     for (const member of Object.values(metrics)) {
       const family = member as { child?: unknown };
-      if (typeof family.child === 'function') (family.child as (labels: unknown) => unknown)(PROBE_LABELS);
+      if (typeof family.child === "function") (family.child as (labels: unknown) => unknown)(PROBE_LABELS);
     }
     const after = (await registry.getMetricsAsJSON()).filter((m) => !processNames.has(m.name));
     add(catalog, component, before, after);

@@ -2,13 +2,13 @@
 // series name must exist, every label it filters or groups on must exist on
 // that series, and equality matchers on closed label vocabularies must use a
 // value the code can produce.
-import { analyseQuery } from './promql.ts';
-import { TARGET_LABELS, type Catalog } from './catalog.ts';
+import { analyseQuery } from "./promql.ts";
+import { type Catalog, TARGET_LABELS } from "./catalog.ts";
 
 /** Series Prometheus itself generates for each target; not ours to check. */
 const PROMETHEUS_SERIES: Record<string, readonly string[]> = { up: TARGET_LABELS };
 
-const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'] as const;
+const HISTOGRAM_SUFFIXES = ["_bucket", "_sum", "_count"] as const;
 
 export interface Resolved {
   /** The metric family (histogram suffix stripped). */
@@ -24,15 +24,15 @@ export function resolveSeries(series: string, catalog: Catalog): Resolved | stri
   const target = (labels: Iterable<string>) => new Set([...labels, ...TARGET_LABELS]);
   const direct = catalog.get(series);
   if (direct) {
-    if (direct.type === 'histogram') return `${series} is a histogram: query ${series}_bucket, _sum or _count`;
+    if (direct.type === "histogram") return `${series} is a histogram: query ${series}_bucket, _sum or _count`;
     return { family: series, labels: target(direct.labels), presetValues: direct.presetValues };
   }
   for (const suffix of HISTOGRAM_SUFFIXES) {
     if (!series.endsWith(suffix)) continue;
     const family = catalog.get(series.slice(0, -suffix.length));
-    if (family?.type !== 'histogram') continue;
+    if (family?.type !== "histogram") continue;
     // `le` exists only on the buckets.
-    const labels = [...family.labels].filter((l) => suffix === '_bucket' || l !== 'le');
+    const labels = [...family.labels].filter((l) => suffix === "_bucket" || l !== "le");
     return { family: family.name, labels: target(labels), presetValues: new Map() };
   }
   return `unknown metric ${series}`;
@@ -50,7 +50,7 @@ export function checkQuery(expr: string, catalog: Catalog): string[] {
   const resolved = new Map<string, Resolved>();
   for (const s of uses.selectors) {
     const r = resolveSeries(s.metric, catalog);
-    if (typeof r === 'string') {
+    if (typeof r === "string") {
       problems.push(r);
       continue;
     }
@@ -61,8 +61,8 @@ export function checkQuery(expr: string, catalog: Catalog): string[] {
         continue;
       }
       const vocabulary = r.presetValues.get(m.label);
-      if (vocabulary && m.op === '=' && !vocabulary.has(m.value)) {
-        problems.push(`${s.metric}{${m.label}="${m.value}"}: value not in [${[...vocabulary].join(', ')}]`);
+      if (vocabulary && m.op === "=" && !vocabulary.has(m.value)) {
+        problems.push(`${s.metric}{${m.label}="${m.value}"}: value not in [${[...vocabulary].join(", ")}]`);
       }
     }
   }
@@ -71,8 +71,8 @@ export function checkQuery(expr: string, catalog: Catalog): string[] {
     for (const label of g.labels) {
       const missing = on.filter((r) => !r.labels.has(label));
       // by/without: every aggregated series needs the label; matching clauses: at least one side.
-      const bad = g.kind === 'by' || g.kind === 'without' ? missing.length > 0 : missing.length === on.length;
-      if (bad) problems.push(`${g.kind} (${label}): not a label of ${missing.map((r) => r.family).join(', ')}`);
+      const bad = g.kind === "by" || g.kind === "without" ? missing.length > 0 : missing.length === on.length;
+      if (bad) problems.push(`${g.kind} (${label}): not a label of ${missing.map((r) => r.family).join(", ")}`);
     }
   }
   return problems;

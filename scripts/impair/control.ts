@@ -3,7 +3,7 @@
  * and drives it: change a direction's impairments while traffic flows, read
  * its counters, stop it.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Direction, Impairment } from "./model.ts";
 
@@ -53,9 +53,12 @@ const FLAG: Record<keyof Impairment, string> = {
 export async function startImpairment(options: ImpairmentOptions): Promise<ImpairmentProxy> {
   const args = [
     PROXY,
-    "--target", `${options.target.host}:${options.target.port}`,
-    "--listen", `${options.listenHost ?? "127.0.0.1"}:0`,
-    "--seed", String(options.seed ?? 1),
+    "--target",
+    `${options.target.host}:${options.target.port}`,
+    "--listen",
+    `${options.listenHost ?? "127.0.0.1"}:0`,
+    "--seed",
+    String(options.seed ?? 1),
   ];
   for (const [key, value] of Object.entries(options.initial ?? {})) {
     args.push(FLAG[key as keyof Impairment], String(value));

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { openUdp, type UdpSocket } from "../../core/runtime/udp.ts";
-import { startImpairment, type ImpairmentProxy } from "./control.ts";
+import { type ImpairmentProxy, startImpairment } from "./control.ts";
 import { CLEAN, decide, invalidImpairment, seededRandom } from "./model.ts";
 
 describe("impairment model", () => {
@@ -34,7 +34,9 @@ describe("impairment model", () => {
 
   test("a clean path changes nothing", () => {
     const random = seededRandom(1);
-    for (let i = 0; i < 1000; i++) expect(decide(CLEAN, random)).toEqual({ drop: false, hold: false, copies: 1, delayMs: 0 });
+    for (let i = 0; i < 1000; i++) {
+      expect(decide(CLEAN, random)).toEqual({ drop: false, hold: false, copies: 1, delayMs: 0 });
+    }
   });
 
   test("invalid settings are refused with the reason", () => {
@@ -67,7 +69,8 @@ describe("impairment proxy (a real process between two UDP sockets)", () => {
     const client = await openUdp({
       host: "127.0.0.1",
       port: 0,
-      onPacket: (data) => void got.push({ seq: new DataView(data.buffer, data.byteOffset).getUint32(0), at: performance.now() }),
+      onPacket: (data) =>
+        void got.push({ seq: new DataView(data.buffer, data.byteOffset).getUint32(0), at: performance.now() }),
       onError() {},
     });
     cleanups.push(() => client.close());

@@ -48,7 +48,9 @@ export function invalidImpairment(update: Record<string, unknown>): string | und
     const probability = key === "loss" || key === "reorder" || key === "duplicate";
     if (probability && value > 1) return `${key} is a probability between 0 and 1 (got ${value})`;
     if (key === "maxPayload") {
-      if (value > 65_535 || !Number.isInteger(value)) return `maxPayload must be an integer of at most 65535 bytes (got ${value})`;
+      if (value > 65_535 || !Number.isInteger(value)) {
+        return `maxPayload must be an integer of at most 65535 bytes (got ${value})`;
+      }
     } else if (!probability && value > 60_000) return `${key} must be at most 60000 ms (got ${value})`;
   }
   return undefined;

@@ -16,7 +16,7 @@
  * closes, so it never outlives the process that started it.
  */
 import { openUdp, type UdpSocket } from "../../core/runtime/udp.ts";
-import { CLEAN, decide, invalidImpairment, seededRandom, type Direction, type Impairment } from "./model.ts";
+import { CLEAN, decide, type Direction, type Impairment, invalidImpairment, seededRandom } from "./model.ts";
 
 interface LineStats {
   received: number;
@@ -163,7 +163,13 @@ async function main() {
   let seq = 0;
 
   const lines: Record<Direction, Line> = {
-    up: { settings: { ...CLEAN, ...args.up }, random: seededRandom(args.seed), held: [], holdTimer: null, stats: newStats() },
+    up: {
+      settings: { ...CLEAN, ...args.up },
+      random: seededRandom(args.seed),
+      held: [],
+      holdTimer: null,
+      stats: newStats(),
+    },
     down: {
       settings: { ...CLEAN, ...args.down },
       random: seededRandom(args.seed * 7919 + 1),

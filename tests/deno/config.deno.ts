@@ -69,7 +69,10 @@ denoTest("HOST:PORT parsing keeps IPv6 in brackets apart from the port", () => {
 });
 
 denoTest("the real server options parse under Deno, as the Containerfile's CMD gives them", () => {
-  const o = parseServerOptions(["--listen", "0.0.0.0:4433", "--ops", "0.0.0.0:9090", "--state-dir", "/var/lib/ztna"], {});
+  const o = parseServerOptions(
+    ["--listen", "0.0.0.0:4433", "--ops", "0.0.0.0:9090", "--state-dir", "/var/lib/ztna"],
+    {},
+  );
   assert.deepEqual(o.listen, { host: "0.0.0.0", port: 4433 });
   assert.deepEqual(o.ops, { host: "0.0.0.0", port: 9090 });
   assert.equal(o.stateDir, "/var/lib/ztna");

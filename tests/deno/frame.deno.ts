@@ -4,15 +4,15 @@
  */
 import assert from "node:assert/strict";
 import {
+  type ControlMessage,
   createControlReader,
+  type DatagramHeader,
   decodeControl,
   encodeControl,
   encodeDatagram,
   MAX_TUNNEL_PAYLOAD,
   parseDatagram,
   validateServiceName,
-  type ControlMessage,
-  type DatagramHeader,
 } from "../../core/frame/mod.ts";
 import { denoTest } from "./deno.ts";
 
@@ -78,5 +78,7 @@ denoTest("datagram header round trip, and truncated / oversized datagrams", () =
 
 denoTest("service names: 1..63 bytes of [A-Za-z0-9._-], not starting with punctuation", () => {
   for (const ok of ["a", "db", "A.b_c-9", "x".repeat(63)]) assert.equal(validateServiceName(ok), undefined, ok);
-  for (const bad of ["", "-a", ".a", "a b", "é", "x".repeat(64)]) assert.notEqual(validateServiceName(bad), undefined, bad);
+  for (const bad of ["", "-a", ".a", "a b", "é", "x".repeat(64)]) {
+    assert.notEqual(validateServiceName(bad), undefined, bad);
+  }
 });

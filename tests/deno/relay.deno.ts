@@ -8,7 +8,16 @@
 import assert from "node:assert/strict";
 import { createRegistry } from "../../core/metrics/registry.ts";
 import { startOps } from "../../core/ops/serve.ts";
-import { bytes, cleanup, startEcho, startTestAgent, startTestConnector, startTestServer, udpClient, waitFor } from "../harness.ts";
+import {
+  bytes,
+  cleanup,
+  startEcho,
+  startTestAgent,
+  startTestConnector,
+  startTestServer,
+  udpClient,
+  waitFor,
+} from "../harness.ts";
 import { denoTest } from "./deno.ts";
 
 denoTest(
