@@ -82,7 +82,7 @@ describe("agent options", () => {
     expect(v).toMatchObject({
       ops: { host: "127.0.0.1", port: 9092 },
       insecure: false,
-      keepalive: 1_000,
+      keepalive: 2_000,
       idleTimeout: 5_000,
       reconnectBase: 100,
       reconnectCap: 30_000,

@@ -38,7 +38,7 @@ describe("connector options", () => {
       serverName: undefined,
       flowIdle: 60_000,
       grace: 10_000,
-      keepalive: 1_000,
+      keepalive: 2_000,
       idleTimeout: 5_000,
       reconnectBase: 100,
       reconnectCap: 30_000,

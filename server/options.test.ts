@@ -44,7 +44,7 @@ describe("server options", () => {
       restartTryFor: 60_000,
       restartReconnectIn: 0,
       idleTimeout: 30_000,
-      keepalive: 1_000,
+      keepalive: 10_000,
       flowIdle: 120_000,
       maxConnectionsPerAddress: 256,
       maxHandshakes: 1024,

@@ -85,7 +85,10 @@ export function serverSpec(stdoutIsTty: boolean) {
         default: "0s",
       }),
       idleTimeout: opt(duration({ min: 1, max: HOUR }), { help: "QUIC idle timeout for silent peers", default: "30s" }),
-      keepalive: opt(duration({ min: 1, max: 10 * MINUTE }), { help: "Keepalive ping interval", default: "1s" }),
+      keepalive: opt(duration({ min: 1, max: 10 * MINUTE }), {
+        help: "PING a peer silent this long (clients ping first: theirs is shorter)",
+        default: "10s",
+      }),
       flowIdle: opt(duration({ min: 1, max: DAY }), { help: "Close relayed flows idle this long", default: "120s" }),
       maxConnectionsPerAddress: opt(integer({ min: 1, max: 65_536 }), {
         help:

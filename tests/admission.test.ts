@@ -30,6 +30,21 @@ function unknownVersion(size: number): Uint8Array {
   return p;
 }
 
+/** A QUIC v1 client Initial without a token, 1200 bytes: what a new client sends first. */
+function firstInitial(n: number): Uint8Array {
+  const p = new Uint8Array(1200);
+  p[0] = 0xc3; // long header, Initial, 4-byte packet number
+  p.set([0, 0, 0, 1], 1);
+  p[5] = 16; // DCID length
+  for (let i = 0; i < 16; i++) p[6 + i] = (n * 31 + i) & 0xff;
+  p[22] = 8; // SCID length
+  p.set([9, 10, 11, 12, 13, 14, 15, 16], 23);
+  p[31] = 0; // token length
+  p[32] = 0x44; // payload length (2-byte varint): the rest of the datagram
+  p[33] = 1200 - 34;
+  return p;
+}
+
 async function probeClient() {
   const answers: Uint8Array[] = [];
   const socket = await openUdp({
@@ -107,5 +122,16 @@ describe("admission of packets for no connection", () => {
     expect(answers.length).toBeLessThanOrEqual(100);
     expect(answers.length).toBeGreaterThan(10);
     expect(s.metrics.drops.child({ reason: "packet_stateless_limit" }).value).toBeGreaterThanOrEqual(200);
+  });
+
+  test("a crowd of new clients all get retries: they are not held to the stateless budget", async () => {
+    // A fleet reconnecting after a restart: hundreds of first Initials within a second.
+    const s = teardown.add(await startTestServer(), (x) => x.server.close());
+    const { socket, answers } = await probeClient();
+    const crowd = 400;
+    for (let i = 0; i < crowd; i++) socket.send(firstInitial(i), s.server.address.port, s.server.address.host);
+    await waitFor(() => answers.length === crowd, 3_000, `${crowd} retries`);
+    for (const answer of answers) expect(answer[0]! & 0xf0).toBe(0xf0); // long header, type Retry
+    expect(s.metrics.drops.child({ reason: "packet_stateless_limit" }).value).toBe(0);
   });
 });

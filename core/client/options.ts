@@ -79,7 +79,10 @@ export function trustOptions() {
 
 export function linkTimingOptions() {
   return {
-    keepalive: opt(duration({ min: 1, max: 10 * MINUTE }), { help: "Keepalive ping interval", default: "1s" }),
+    keepalive: opt(duration({ min: 1, max: 10 * MINUTE }), {
+      help: "PING after this long without hearing the server (keeps NAT bindings; below --idle-timeout)",
+      default: "2s",
+    }),
     idleTimeout: opt(duration({ min: 1, max: HOUR }), {
       help: "Declare a silent server dead after this long",
       default: "5s",

@@ -14,8 +14,16 @@ export const CID_LEN = 16;
 /** RFC 9000 §7.2: a client's first destination connection ID is 8 to 20 bytes. */
 const MIN_INITIAL_DCID = 8;
 const MAX_CID = 20;
-/** Stateless packets (version negotiation, retry, reset) sent per second at most. */
+/** Version negotiations and stateless resets sent per second at most. */
 const MAX_STATELESS_PER_SECOND = 100;
+/**
+ * Retries sent per second at most. A retry is a fifth of the 1200-byte
+ * Initial that asks for it, so it cannot amplify; its cap bounds only our own
+ * work. It is the rate at which new clients get in: it must let a whole fleet
+ * back after a restart (10k agents in about a second), where sharing the
+ * budget above held a server to 100 new connections a second.
+ */
+const MAX_RETRIES_PER_SECOND = 10_000;
 
 export interface LongHeader {
   ty: number;
@@ -39,25 +47,36 @@ export interface AdmissionSettings {
   resetKey?: Uint8Array;
 }
 
-/** The state admission keeps: the stateless-answer budget and a scratch buffer. */
-export interface AdmissionState {
+/** Answers allowed per one-second window. */
+interface Budget {
+  readonly perSecond: number;
   windowStart: number;
-  sentInWindow: number;
+  used: number;
+}
+
+/** The state admission keeps: the stateless-answer budgets and a scratch buffer. */
+export interface AdmissionState {
+  stateless: Budget;
+  retries: Budget;
   scratch: Uint8Array;
 }
 
 export function createAdmissionState(): AdmissionState {
-  return { windowStart: 0, sentInWindow: 0, scratch: new Uint8Array(1500) };
+  return {
+    stateless: { perSecond: MAX_STATELESS_PER_SECOND, windowStart: 0, used: 0 },
+    retries: { perSecond: MAX_RETRIES_PER_SECOND, windowStart: 0, used: 0 },
+    scratch: new Uint8Array(1500),
+  };
 }
 
-/** One stateless answer, if the per-second budget has room. */
-function spendStateless(a: AdmissionState): boolean {
+/** One answer, if the budget's current second has room. */
+function spend(budget: Budget): boolean {
   const now = Date.now();
-  if (now - a.windowStart >= 1_000) {
-    a.windowStart = now;
-    a.sentInWindow = 0;
+  if (now - budget.windowStart >= 1_000) {
+    budget.windowStart = now;
+    budget.used = 0;
   }
-  return ++a.sentInWindow <= MAX_STATELESS_PER_SECOND;
+  return ++budget.used <= budget.perSecond;
 }
 
 export function randomCid(): Uint8Array {
@@ -80,7 +99,7 @@ export function admit(
     // RFC 9000 §5.2.2: a datagram too small to start a connection gets no
     // answer, or a 7-byte packet would buy an 11-byte one.
     if (data.length < quiche.MIN_CLIENT_INITIAL_LEN) return { kind: "drop", reason: "short_unknown_version" };
-    if (!spendStateless(a)) return { kind: "drop", reason: "stateless_limit" };
+    if (!spend(a.stateless)) return { kind: "drop", reason: "stateless_limit" };
     const n = quiche.negotiateVersion(header.scid, header.dcid, a.scratch);
     return { kind: "reply", packet: a.scratch.subarray(0, n), reason: "version_negotiation" };
   }
@@ -94,7 +113,7 @@ export function admit(
   if (tokens === null) return { kind: "accept", scid: randomCid(), odcid: null };
   const token = header.token;
   if (!token || token.length === 0) {
-    if (!spendStateless(a)) return { kind: "drop", reason: "stateless_limit" };
+    if (!spend(a.retries)) return { kind: "drop", reason: "retry_limit" };
     const minted = tokens.mint(from.host, from.port, header.dcid);
     const n = quiche.retry(header.scid, header.dcid, randomCid(), minted, header.version, a.scratch);
     return { kind: "reply", packet: a.scratch.subarray(0, n), reason: "retry" };
@@ -111,7 +130,7 @@ export function admit(
  * know (we restarted), so its peer learns at once instead of timing out.
  */
 export function statelessReset(a: AdmissionState, resetKey: Uint8Array, data: Uint8Array): Uint8Array | null {
-  if (!spendStateless(a)) return null;
+  if (!spend(a.stateless)) return null;
   return buildReset(resetToken(resetKey, data.subarray(1, 1 + CID_LEN)), data.length);
 }
 
