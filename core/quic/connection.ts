@@ -88,6 +88,7 @@ function errorCode(error: unknown): number {
 
 export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, remote: Address): Conn<Ctx> {
   const now = Date.now();
+  // The methods are made once per connection and only forward to the named functions below.
   const state: Conn<Ctx> = {
     id: nextId++,
     remote,
@@ -116,113 +117,142 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
     gone: false,
     activeEpoch: 0,
     recvInfo: { from: remote, to: host.local },
-    sendDatagram(data, source = 0, flow = 0) {
-      if (state.closed) return false;
-      const waiting = state.waiting;
-      if ((waiting === null || waiting.size === 0) && state.dgramQueued < DIRECT_DEPTH) {
-        let queued: boolean;
-        try {
-          queued = conn.dgramSend(data) !== null;
-        } catch {
-          return false; // larger than the peer accepts, or not yet negotiated
-        }
-        if (queued) {
-          state.dgramQueued++;
-          host.markDirty(state);
-          return true;
-        }
-      }
-      if (data.length > (conn.dgramMaxWritableLen() ?? 0)) return false;
-      if (!enqueue(state.waiting ??= createFairQueue(), source, flow, data)) return false;
-      host.markDirty(state);
-      return true;
-    },
-    canSendDatagram(source = 0, flow = 0) {
-      return !state.closed && (state.waiting === null || hasRoom(state.waiting, source, flow));
-    },
-    writeStream(streamId, data, fin = false) {
-      if (state.closed) return;
-      let queue = state.pending.get(streamId);
-      if (queue !== undefined) {
-        // Keep order: once something is queued, everything after it queues too.
-        queue.chunks.push(data.slice());
-        queue.bytes += data.length;
-        queue.fin = fin;
-        return;
-      }
-      let written: number | null = 0;
-      try {
-        written = conn.streamSend(streamId, data, fin);
-      } catch (error) {
-        writeFailed(host, state, streamId, error);
-        return;
-      }
-      written ??= 0;
-      host.markDirty(state);
-      if (written === data.length) return;
-      const rest = data.slice(written);
-      state.pending.set(streamId, { chunks: [rest], bytes: rest.length, fin });
-    },
-    pendingStreamBytes(streamId) {
-      return state.pending.get(streamId)?.bytes ?? 0;
-    },
-    openStream() {
-      const id = state.nextStream;
-      state.nextStream += 4;
-      return id;
-    },
-    pauseStream(streamId, paused) {
-      if (paused) {
-        state.paused.add(streamId);
-        return;
-      }
-      if (!state.paused.delete(streamId)) return;
-      // Data may have arrived while paused: read it now that there is room.
-      queueMicrotask(() => {
-        if (state.closed) return;
-        readStream(host, state, streamId);
-        host.markDirty(state);
-      });
-    },
-    shutdownStream(streamId, error) {
-      state.pending.delete(streamId);
-      state.paused.delete(streamId);
-      try {
-        conn.streamShutdown(streamId, quiche.Shutdown.Write, error);
-        conn.streamShutdown(streamId, quiche.Shutdown.Read, error);
-      } catch {
-        // already finished
-      }
-      host.markDirty(state);
-    },
-    markProven() {
-      if (state.proven) return;
-      state.proven = true;
-      host.onProven(state);
-    },
-    close(code, reason) {
-      if (state.closed) return;
-      try {
-        conn.close(true, code, textEncoder.encode(reason));
-      } catch {
-        // already closing
-      }
-      host.markDirty(state);
-    },
-    peerCertificate() {
-      const chain = conn.peerCertChain();
-      return chain && chain.length > 0 ? chain[0]! : null;
-    },
-    rttSeconds() {
-      const paths = conn.pathStats();
-      // The binding reports whole milliseconds.
-      return paths.length > 0 ? paths[0]!.rtt / 1e3 : 0;
-    },
-    maxDatagramSize() {
-      return conn.dgramMaxWritableLen() ?? 0;
-    },
+    sendDatagram: (data, source = 0, flow = 0) => sendDatagram(host, state, data, source, flow),
+    canSendDatagram: (source = 0, flow = 0) => canSendDatagram(state, source, flow),
+    writeStream: (streamId, data, fin = false) => writeStream(host, state, streamId, data, fin),
+    pendingStreamBytes: (streamId) => state.pending.get(streamId)?.bytes ?? 0,
+    openStream: () => openStream(state),
+    pauseStream: (streamId, paused) => pauseStream(host, state, streamId, paused),
+    shutdownStream: (streamId, error) => shutdownStream(host, state, streamId, error),
+    markProven: () => markProven(host, state),
+    close: (code, reason) => close(host, state, code, reason),
+    peerCertificate: () => peerCertificate(conn),
+    rttSeconds: () => rttSeconds(conn),
+    maxDatagramSize: () => conn.dgramMaxWritableLen() ?? 0,
   };
   return state;
+}
+
+function sendDatagram<Ctx>(
+  host: ConnectionHost<Ctx>,
+  state: Conn<Ctx>,
+  data: Uint8Array,
+  source: number,
+  flow: number,
+): boolean {
+  if (state.closed) return false;
+  const conn = state.conn;
+  const waiting = state.waiting;
+  if ((waiting === null || waiting.size === 0) && state.dgramQueued < DIRECT_DEPTH) {
+    let queued: boolean;
+    try {
+      queued = conn.dgramSend(data) !== null;
+    } catch {
+      return false; // larger than the peer accepts, or not yet negotiated
+    }
+    if (queued) {
+      state.dgramQueued++;
+      host.markDirty(state);
+      return true;
+    }
+  }
+  if (data.length > (conn.dgramMaxWritableLen() ?? 0)) return false;
+  if (!enqueue(state.waiting ??= createFairQueue(), source, flow, data)) return false;
+  host.markDirty(state);
+  return true;
+}
+
+function canSendDatagram(state: Conn<unknown>, source: number, flow: number): boolean {
+  return !state.closed && (state.waiting === null || hasRoom(state.waiting, source, flow));
+}
+
+function writeStream<Ctx>(
+  host: ConnectionHost<Ctx>,
+  state: Conn<Ctx>,
+  streamId: number,
+  data: Uint8Array,
+  fin: boolean,
+): void {
+  if (state.closed) return;
+  let queue = state.pending.get(streamId);
+  if (queue !== undefined) {
+    // Keep order: once something is queued, everything after it queues too.
+    queue.chunks.push(data.slice());
+    queue.bytes += data.length;
+    queue.fin = fin;
+    return;
+  }
+  let written: number | null = 0;
+  try {
+    written = state.conn.streamSend(streamId, data, fin);
+  } catch (error) {
+    writeFailed(host, state, streamId, error);
+    return;
+  }
+  written ??= 0;
+  host.markDirty(state);
+  if (written === data.length) return;
+  const rest = data.slice(written);
+  state.pending.set(streamId, { chunks: [rest], bytes: rest.length, fin });
+}
+
+function openStream(state: Conn<unknown>): number {
+  const id = state.nextStream;
+  state.nextStream += 4;
+  return id;
+}
+
+function pauseStream<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>, streamId: number, paused: boolean): void {
+  if (paused) {
+    state.paused.add(streamId);
+    return;
+  }
+  if (!state.paused.delete(streamId)) return;
+  // Data may have arrived while paused: read it now that there is room.
+  queueMicrotask(() => {
+    if (state.closed) return;
+    readStream(host, state, streamId);
+    host.markDirty(state);
+  });
+}
+
+function shutdownStream<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>, streamId: number, error: number): void {
+  state.pending.delete(streamId);
+  state.paused.delete(streamId);
+  try {
+    state.conn.streamShutdown(streamId, quiche.Shutdown.Write, error);
+    state.conn.streamShutdown(streamId, quiche.Shutdown.Read, error);
+  } catch {
+    // already finished
+  }
+  host.markDirty(state);
+}
+
+function markProven<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>): void {
+  if (state.proven) return;
+  state.proven = true;
+  host.onProven(state);
+}
+
+function close<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>, code: number, reason: string): void {
+  if (state.closed) return;
+  try {
+    state.conn.close(true, code, textEncoder.encode(reason));
+  } catch {
+    // already closing
+  }
+  host.markDirty(state);
+}
+
+function peerCertificate(conn: Connection): Uint8Array | null {
+  const chain = conn.peerCertChain();
+  return chain && chain.length > 0 ? chain[0]! : null;
+}
+
+function rttSeconds(conn: Connection): number {
+  const paths = conn.pathStats();
+  // The binding reports whole milliseconds.
+  return paths.length > 0 ? paths[0]!.rtt / 1e3 : 0;
 }
 
 /**

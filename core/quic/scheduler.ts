@@ -48,158 +48,200 @@ export interface Scheduler<Ctx> {
   forget(state: Conn<Ctx>): void;
 }
 
-export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
-  const dirty = new Set<Conn<Ctx>>();
-  const sendBufs = Array.from({ length: SEND_BATCH }, () => new Uint8Array(host.packetSize));
-  const sendList: (Uint8Array | number | string)[] = [];
-  let flushScheduled = false;
-  let flushing = false;
-  /** Connections whose ACK-only work waits for the shared ACK timer. */
-  const awaitingAck = new Set<Conn<Ctx>>();
-  let ackTimer: ReturnType<typeof setTimeout> | null = null;
-  /** A zero timer is on its way (at most one at a time). */
-  let timerPending = false;
-  const late = new Set<Conn<Ctx>>();
-  // Smoothed gap between flushes: the load signal for batching.
-  let lastFlush = 0;
-  let flushGapMs = 10;
-
-  function markDirty(state: Conn<Ctx>) {
-    if (flushing) {
-      // Marked while a flush runs (a handler reacting to a close): flushed right after it.
-      late.add(state);
-      return;
-    }
-    dirty.add(state);
-    if (flushScheduled) {
-      if (flushGapMs < BUSY_GAP_MS && performance.now() - lastFlush > MAX_BATCH_WAIT_MS) flushAll();
-      return;
-    }
-    flushScheduled = true;
-    // Bun drains microtasks after every received packet, so a microtask
-    // flushes per packet: lowest latency when idle. When flushes come back to
-    // back the process is busy: a zero timer lets the socket's whole batch in
-    // first, so one sendmmsg carries many packets. (setImmediate would be
-    // quicker, but a loop woken only by UDP does not always run it.)
-    if (flushGapMs >= BUSY_GAP_MS) queueMicrotask(flushAll);
-    else if (!timerPending) {
-      timerPending = true;
-      setTimeout(onZeroTimer, 0);
-    }
-  }
-
-  function onZeroTimer() {
-    timerPending = false;
-    if (flushScheduled) flushAll();
-  }
-
-  function afterPackets(state: Conn<Ctx>) {
-    if (!state.wasEstablished || ++state.unflushedInputs >= ACK_EVERY) return markDirty(state);
-    if (dirty.has(state) || awaitingAck.has(state)) return;
-    awaitingAck.add(state);
-    // One timer for every connection with an ACK due: a server with thousands
-    // of idle clients answers their keepalives without a timer each.
-    ackTimer ??= setTimeout(flushAcks, ACK_DELAY_MS);
-  }
-
-  function flushAcks() {
-    ackTimer = null;
-    for (const state of awaitingAck) if (!state.closed) markDirty(state);
-    awaitingAck.clear();
-  }
-
-  function flushAll() {
-    flushScheduled = false;
-    if (flushing || dirty.size === 0) return;
-    const now = performance.now();
-    flushGapMs = flushGapMs * 0.9 + Math.min(now - lastFlush, 10) * 0.1;
-    lastFlush = now;
-    flushing = true;
-    try {
-      for (const state of dirty) flush(state);
-      sendBatch();
-    } finally {
-      flushing = false;
-      dirty.clear();
-    }
-    if (late.size > 0) {
-      for (const state of late) markDirty(state);
-      late.clear();
-    }
-  }
-
+/** A scheduler's state: one per endpoint, shared by all its connections. */
+interface SchedulerState<Ctx> {
+  /** The endpoint: its socket and packet size, and what runs on a quiche timer or after a flush. */
+  readonly host: SchedulerHost<Ctx>;
+  /** Connections with something to send: the next flushAll sends for all of them at once. */
+  readonly dirty: Set<Conn<Ctx>>;
+  /** One packet buffer per slot of a sendmmsg batch, reused: quiche writes into them. */
+  readonly sendBufs: Uint8Array[];
+  /** The batch being built for sendMany: packet view, port, host, repeated. */
+  readonly sendList: (Uint8Array | number | string)[];
   /** Packets of every connection flushed together share one sendmmsg (up to SEND_BATCH). */
-  let batched = 0;
-  function sendBatch() {
-    if (batched === 0) return;
-    host.socket.sendMany(sendList, batched);
-    sendList.length = 0;
-    batched = 0;
-  }
+  batched: number;
+  /** A flush is on its way (a microtask or the zero timer): marking more only adds to it. */
+  flushScheduled: boolean;
+  /** A flush runs now: connections marked meanwhile go to `late`, not into the set being iterated. */
+  flushing: boolean;
+  /** Connections whose ACK-only work waits for the shared ACK timer. */
+  readonly awaitingAck: Set<Conn<Ctx>>;
+  /** The shared ACK timer, while any connection awaits it. */
+  ackTimer: ReturnType<typeof setTimeout> | null;
+  /** A zero timer is on its way (at most one at a time). */
+  timerPending: boolean;
+  /** Marked while a flush ran (a handler reacting to a close): marked again right after it. */
+  readonly late: Set<Conn<Ctx>>;
+  /** When the last flush ran (performance.now()), to measure the gap to the next. */
+  lastFlush: number;
+  /** Smoothed gap between flushes: the load signal for batching. */
+  flushGapMs: number;
+  /** flushAll bound to this state once, for queueMicrotask and the Scheduler: no closure per flush. */
+  readonly flushAllBound: () => void;
+  /** onZeroTimer bound once, for the busy-path zero timer. */
+  readonly onZeroTimerBound: () => void;
+  /** flushAcks bound once, for the shared ACK timer. */
+  readonly flushAcksBound: () => void;
+}
 
-  function flush(state: Conn<Ctx>) {
-    const conn = state.conn;
-    state.unflushedInputs = 0;
-    awaitingAck.delete(state);
-    const waiting = state.waiting;
-    for (;;) {
-      // Datagrams that waited for the window go to quiche a few at a time, in fair order.
-      if (waiting !== null && waiting.size > 0) topUp(state);
-      const buf = sendBufs[batched]!;
-      let result;
-      try {
-        result = conn.send(buf);
-      } catch {
-        break;
-      }
-      if (result === null) break;
-      const [n, info] = result;
-      sendList.push(buf.subarray(0, n), info.to.port, info.to.host);
-      if (++batched === SEND_BATCH) sendBatch();
+export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
+  const sched: SchedulerState<Ctx> = {
+    host,
+    dirty: new Set(),
+    sendBufs: Array.from({ length: SEND_BATCH }, () => new Uint8Array(host.packetSize)),
+    sendList: [],
+    batched: 0,
+    flushScheduled: false,
+    flushing: false,
+    awaitingAck: new Set(),
+    ackTimer: null,
+    timerPending: false,
+    late: new Set(),
+    lastFlush: 0,
+    flushGapMs: 10,
+    flushAllBound: () => flushAll(sched),
+    onZeroTimerBound: () => onZeroTimer(sched),
+    flushAcksBound: () => flushAcks(sched),
+  };
+  return {
+    markDirty: (state) => markDirty(sched, state),
+    afterPackets: (state) => afterPackets(sched, state),
+    flushAll: sched.flushAllBound,
+    forget: (state) => forget(sched, state),
+  };
+}
+
+function markDirty<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
+  if (sched.flushing) {
+    // Marked while a flush runs (a handler reacting to a close): flushed right after it.
+    sched.late.add(state);
+    return;
+  }
+  sched.dirty.add(state);
+  if (sched.flushScheduled) {
+    if (sched.flushGapMs < BUSY_GAP_MS && performance.now() - sched.lastFlush > MAX_BATCH_WAIT_MS) flushAll(sched);
+    return;
+  }
+  sched.flushScheduled = true;
+  // Bun drains microtasks after every received packet, so a microtask
+  // flushes per packet: lowest latency when idle. When flushes come back to
+  // back the process is busy: a zero timer lets the socket's whole batch in
+  // first, so one sendmmsg carries many packets. (setImmediate would be
+  // quicker, but a loop woken only by UDP does not always run it.)
+  if (sched.flushGapMs >= BUSY_GAP_MS) queueMicrotask(sched.flushAllBound);
+  else if (!sched.timerPending) {
+    sched.timerPending = true;
+    setTimeout(sched.onZeroTimerBound, 0);
+  }
+}
+
+function onZeroTimer<Ctx>(sched: SchedulerState<Ctx>): void {
+  sched.timerPending = false;
+  if (sched.flushScheduled) flushAll(sched);
+}
+
+function afterPackets<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
+  if (!state.wasEstablished || ++state.unflushedInputs >= ACK_EVERY) return markDirty(sched, state);
+  if (sched.dirty.has(state) || sched.awaitingAck.has(state)) return;
+  sched.awaitingAck.add(state);
+  // One timer for every connection with an ACK due: a server with thousands
+  // of idle clients answers their keepalives without a timer each.
+  sched.ackTimer ??= setTimeout(sched.flushAcksBound, ACK_DELAY_MS);
+}
+
+function flushAcks<Ctx>(sched: SchedulerState<Ctx>): void {
+  sched.ackTimer = null;
+  for (const state of sched.awaitingAck) if (!state.closed) markDirty(sched, state);
+  sched.awaitingAck.clear();
+}
+
+function flushAll<Ctx>(sched: SchedulerState<Ctx>): void {
+  sched.flushScheduled = false;
+  if (sched.flushing || sched.dirty.size === 0) return;
+  const now = performance.now();
+  sched.flushGapMs = sched.flushGapMs * 0.9 + Math.min(now - sched.lastFlush, 10) * 0.1;
+  sched.lastFlush = now;
+  sched.flushing = true;
+  try {
+    for (const state of sched.dirty) flush(sched, state);
+    sendBatch(sched);
+  } finally {
+    sched.flushing = false;
+    sched.dirty.clear();
+  }
+  if (sched.late.size > 0) {
+    for (const state of sched.late) markDirty(sched, state);
+    sched.late.clear();
+  }
+}
+
+function sendBatch<Ctx>(sched: SchedulerState<Ctx>): void {
+  if (sched.batched === 0) return;
+  sched.host.socket.sendMany(sched.sendList, sched.batched);
+  sched.sendList.length = 0;
+  sched.batched = 0;
+}
+
+function flush<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
+  const conn = state.conn;
+  state.unflushedInputs = 0;
+  sched.awaitingAck.delete(state);
+  const waiting = state.waiting;
+  for (;;) {
+    // Datagrams that waited for the window go to quiche a few at a time, in fair order.
+    if (waiting !== null && waiting.size > 0) topUp(state);
+    const buf = sched.sendBufs[sched.batched]!;
+    let result;
+    try {
+      result = conn.send(buf);
+    } catch {
+      break;
     }
-    if (state.dgramQueued > 0) state.dgramQueued = conn.dgramSendQueueLen();
-    host.onFlushed(state);
-    if (state.closed && waiting !== null) clear(waiting);
-    if (!state.gone) arm(state);
+    if (result === null) break;
+    const [n, info] = result;
+    sched.sendList.push(buf.subarray(0, n), info.to.port, info.to.host);
+    if (++sched.batched === SEND_BATCH) sendBatch(sched);
   }
+  if (state.dgramQueued > 0) state.dgramQueued = conn.dgramSendQueueLen();
+  sched.host.onFlushed(state);
+  if (state.closed && waiting !== null) clear(waiting);
+  if (!state.gone) arm(sched, state);
+}
 
-  function topUp(state: Conn<Ctx>) {
-    // What quiche sent since the last count left room: count again before filling it.
-    state.dgramQueued = state.conn.dgramSendQueueLen();
-    const waiting = state.waiting!;
-    while (state.dgramQueued < DIRECT_DEPTH) {
-      const next = dequeue(waiting);
-      if (next === undefined) return;
-      try {
-        if (state.conn.dgramSend(next) !== null) state.dgramQueued++;
-      } catch {
-        // too large for the peer now: drop it
-      }
+function topUp<Ctx>(state: Conn<Ctx>): void {
+  // What quiche sent since the last count left room: count again before filling it.
+  state.dgramQueued = state.conn.dgramSendQueueLen();
+  const waiting = state.waiting!;
+  while (state.dgramQueued < DIRECT_DEPTH) {
+    const next = dequeue(waiting);
+    if (next === undefined) return;
+    try {
+      if (state.conn.dgramSend(next) !== null) state.dgramQueued++;
+    } catch {
+      // too large for the peer now: drop it
     }
   }
+}
 
-  /** Keeps quiche's timer armed; an earlier timer is kept (firing early is harmless). */
-  function arm(state: Conn<Ctx>) {
-    const timeout = state.conn.timeout();
-    if (timeout === null) return;
-    const at = Date.now() + timeout;
-    if (state.timer !== null && state.timerAt <= at + 1) return;
-    if (state.timer !== null) clearTimeout(state.timer);
-    state.timerAt = at;
-    state.timer = setTimeout(() => {
-      state.timer = null;
-      if (state.gone) return;
-      host.onTimer(state);
-      markDirty(state);
-    }, timeout);
-  }
-
-  function forget(state: Conn<Ctx>) {
-    if (state.timer !== null) clearTimeout(state.timer);
-    awaitingAck.delete(state);
+/** Keeps quiche's timer armed; an earlier timer is kept (firing early is harmless). */
+function arm<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
+  const timeout = state.conn.timeout();
+  if (timeout === null) return;
+  const at = Date.now() + timeout;
+  if (state.timer !== null && state.timerAt <= at + 1) return;
+  if (state.timer !== null) clearTimeout(state.timer);
+  state.timerAt = at;
+  state.timer = setTimeout(() => {
     state.timer = null;
-    dirty.delete(state);
-  }
+    if (state.gone) return;
+    sched.host.onTimer(state);
+    markDirty(sched, state);
+  }, timeout);
+}
 
-  return { markDirty, afterPackets, flushAll, forget };
+function forget<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
+  if (state.timer !== null) clearTimeout(state.timer);
+  sched.awaitingAck.delete(state);
+  state.timer = null;
+  sched.dirty.delete(state);
 }
