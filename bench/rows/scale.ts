@@ -182,7 +182,9 @@ export function renderScale(s: ScaleResult): string[] {
     );
   }
   out.push(
-    `  one dial at a time: p50 ${us(s.probeLowLoad.p50)} (p99 ${us(s.probeLowLoad.p99)}) on an empty server (after ${PROBE_WARMUP} uncounted)` +
+    `  one dial at a time: p50 ${us(s.probeLowLoad.p50)} (p99 ${
+      us(s.probeLowLoad.p99)
+    }) on an empty server (after ${PROBE_WARMUP} uncounted)` +
       (s.probeAtTop ? `, p50 ${us(s.probeAtTop.p50)} (p99 ${us(s.probeAtTop.p99)}) at the top` : ""),
   );
   if (s.idle) {
