@@ -289,13 +289,25 @@ describe("lossy paths between agent and server (impairment proxy)", () => {
     expect(reconnections(rig)).toBe(before);
   }, 120_000);
 
-  test("a 2-second blackout in the middle of a transfer: it resumes and completes", async () => {
+  // 2 s as the issue asks; 3.5 s comes close to the clients' 5 s idle timeout,
+  // where the probe timers have backed off for longest.
+  for (const blackoutMs of [2_000, 3_500]) {
+    test(
+      `a ${blackoutMs / 1000}-second blackout in the middle of a transfer: it resumes at once and completes`,
+      async () => {
+        await blackoutDownload(blackoutMs);
+      },
+      90_000,
+    );
+  }
+
+  async function blackoutDownload(blackoutMs: number) {
     const bytes = 20 * MB;
     const arrivals: number[] = [];
     const transfer = download(rig.tcp, bytes, 10, 60_000, arrivals);
     await waitFor(() => arrivals.length > 10, 10_000, "the download under way");
     await rig.proxy.set("both", { loss: 1 });
-    await Bun.sleep(2_000);
+    await Bun.sleep(blackoutMs);
     await rig.proxy.set("both", { loss: 0 });
     const cleared = performance.now();
     const result = await transfer;
@@ -308,13 +320,13 @@ describe("lossy paths between agent and server (impairment proxy)", () => {
       console.log([...buckets].map(([b, n]) => `${b * 0.5}s:${n}`).join(" "), `RTT ${await agentRttMs(rig)} ms`);
     }
     console.log(
-      `20 MB download with a 2 s blackout: ${result.ms.toFixed(0)} ms; data flowed again ${
+      `20 MB download with a ${blackoutMs / 1000} s blackout: ${result.ms.toFixed(0)} ms; data flowed again ${
         resumedMs.toFixed(0)
       } ms after the path came back`,
     );
     expect(result.bytes).toBe(bytes);
     expect(result.sha256).toBe(digest(bytes, 10));
-    // Not the exponential PTO backoff of a 2 s outage (which can reach seconds): the link probes on its own.
+    // Not the exponential PTO backoff of the outage (which can reach seconds): the link probes on its own.
     expect(resumedMs).toBeLessThan(1_000);
-  }, 90_000);
+  }
 });
