@@ -71,6 +71,7 @@ function applyTransport(config: Config, options: TransportOptions): Config {
   // grows with it, and the link spirals into seconds of RTT that it never
   // leaves (issue 8). BBR keeps its window from measured bandwidth and
   // minimum RTT, so random loss costs retransmissions, not the link.
+  // ZTNA_CC=cubic|reno exists for side-by-side measurements only (bench, lossy tests).
   config.setCcAlgorithm(
     process.env.ZTNA_CC === "cubic"
       ? quiche.CongestionControlAlgorithm.CUBIC
