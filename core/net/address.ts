@@ -13,3 +13,10 @@ export interface Address {
 export function formatAddress(a: Address): string {
   return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
+
+/** Dotted IPv4 text as a 32-bit number (for routes and packet filters), or null if it is not one. */
+export function ipv4Number(host: string): number | null {
+  const parts = host.split(".").map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) return null;
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+}

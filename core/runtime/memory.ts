@@ -5,6 +5,8 @@
  * run; and glibc keeps freed pages unless asked. Bun: a collection, then
  * malloc_trim. Elsewhere: nothing (the runtime's collector decides).
  */
+import { loadLibc } from "./libc.ts";
+
 declare const Bun: { gc(force: boolean): void } | undefined;
 
 /** At most one release per this long; calls in between are folded into one later release. */
@@ -17,7 +19,6 @@ const COLLECTIONS = 2;
 
 let last = 0;
 let pending: ReturnType<typeof setTimeout> | null = null;
-let trim: (() => void) | null | undefined;
 
 export function releaseNativeMemory(): void {
   if (pending !== null) return;
@@ -47,17 +48,5 @@ function collectThenTrim(rounds: number) {
 }
 
 function mallocTrim() {
-  if (trim === undefined) {
-    trim = null;
-    try {
-      if (process.platform === "linux") {
-        const ffi = require("bun:ffi");
-        const libc = ffi.dlopen("libc.so.6", { malloc_trim: { args: ["u64"], returns: "i32" } });
-        trim = () => libc.symbols.malloc_trim(0);
-      }
-    } catch {
-      trim = null;
-    }
-  }
-  trim?.();
+  loadLibc()?.mallocTrim();
 }

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
+import { ipv4Number } from "../net/address.ts";
 
 /** The largest UDP payload an interface MTU allows toward `host` (IP and UDP headers off), or null. */
 export function routeUdpPayload(host: string): number | null {
@@ -35,15 +36,9 @@ function isLocal(host: string, v6: boolean): boolean {
   return false;
 }
 
-function ipv4(host: string): number | null {
-  const parts = host.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) return null;
-  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
-}
-
 /** /proc/net/route holds little-endian hex: the longest matching prefix wins. */
 function routeIfaceV4(host: string): string | null {
-  const addr = ipv4(host);
+  const addr = ipv4Number(host);
   if (addr === null) return null;
   let best: { iface: string; bits: number } | null = null;
   for (const line of readFileSync("/proc/net/route", "utf8").split("\n").slice(1)) {

@@ -5,12 +5,13 @@
  * nothing: no wakeup, no read, no JavaScript. Elsewhere both are no-ops.
  */
 
+import { ipv4Number } from "../net/address.ts";
+import { loadLibc } from "./libc.ts";
+
 export interface Source {
   host: string;
   port: number;
 }
-
-declare const Bun: unknown;
 
 const SOL_SOCKET = 1;
 const SO_ATTACH_FILTER = 26;
@@ -22,48 +23,12 @@ const SKF_NET_OFF = -0x100000;
 /** Most sources one filter drops (the program stays tiny). */
 export const MAX_FILTERED_SOURCES = 16;
 
-interface Libc {
-  setsockopt(fd: number, level: number, name: number, value: unknown, len: number): number;
-  getsockopt(fd: number, level: number, name: number, value: unknown, len: unknown): number;
-  ptr(value: ArrayBufferView): number;
-}
-
-let libc: Libc | null | undefined;
-
-function load(): Libc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  if (typeof Bun === "undefined" || process.platform !== "linux") return null;
-  try {
-    const ffi = require("bun:ffi");
-    const lib = ffi.dlopen("libc.so.6", {
-      setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
-      getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
-    });
-    libc = {
-      setsockopt: (fd, level, name, value, len) => lib.symbols.setsockopt(fd, level, name, ffi.ptr(value), len),
-      getsockopt: (fd, level, name, value, len) =>
-        lib.symbols.getsockopt(fd, level, name, ffi.ptr(value), ffi.ptr(len)),
-      ptr: (value) => ffi.ptr(value),
-    };
-  } catch {
-    libc = null;
-  }
-  return libc;
-}
-
-function ipv4(host: string): number | null {
-  const parts = host.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) return null;
-  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
-}
-
 /**
  * The BPF program: for each source, "UDP source port matches and IPv4 source
  * matches: drop", then accept. Each instruction is {u16 code, u8 jt, u8 jf, u32 k}.
  */
 export function dropProgram(sources: readonly Source[]): Uint8Array | null {
-  const matches = sources.map((s) => ({ ip: ipv4(s.host), port: s.port })).filter((s) => s.ip !== null);
+  const matches = sources.map((s) => ({ ip: ipv4Number(s.host), port: s.port })).filter((s) => s.ip !== null);
   if (matches.length === 0) return null;
   const insns: [number, number, number, number][] = [];
   const total = matches.length * 4 + 2;
@@ -94,7 +59,7 @@ export function dropProgram(sources: readonly Source[]): Uint8Array | null {
  * empty list removes the filter. False when not supported here.
  */
 export function setDroppedSources(fd: number | null, sources: readonly Source[]): boolean {
-  const c = load();
+  const c = loadLibc();
   if (c === null || fd === null) return false;
   const program = dropProgram(sources.slice(0, MAX_FILTERED_SOURCES));
   if (program === null) {
@@ -110,7 +75,7 @@ export function setDroppedSources(fd: number | null, sources: readonly Source[])
 
 /** Datagrams the kernel dropped for this socket (full buffer or filter), or null when unknown. */
 export function kernelDrops(fd: number | null): number | null {
-  const c = load();
+  const c = loadLibc();
   if (c === null || fd === null) return null;
   const info = new Uint32Array(16);
   const len = new Uint32Array([info.byteLength]);

@@ -4,6 +4,7 @@
  * to `node:dgram`, which Deno also provides.
  */
 import type { Address } from "../net/address.ts";
+import { loadLibc } from "./libc.ts";
 
 export interface UdpPacketHandler {
   /** `data` is only valid during the call: copy what must outlive it. */
@@ -131,29 +132,16 @@ async function openNodeUdp(options: UdpOptions): Promise<UdpSocket> {
   };
 }
 
-let setsockopt: ((fd: number, level: number, name: number, value: unknown, len: number) => number) | null | undefined;
-
 /**
  * Bun's UDP sockets have no buffer-size option, but they expose their fd:
  * set SO_RCVBUF/SO_SNDBUF through libc. Best effort: on failure the kernel
  * defaults stay (and drops show up in the QUIC loss counters).
  */
 function setBunSocketBuffers(fd: unknown, bytes: number) {
-  if (typeof fd !== "number" || process.platform !== "linux") return;
-  try {
-    if (setsockopt === undefined) {
-      const ffi = require("bun:ffi");
-      const libc = ffi.dlopen("libc.so.6", {
-        setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
-      });
-      setsockopt = (f, level, name, value, len) => libc.symbols.setsockopt(f, level, name, ffi.ptr(value), len);
-    }
-    if (setsockopt === null) return;
-    const value = new Int32Array([bytes]);
-    const SOL_SOCKET = 1, SO_SNDBUF = 7, SO_RCVBUF = 8;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, value, 4);
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, value, 4);
-  } catch {
-    setsockopt = null;
-  }
+  const libc = loadLibc();
+  if (typeof fd !== "number" || libc === null) return;
+  const value = new Int32Array([bytes]);
+  const SOL_SOCKET = 1, SO_SNDBUF = 7, SO_RCVBUF = 8;
+  libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, value, 4);
+  libc.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, value, 4);
 }

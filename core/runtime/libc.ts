@@ -1,0 +1,44 @@
+/**
+ * The few libc calls the runtime adapters need and Bun does not offer
+ * (socket options, the kernel's per-socket drop counter, giving freed heap
+ * back), through `bun:ffi`, loaded once. Null wherever that is not possible
+ * (not Bun, not Linux, no libc.so.6): every caller then does without.
+ */
+
+export interface Libc {
+  /** setsockopt(2) with `value` as the option's bytes; 0 on success. */
+  setsockopt(fd: number, level: number, name: number, value: ArrayBufferView, len: number): number;
+  /** getsockopt(2); `len` holds the buffer's size in and the option's length out. 0 on success. */
+  getsockopt(fd: number, level: number, name: number, value: ArrayBufferView, len: Uint32Array): number;
+  /** malloc_trim(3): hands free pages of glibc's heaps back to the kernel. */
+  mallocTrim(): void;
+  /** The address of a view's bytes, for structures that point at other memory. */
+  ptr(value: ArrayBufferView): number;
+}
+
+declare const Bun: unknown;
+
+let libc: Libc | null | undefined;
+
+export function loadLibc(): Libc | null {
+  if (libc !== undefined) return libc;
+  libc = null;
+  if (typeof Bun === "undefined" || process.platform !== "linux") return null;
+  try {
+    const ffi = require("bun:ffi");
+    const { symbols } = ffi.dlopen("libc.so.6", {
+      setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+      getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
+      malloc_trim: { args: ["u64"], returns: "i32" },
+    });
+    libc = {
+      setsockopt: (fd, level, name, value, len) => symbols.setsockopt(fd, level, name, ffi.ptr(value), len),
+      getsockopt: (fd, level, name, value, len) => symbols.getsockopt(fd, level, name, ffi.ptr(value), ffi.ptr(len)),
+      mallocTrim: () => void symbols.malloc_trim(0),
+      ptr: (value) => ffi.ptr(value),
+    };
+  } catch {
+    libc = null;
+  }
+  return libc;
+}
