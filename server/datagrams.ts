@@ -4,7 +4,13 @@
  * Nothing here allocates: the header is parsed into one reused object and
  * every counter is a cell found once.
  */
-import { DATAGRAM_HEADER_LEN, type DatagramHeader, parseDatagram, writeDatagramHeader } from "../core/frame/mod.ts";
+import {
+  datagramChannel,
+  type DatagramHeader,
+  parseDatagram,
+  PATH_PROBE_CHANNEL,
+  writeDatagramHeader,
+} from "../core/frame/mod.ts";
 import { routeFromAgent, routeFromConnector } from "./relay.ts";
 import type { ServerConn, ServerState } from "./state.ts";
 
@@ -22,7 +28,7 @@ export function createDatagramRelay(state: ServerState): (conn: ServerConn, buf:
     const len = buf.length;
     // Channel 0 is never granted: it is the path probe (a link sizing its packets, ztna doctor),
     // sent back as it came, whatever its size, also before HELLO (a probe connection says none).
-    if (len >= DATAGRAM_HEADER_LEN && buf[0] === 0 && buf[1] === 0) {
+    if (datagramChannel(buf) === PATH_PROBE_CHANNEL) {
       if (!conn.sendDatagram(buf)) dropped("queue_full");
       return;
     }

@@ -12,10 +12,13 @@ import {
   createControlReader,
   createSegmentReader,
   DATAGRAM_HEADER_LEN,
+  datagramChannel,
   encodeControl,
   encodeEndSegment,
+  encodePathProbe,
   encodeStreamHeader,
   type NackCode,
+  PATH_PROBE_CHANNEL,
   type ProbeReply,
   PROTOCOL_VERSIONS,
   type Role,
@@ -226,9 +229,9 @@ function handleStreamData(s: SessionState, c: QuicConnection, streamId: number, 
 
 /** Channel 0 echoes our path probes; any other channel answers a UDP round trip. */
 function handleDatagram(s: SessionState, data: Uint8Array): void {
-  if (data.length < DATAGRAM_HEADER_LEN) return;
-  const channel = (data[0]! << 8) | data[1]!;
-  if (channel === 0) s.onEchoed?.(data.length);
+  const channel = datagramChannel(data);
+  if (channel === null) return;
+  if (channel === PATH_PROBE_CHANNEL) s.onEchoed?.(data.length);
   else s.channelWaiters.get(channel)?.(data.length - DATAGRAM_HEADER_LEN);
 }
 
@@ -339,9 +342,7 @@ async function pathProbe(s: SessionState, c: QuicConnection, sizes: number[], wa
   s.onEchoed = (size) => back.add(size);
   for (let round = 0; round < 2; round++) {
     for (const size of sizes) {
-      const d = new Uint8Array(size);
-      writeDatagramHeader(d, 0, size);
-      c.sendDatagram(d);
+      c.sendDatagram(encodePathProbe(size, size));
     }
     await new Promise((r) => setTimeout(r, waitMs / 2));
   }

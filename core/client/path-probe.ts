@@ -11,6 +11,7 @@
  * frames); on an ordinary 1500-byte path there is nothing to gain and no
  * probe is made.
  */
+import { datagramChannel, encodePathProbe, PATH_PROBE_CHANNEL } from "../frame/mod.ts";
 import type { Address } from "../net/address.ts";
 import type { Config } from "../quic/native.ts";
 import { MAX_QUIC_UDP_PAYLOAD, QUIC_UDP_PAYLOAD } from "../quic/config.ts";
@@ -64,7 +65,7 @@ export async function probePath(options: ProbeOptions): Promise<ProbeResult> {
     onSocketError: () => settle(null),
     handlers: {
       onDatagram(_c, data) {
-        if (probeLen > 0 && data.length === probeLen && data[0] === 0 && data[1] === 0) settle(payload);
+        if (probeLen > 0 && data.length === probeLen && datagramChannel(data) === PATH_PROBE_CHANNEL) settle(payload);
       },
       onClosed: () => settle(null),
     },
@@ -80,7 +81,7 @@ export async function probePath(options: ProbeOptions): Promise<ProbeResult> {
     payload = conn.raw.maxSendUdpPayloadSize();
     if (payload < QUIC_UDP_PAYLOAD * MIN_GAIN) return settle(null);
     probeLen = conn.maxDatagramSize();
-    const probe = new Uint8Array(probeLen);
+    const probe = encodePathProbe(probeLen);
     conn.sendDatagram(probe);
     setTimeout(() => conn.sendDatagram(probe), 20);
   }, 2);

@@ -3,11 +3,14 @@ import fc from "fast-check";
 import type { DatagramHeader } from "./mod.ts";
 import {
   DATAGRAM_HEADER_LEN,
+  datagramChannel,
   encodeDatagram,
+  encodePathProbe,
   FRAME_ERROR_KINDS,
   MAX_DATAGRAM_LEN,
   MAX_TUNNEL_PAYLOAD,
   parseDatagram,
+  PATH_PROBE_CHANNEL,
   writeDatagramHeader,
 } from "./mod.ts";
 
@@ -170,5 +173,21 @@ describe("properties", () => {
       ),
       FC,
     );
+  });
+});
+
+describe("path probes (channel 0)", () => {
+  test("a probe of any size reads as channel 0, larger than a tunnelled datagram may be", () => {
+    const probe = encodePathProbe(16_000, 1234);
+    expect(probe.length).toBe(16_000);
+    expect(datagramChannel(probe)).toBe(PATH_PROBE_CHANNEL);
+    const header: DatagramHeader = { channel: -1, flow: -1, payloadLength: -1 };
+    expect(parseDatagram(probe, probe.length, header)?.kind).toBe("oversized");
+  });
+
+  test("datagramChannel: other channels as written, null below the header length", () => {
+    expect(datagramChannel(encodeDatagram(0x1234, 7, new Uint8Array(3)))).toBe(0x1234);
+    expect(datagramChannel(new Uint8Array(DATAGRAM_HEADER_LEN - 1))).toBeNull();
+    expect(datagramChannel(new Uint8Array(DATAGRAM_HEADER_LEN))).toBe(PATH_PROBE_CHANNEL);
   });
 });

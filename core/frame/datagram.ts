@@ -69,6 +69,28 @@ export function parseDatagram(buf: Uint8Array, len: number, into: DatagramHeader
   return null;
 }
 
+/**
+ * Channel 0 is never granted to a service: a datagram on it is a path probe,
+ * which the server sends back unchanged, whatever its size (docs/protocol.md).
+ */
+export const PATH_PROBE_CHANNEL = 0;
+
+/**
+ * The channel of a datagram, or null when it is shorter than the header.
+ * Unlike parseDatagram it applies no size limit: path probes may be larger
+ * than a tunnelled datagram.
+ */
+export function datagramChannel(buf: Uint8Array): number | null {
+  return buf.length >= DATAGRAM_HEADER_LEN ? (buf[0]! << 8) | buf[1]! : null;
+}
+
+/** A path probe of `size` bytes in all: channel 0, `flow` free for the sender's own use. */
+export function encodePathProbe(size: number, flow = 0): Uint8Array {
+  const out = new Uint8Array(size);
+  writeDatagramHeader(out, PATH_PROBE_CHANNEL, flow);
+  return out;
+}
+
 /** Allocating convenience for tests and tools: header + a copy of payload. */
 export function encodeDatagram(channel: number, flow: number, payload: Uint8Array): Uint8Array {
   if (payload.length > MAX_TUNNEL_PAYLOAD) {

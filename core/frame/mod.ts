@@ -66,10 +66,13 @@ export {
 export type { DatagramHeader } from "./datagram.ts";
 export {
   DATAGRAM_HEADER_LEN,
+  datagramChannel,
   encodeDatagram,
+  encodePathProbe,
   MAX_DATAGRAM_LEN,
   MAX_TUNNEL_PAYLOAD,
   parseDatagram,
+  PATH_PROBE_CHANNEL,
   writeDatagramHeader,
 } from "./datagram.ts";
 
