@@ -14,7 +14,8 @@ export interface Fleet {
   /** Starts a program; every program started here is killed by `stopAll`. */
   start(name: ProgramName, args: string[]): Program;
   server(port?: number, extra?: string[]): Promise<{ program: Program; port: number }>;
-  clientArgs(ports: number[]): Promise<string[]>;
+  /** Client flags for these server ports; the reconnect backoff is quick unless `backoff` says otherwise. */
+  clientArgs(ports: number[], backoff?: { base: string; cap: string }): Promise<string[]>;
   stopAll(): Promise<void>;
 }
 
@@ -47,7 +48,7 @@ export function createFleet(): Fleet {
       const bound = addressOf(await program.waitForLog("listening"));
       return { program, port: bound.port };
     },
-    async clientArgs(ports) {
+    async clientArgs(ports, backoff = { base: "50ms", cap: "1s" }) {
       const c = await devCerts();
       return [
         "--server",
@@ -61,9 +62,9 @@ export function createFleet(): Fleet {
         "--state-dir",
         stateDir,
         "--reconnect-base",
-        "50ms",
+        backoff.base,
         "--reconnect-cap",
-        "1s",
+        backoff.cap,
       ];
     },
     async stopAll() {

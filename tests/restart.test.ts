@@ -6,9 +6,8 @@
  * real QUIC on loopback; the times come from the programs' own log stamps.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import { addressOf, type LogEntry, type Program } from "../scripts/programs.ts";
-import { cleanup, devCerts, startEcho, waitFor } from "./harness.ts";
+import { cleanup, startEcho, waitFor } from "./harness.ts";
 import { createFleet, steadyTraffic } from "./procs.ts";
 
 const teardown = cleanup();
@@ -17,26 +16,8 @@ afterEach(() => teardown.run());
 const at = (e: LogEntry) => Date.parse(String(e.ts));
 const count = (p: Program, event: string) => p.logs.filter((e) => e.event === event).length;
 
-/** Client flags with production backoff (100 ms doubling to 30 s), so only the restart window can be quick. */
-async function clientArgs(stateDir: string, port: number): Promise<string[]> {
-  const c = await devCerts();
-  return [
-    "--server",
-    `127.0.0.1:${port}`,
-    "--server-name",
-    "localhost",
-    "--ca",
-    join(c.dir, "ca.pem"),
-    "--ops",
-    "off",
-    "--state-dir",
-    stateDir,
-    "--reconnect-base",
-    "100ms",
-    "--reconnect-cap",
-    "30s",
-  ];
-}
+/** Production backoff (100 ms doubling to 30 s), so only the restart window can be quick. */
+const PRODUCTION_BACKOFF = { base: "100ms", cap: "30s" };
 
 /** The `n`-th (1-based) log line of `event`, waited for. */
 function nth(p: Program, event: string, n: number, timeoutMs: number): Promise<LogEntry> {
@@ -49,7 +30,7 @@ describe("planned restart (SIGTERM drain)", () => {
     const echo = teardown.add(await startEcho(), (e) => e.close());
     const serverFlags = ["--grace", "300ms", "--restart-try-for", "30s"];
     const first = await fleet.server(0, serverFlags);
-    const args = await clientArgs(fleet.stateDir, first.port);
+    const args = await fleet.clientArgs([first.port], PRODUCTION_BACKOFF);
     const connector = fleet.start("connector", [
       ...args,
       "--service",
@@ -102,7 +83,7 @@ describe("planned restart (SIGTERM drain)", () => {
     const echo = teardown.add(await startEcho(), (e) => e.close());
     const serverFlags = ["--grace", "200ms", "--restart-try-for", "1s"];
     const first = await fleet.server(0, serverFlags);
-    const args = await clientArgs(fleet.stateDir, first.port);
+    const args = await fleet.clientArgs([first.port], PRODUCTION_BACKOFF);
     const connector = fleet.start("connector", [
       ...args,
       "--service",
@@ -127,7 +108,7 @@ describe("losses that were not announced as restarts keep the backoff", () => {
     const fleet = teardown.add(createFleet(), (f) => f.stopAll());
     const echo = teardown.add(await startEcho(), (e) => e.close());
     const first = await fleet.server(0, ["--grace", "200ms", "--restart-try-for", "0"]);
-    const args = await clientArgs(fleet.stateDir, first.port);
+    const args = await fleet.clientArgs([first.port], PRODUCTION_BACKOFF);
     const connector = fleet.start("connector", [
       ...args,
       "--service",
