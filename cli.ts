@@ -2,6 +2,7 @@
  * `ztna`: one entry point for every program, and what `npm run build` compiles
  * into a self-contained binary: `ztna server|connector|agent|certs|version`.
  */
+import { reexecWithTunedAllocator } from "./core/runtime/allocator.ts";
 import { versionLine } from "./core/version.ts";
 
 const USAGE = `usage: ztna <command> [flags]
@@ -58,4 +59,11 @@ export async function runCli(argv: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) await runCli(process.argv.slice(2));
+/** The long-running programs, which carry traffic and so run with the tuned allocator. */
+const RELAY_COMMANDS = new Set(["server", "connector", "agent"]);
+
+if (import.meta.main) {
+  const argv = process.argv.slice(2);
+  if (RELAY_COMMANDS.has(argv[0] ?? "") && !wantsVersion(argv)) reexecWithTunedAllocator();
+  await runCli(argv);
+}

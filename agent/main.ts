@@ -7,6 +7,7 @@ import { createRegistry } from "../core/metrics/registry.ts";
 import { prepareClient, reloadClientTls } from "../core/client/prepare.ts";
 import { announceTrust } from "../core/client/tls.ts";
 import { bindOps } from "../core/ops/serve.ts";
+import { reexecWithTunedAllocator } from "../core/runtime/allocator.ts";
 import type { HttpServer } from "../core/runtime/http.ts";
 import { onReloadSignal, onShutdownSignals } from "../core/runtime/signals.ts";
 import { resolveFlag, startOrExit } from "../core/startup.ts";
@@ -108,4 +109,7 @@ export async function main(argv = process.argv.slice(2), env: Record<string, str
   onShutdownSignals(() => program.shutdown(), program.log);
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  reexecWithTunedAllocator();
+  await main();
+}

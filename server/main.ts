@@ -4,6 +4,7 @@ import { createLogger, type Logger } from "../core/log.ts";
 import { certificatesInUse, publishCertificates } from "../core/metrics/certificates.ts";
 import { createRegistry } from "../core/metrics/registry.ts";
 import { bindOps } from "../core/ops/serve.ts";
+import { reexecWithTunedAllocator } from "../core/runtime/allocator.ts";
 import type { HttpServer } from "../core/runtime/http.ts";
 import { loadOrCreateSecret } from "../core/runtime/secret.ts";
 import { onReloadSignal, onShutdownSignals } from "../core/runtime/signals.ts";
@@ -166,4 +167,7 @@ export async function main(argv = process.argv.slice(2), env: Record<string, str
   });
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  reexecWithTunedAllocator();
+  await main();
+}

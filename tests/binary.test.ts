@@ -10,6 +10,7 @@ import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MAX_TUNNEL_PAYLOAD } from "../core/frame/mod.ts";
+import { ALLOCATOR_ENV } from "../core/runtime/allocator.ts";
 import type { UdpSocket } from "../core/runtime/udp.ts";
 import { VERSION } from "../core/version.ts";
 import { build, type BuildResult } from "../scripts/build.ts";
@@ -128,6 +129,11 @@ describe("compiled binary", () => {
       ...common,
     ]);
     const target = `127.0.0.1:${addressOf(await server.waitForLog("listening", 15_000)).port}`;
+    // The compiled relay ran itself again with the allocator setting (core/runtime/allocator.ts).
+    const purgeDelay = process.env.MIMALLOC_PURGE_DELAY ?? ALLOCATOR_ENV.MIMALLOC_PURGE_DELAY;
+    expect(readFileSync(`/proc/${server.pid}/environ`, "utf8").split("\0")).toContain(
+      `MIMALLOC_PURGE_DELAY=${purgeDelay}`,
+    );
     const clientFlags = (role: string) => [
       "--server",
       target,

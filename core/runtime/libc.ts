@@ -1,7 +1,8 @@
 /**
  * The few libc calls the runtime adapters need and Bun does not offer
  * (socket options, the kernel's per-socket drop counter, giving freed heap
- * back), through `bun:ffi`, loaded once. Null wherever that is not possible
+ * back, running the program again with another environment), through
+ * `bun:ffi`, loaded once. Null wherever that is not possible
  * (not Bun, not Linux, no libc.so.6): every caller then does without.
  */
 
@@ -12,6 +13,11 @@ export interface Libc {
   getsockopt(fd: number, level: number, name: number, value: ArrayBufferView, len: Uint32Array): number;
   /** malloc_trim(3): hands free pages of glibc's heaps back to the kernel. */
   mallocTrim(): void;
+  /**
+   * execve(2): replaces this process's image (same pid, same open files).
+   * Returns only on failure, with -1.
+   */
+  execve(path: string, argv: string[], envp: string[]): number;
   /** The address of a view's bytes, for structures that point at other memory. */
   ptr(value: ArrayBufferView): number;
 }
@@ -30,11 +36,22 @@ export function loadLibc(): Libc | null {
       setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
       getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
       malloc_trim: { args: ["u64"], returns: "i32" },
+      execve: { args: ["ptr", "ptr", "ptr"], returns: "i32" },
     });
     libc = {
       setsockopt: (fd, level, name, value, len) => symbols.setsockopt(fd, level, name, ffi.ptr(value), len),
       getsockopt: (fd, level, name, value, len) => symbols.getsockopt(fd, level, name, ffi.ptr(value), ffi.ptr(len)),
       mallocTrim: () => void symbols.malloc_trim(0),
+      execve: (path, argv, envp) => {
+        // Everything the pointers point at stays referenced from `keep` until the call returns.
+        const keep: ArrayBufferView[] = [];
+        const held = <T extends ArrayBufferView>(view: T): T => (keep.push(view), view);
+        const cString = (text: string) => BigInt(ffi.ptr(held(new TextEncoder().encode(`${text}\0`))));
+        // NULL-terminated arrays of pointers to NUL-terminated strings.
+        const pointers = (list: string[]) => held(BigUint64Array.from([...list.map(cString), 0n]));
+        const file = held(new TextEncoder().encode(`${path}\0`));
+        return symbols.execve(ffi.ptr(file), ffi.ptr(pointers(argv)), ffi.ptr(pointers(envp)));
+      },
       ptr: (value) => ffi.ptr(value),
     };
   } catch {

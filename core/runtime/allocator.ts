@@ -1,0 +1,65 @@
+/**
+ * Bun's allocator (mimalloc) gives a freed page back to the kernel once it has
+ * been free for 100 ms. The relay frees and allocates a buffer per socket read
+ * and per datagram (Bun hands each one over in fresh memory), so under load
+ * the same pages go back and are faulted in again thousands of times a
+ * second, each a madvise, a TLB shootdown and a fault: 3,000–8,500 page
+ * faults/s per program in the TCP bulk row, and about a third of its
+ * throughput on this VM, where those are dear. Kept for 10 s, the pages are
+ * reused instead (about a third of the faults, TCP bulk 0.6–0.9 → 1.0–1.2
+ * Gbit/s). Memory still goes back: what stays free for 10 s is returned, and
+ * the release after a burst of ended connections (memory.ts) still brings
+ * the server back within 2 s, as mimalloc still punches out free holes at once.
+ *
+ * mimalloc reads its options from the environment once, when the process
+ * starts, and Bun offers no call to change them later. So a relay program
+ * started without the setting runs itself again, in place (execve keeps the
+ * pid, the open files and the arguments), with it set.
+ *
+ * An operator's own MIMALLOC_PURGE_DELAY wins: set it (100 is mimalloc's
+ * default) to run with another value and without the second start.
+ * Elsewhere (not Bun, not Linux) this does nothing.
+ */
+import { readFileSync } from "node:fs";
+import { loadLibc } from "./libc.ts";
+
+/** How long a free page stays with the process before it goes back to the kernel. */
+export const PURGE_DELAY_MS = 10_000;
+
+/** The settings, as the environment mimalloc reads at start-up. */
+export const ALLOCATOR_ENV: Readonly<Record<string, string>> = {
+  MIMALLOC_PURGE_DELAY: String(PURGE_DELAY_MS),
+};
+
+declare const Bun: unknown;
+
+/** True when this process runs with the allocator settings (or an operator's own). */
+export function allocatorTuned(env: Record<string, string | undefined> = process.env): boolean {
+  return env.MIMALLOC_PURGE_DELAY !== undefined;
+}
+
+/**
+ * Runs this program again in place with ALLOCATOR_ENV when it was started
+ * without it. Call first thing in a relay program's entry point, never from
+ * a library or a test process. Returns only when nothing was done (already
+ * tuned, not Bun on Linux, or the exec failed: the program then simply runs
+ * with the defaults).
+ */
+export function reexecWithTunedAllocator(): void {
+  if (typeof Bun === "undefined" || process.platform !== "linux" || allocatorTuned()) return;
+  const libc = loadLibc();
+  if (libc === null) return;
+  let argv: string[];
+  try {
+    // The arguments exactly as this process got them, argv[0] included.
+    argv = readFileSync("/proc/self/cmdline", "utf8").split("\0");
+  } catch {
+    return;
+  }
+  if (argv.at(-1) === "") argv.pop();
+  if (argv.length === 0) return;
+  const env = { ...process.env, ...ALLOCATOR_ENV };
+  const envp = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+  // /proc/self/exe is this very binary even if the file on disk has been replaced since.
+  libc.execve("/proc/self/exe", argv, envp);
+}
