@@ -6,10 +6,12 @@
  * second, each a madvise, a TLB shootdown and a fault: 3,000–8,500 page
  * faults/s per program in the TCP bulk row, and about a third of its
  * throughput on this VM, where those are dear. Kept for 10 s, the pages are
- * reused instead (about a third of the faults, TCP bulk 0.6–0.9 → 1.0–1.2
- * Gbit/s). Memory still goes back: what stays free for 10 s is returned, and
- * the release after a burst of ended connections (memory.ts) still brings
- * the server back within 2 s, as mimalloc still punches out free holes at once.
+ * reused instead: a third of the faults, and TCP bulk went from 0.6–0.97 to
+ * 0.9–1.3 Gbit/s in alternating runs. Memory still goes back: what stays
+ * free for 10 s is returned, and after a burst of refused handshakes the
+ * release in memory.ts still brings the server back within 30 MiB of idle
+ * (1.5 s in most bench runs, 10.5 s at worst), because mimalloc still frees
+ * holes in its pages at once.
  *
  * mimalloc reads its options from the environment once, when the process
  * starts, and Bun offers no call to change them later. So a relay program
