@@ -183,6 +183,8 @@ describe("issue 9 goals", () => {
       label,
       kind,
       idleMiB: idle,
+      idleAnonMiB: idle / 4,
+      idleFileMiB: idle - idle / 4,
       peakMiB: peak,
       endMiB: idle,
     });
@@ -195,6 +197,10 @@ describe("issue 9 goals", () => {
       ],
     };
     expect(goal(r, "8").met).toBe(true);
+    expect(goal(r, "8").anchor).toBe("-");
+    r.memory.bareBun = { rssMiB: 23, anonMiB: 2, fileMiB: 21 };
+    expect(goal(r, "8").anchor).toBe("bare Bun idle 23.0 MiB (private 2.0, mapped files 21.0)");
+    expect(goal(r, "8").measured).toContain("idle private 10.0 / 11.0 / 10.3 MiB");
     r.memory.programs.push(p("agent:b", "agent", 46, 50));
     expect(goal(r, "8").met).toBe(false);
   });

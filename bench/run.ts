@@ -24,7 +24,7 @@ import { runAbuse } from "./rows/abuse.ts";
 import { AGENT, type Env, SERVICE } from "./rows/env.ts";
 import { runGoodput } from "./rows/goodput.ts";
 import { runLossy } from "./rows/lossy.ts";
-import { watchMemory } from "./rows/memory.ts";
+import { measureBareBun, watchMemory } from "./rows/memory.ts";
 import { runNaive } from "./rows/naive.ts";
 import { runNeighbour } from "./rows/neighbour.ts";
 import { runRtt } from "./rows/rtt.ts";
@@ -155,8 +155,9 @@ async function main(): Promise<BenchResult> {
     if (env.tunnel) {
       await Bun.sleep(1_000); // let start-up settle before the idle figures
       const memory = watchMemory(env.tunnel);
+      const bareBun = await measureBareBun();
       for (const row of TUNNEL_ROWS) if (wants(row)) await runRow(row);
-      result.memory = memory.stop();
+      result.memory = memory.stop(bareBun);
       result.shutdown = await env.tunnel.stop();
     }
     // Services and ssh too: the later rows measure their own servers on a quiet machine.

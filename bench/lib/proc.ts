@@ -6,6 +6,10 @@ export interface MemorySample {
   rss: number;
   /** Peak resident set ("high water mark") since start, bytes. */
   hwm: number;
+  /** Of `rss`: private memory (heaps, stacks), bytes. */
+  anon: number;
+  /** Of `rss`: pages of mapped files (the Bun binary, native modules), shared with every process mapping them. */
+  file: number;
 }
 
 export function readMemory(pid: number): MemorySample | null {
@@ -13,7 +17,7 @@ export function readMemory(pid: number): MemorySample | null {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const kb = (field: string) =>
       Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN) * 1024;
-    return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
+    return { rss: kb("VmRSS"), hwm: kb("VmHWM"), anon: kb("RssAnon"), file: kb("RssFile") };
   } catch {
     return null;
   }
