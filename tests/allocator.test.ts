@@ -6,10 +6,9 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { ALLOCATOR_ENV } from "../core/runtime/allocator.ts";
 import { sourceCommand } from "../scripts/programs.ts";
-import { cleanup, devCerts } from "./harness.ts";
+import { cleanup, devCerts, devServerFlags } from "./harness.ts";
 
 const teardown = cleanup();
 afterEach(() => teardown.run());
@@ -23,22 +22,7 @@ function envWithout(names: string[], extra: Record<string, string>): Record<stri
 
 /** Starts the server and returns its pid, its arguments and its stderr so far once it listens. */
 async function startServer(env: Record<string, string>) {
-  const c = await devCerts();
-  const args = [
-    ...sourceCommand("server"),
-    "--listen",
-    "127.0.0.1:0",
-    "--ops",
-    "off",
-    "--cert",
-    join(c.dir, "server.pem"),
-    "--key",
-    join(c.dir, "server-key.pem"),
-    "--state-dir",
-    c.dir,
-    "--log-format",
-    "json",
-  ];
+  const args = [...sourceCommand("server"), ...devServerFlags(await devCerts()), "--log-format", "json"];
   const proc = Bun.spawn(args, { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   teardown.add(proc, (p) => {
     p.kill("SIGKILL");

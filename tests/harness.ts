@@ -46,6 +46,25 @@ export function devCerts(): Promise<Certs> {
   return certs;
 }
 
+/** Flags for a loopback server with the development certificate (port 0: the OS chooses). */
+export function devServerFlags(
+  c: Certs,
+  { ops = "off", port = 0, stateDir = c.dir }: { ops?: string; port?: number; stateDir?: string } = {},
+): string[] {
+  return [
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--ops",
+    ops,
+    "--cert",
+    join(c.dir, "server.pem"),
+    "--key",
+    join(c.dir, "server-key.pem"),
+    "--state-dir",
+    stateDir,
+  ];
+}
+
 /** A logger that keeps its lines, so tests can assert on what a component logged. */
 export function captureLogger(component: string): Logger & { lines: string[] } {
   const lines: string[] = [];

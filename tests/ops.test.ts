@@ -11,7 +11,7 @@ import { runConnector } from "../connector/main.ts";
 import { parseConnectorOptions } from "../connector/options.ts";
 import { runServer } from "../server/main.ts";
 import { parseServerOptions } from "../server/options.ts";
-import { captureLogger, cleanup, devCerts, startEcho, udpClient, waitFor } from "./harness.ts";
+import { captureLogger, cleanup, devCerts, devServerFlags, startEcho, udpClient, waitFor } from "./harness.ts";
 
 const teardown = cleanup();
 afterEach(() => teardown.run());
@@ -25,23 +25,7 @@ describe("ops endpoints of the programs", () => {
   test("server, connector and agent: healthz, readyz through their life, metrics", async () => {
     const c = await devCerts();
     const server = await runServer(
-      parseServerOptions(
-        [
-          "--listen",
-          "127.0.0.1:0",
-          "--ops",
-          "127.0.0.1:0",
-          "--cert",
-          join(c.dir, "server.pem"),
-          "--key",
-          join(c.dir, "server-key.pem"),
-          "--state-dir",
-          c.dir,
-          "--grace",
-          "300ms",
-        ],
-        {},
-      ),
+      parseServerOptions([...devServerFlags(c, { ops: "127.0.0.1:0" }), "--grace", "300ms"], {}),
       captureLogger("server"),
     );
     teardown.add(server, (p) => p.server.close().then(() => p.ops?.stop()));
@@ -145,16 +129,7 @@ describe("ops endpoints of the programs", () => {
   test("--ops off starts no listener", async () => {
     const c = await devCerts();
     const server = await runServer(
-      parseServerOptions([
-        "--listen",
-        "127.0.0.1:0",
-        "--ops",
-        "off",
-        "--cert",
-        join(c.dir, "server.pem"),
-        "--key",
-        join(c.dir, "server-key.pem"),
-      ], {}),
+      parseServerOptions(devServerFlags(c), {}),
       captureLogger("server"),
     );
     teardown.add(server, (p) => p.server.close());

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { addressOf, type Program, type ProgramName, spawnProgram } from "../scripts/programs.ts";
-import { devCerts } from "./harness.ts";
+import { devCerts, devServerFlags } from "./harness.ts";
 
 export interface Fleet {
   stateDir: string;
@@ -32,19 +32,7 @@ export function createFleet(): Fleet {
     start,
     async server(port = 0, extra = []) {
       const c = await devCerts();
-      const program = start("server", [
-        "--listen",
-        `127.0.0.1:${port}`,
-        "--ops",
-        "off",
-        "--state-dir",
-        stateDir,
-        "--cert",
-        join(c.dir, "server.pem"),
-        "--key",
-        join(c.dir, "server-key.pem"),
-        ...extra,
-      ]);
+      const program = start("server", [...devServerFlags(c, { port, stateDir }), ...extra]);
       const bound = addressOf(await program.waitForLog("listening"));
       return { program, port: bound.port };
     },
