@@ -3,15 +3,15 @@
  * been free for 100 ms. The relay frees and allocates a buffer per socket read
  * and per datagram (Bun hands each one over in fresh memory), so under load
  * the same pages go back and are faulted in again thousands of times a
- * second, each a madvise, a TLB shootdown and a fault: 3,000–8,500 page
- * faults/s per program in the TCP bulk row, and about a third of its
- * throughput on this VM, where those are dear. Kept for 10 s, the pages are
- * reused instead: a third of the faults, and TCP bulk went from 0.6–0.97 to
- * 0.9–1.3 Gbit/s in alternating runs. Memory still goes back: what stays
- * free for 10 s is returned, and after a burst of refused handshakes the
- * release in memory.ts still brings the server back within 30 MiB of idle
- * (1.5 s in most bench runs, 10.5 s at worst), because mimalloc still frees
- * holes in its pages at once.
+ * second, each a madvise, a TLB shootdown and a fault: 2,000–8,500 page
+ * faults/s per program in the TCP bulk row, on a VM where those are dear.
+ * Kept for 10 s, the pages are reused instead: about half the faults, and
+ * TCP bulk through the tunnel averaged 963 / 974 Mbit/s (up / down) over 13
+ * runs against 737 / 816 over 8 runs with the default. Memory still goes
+ * back: what stays free for 10 s is returned, and after a burst of refused
+ * handshakes the release in memory.ts still brings the server back within
+ * 30 MiB of idle (1–1.5 s in most bench runs, 21.5 s at worst), because
+ * mimalloc still frees the holes in its pages whenever the loop is idle.
  *
  * mimalloc reads its options from the environment once, when the process
  * starts, and Bun offers no call to change them later. So a relay program
