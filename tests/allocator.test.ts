@@ -5,7 +5,8 @@
  * own setting is left alone. The real server is spawned, as an operator would.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
+import { basename } from "node:path";
 import { ALLOCATOR_ENV } from "../core/runtime/allocator.ts";
 import { sourceCommand } from "../scripts/programs.ts";
 import { cleanup, devCerts, devServerFlags } from "./harness.ts";
@@ -62,6 +63,10 @@ describe.if(process.platform === "linux")("allocator settings", () => {
     const environ = environOf(server.pid);
     for (const [name, value] of Object.entries(ALLOCATOR_ENV)) expect(environ[name]).toBe(value);
     expect(cmdlineOf(server.pid)).toEqual(server.args);
+    // And the same name (the kernel's, from the file run): `pkill -x` and ps still find it.
+    expect(readFileSync(`/proc/${server.pid}/comm`, "utf8").trim()).toBe(
+      basename(realpathSync(process.execPath)).slice(0, 15),
+    );
     // mimalloc printed its options twice: the defaults on the first start, ours on the second.
     const delays = [...server.stderr().matchAll(/option 'purge_delay': (-?\d+)/g)].map((m) => m[1]);
     expect(delays).toEqual(["100", ALLOCATOR_ENV.MIMALLOC_PURGE_DELAY]);

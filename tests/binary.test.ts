@@ -134,6 +134,8 @@ describe("compiled binary", () => {
     expect(readFileSync(`/proc/${server.pid}/environ`, "utf8").split("\0")).toContain(
       `MIMALLOC_PURGE_DELAY=${purgeDelay}`,
     );
+    // Still named ztna after running itself again: `pkill -x ztna` and the operator's ps find it.
+    expect(readFileSync(`/proc/${server.pid}/comm`, "utf8")).toBe("ztna\n");
     const clientFlags = (role: string) => [
       "--server",
       target,

@@ -16,13 +16,14 @@
  * mimalloc reads its options from the environment once, when the process
  * starts, and Bun offers no call to change them later. So a relay program
  * started without the setting runs itself again, in place (execve keeps the
- * pid, the open files and the arguments), with it set.
+ * pid, the open files, the arguments and, as it runs the same file, the
+ * process name), with it set.
  *
  * An operator's own MIMALLOC_PURGE_DELAY wins: set it (100 is mimalloc's
  * default) to run with another value and without the second start.
  * Elsewhere (not Bun, not Linux) this does nothing.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { loadLibc } from "./libc.ts";
 
 /** How long a free page stays with the process before it goes back to the kernel. */
@@ -60,8 +61,18 @@ export function reexecWithTunedAllocator(): void {
   }
   if (argv.at(-1) === "") argv.pop();
   if (argv.length === 0) return;
+  // The binary by its own path, not /proc/self/exe: the kernel names the
+  // process after the file it runs, and `pkill -x ztna`, ps and the
+  // operator's monitoring must still see "ztna", not "exe".
+  let binary: string;
+  try {
+    binary = readlinkSync("/proc/self/exe");
+  } catch {
+    return;
+  }
+  // Replaced on disk since this process started (a binary swap): run on as we are.
+  if (binary.endsWith(" (deleted)")) return;
   const env = { ...process.env, ...ALLOCATOR_ENV };
   const envp = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
-  // /proc/self/exe is this very binary even if the file on disk has been replaced since.
-  libc.execve("/proc/self/exe", argv, envp);
+  libc.execve(binary, argv, envp);
 }
