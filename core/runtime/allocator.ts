@@ -36,11 +36,6 @@ export const ALLOCATOR_ENV: Readonly<Record<string, string>> = {
 
 declare const Bun: unknown;
 
-/** True when this process runs with the allocator settings (or an operator's own). */
-export function allocatorTuned(env: Record<string, string | undefined> = process.env): boolean {
-  return env.MIMALLOC_PURGE_DELAY !== undefined;
-}
-
 /**
  * Runs this program again in place with ALLOCATOR_ENV when it was started
  * without it. Call first thing in a relay program's entry point, never from
@@ -49,7 +44,10 @@ export function allocatorTuned(env: Record<string, string | undefined> = process
  * with the defaults).
  */
 export function reexecWithTunedAllocator(): void {
-  if (typeof Bun === "undefined" || process.platform !== "linux" || allocatorTuned()) return;
+  // Already set, by our own first start or by the operator.
+  if (typeof Bun === "undefined" || process.platform !== "linux" || process.env.MIMALLOC_PURGE_DELAY !== undefined) {
+    return;
+  }
   const libc = loadLibc();
   if (libc === null) return;
   let argv: string[];

@@ -46,11 +46,11 @@ export function loadLibc(): Libc | null {
         // Everything the pointers point at stays referenced from `keep` until the call returns.
         const keep: ArrayBufferView[] = [];
         const held = <T extends ArrayBufferView>(view: T): T => (keep.push(view), view);
-        const cString = (text: string) => BigInt(ffi.ptr(held(new TextEncoder().encode(`${text}\0`))));
+        const cString = (text: string) => ffi.ptr(held(new TextEncoder().encode(`${text}\0`)));
         // NULL-terminated arrays of pointers to NUL-terminated strings.
-        const pointers = (list: string[]) => held(BigUint64Array.from([...list.map(cString), 0n]));
-        const file = held(new TextEncoder().encode(`${path}\0`));
-        return symbols.execve(ffi.ptr(file), ffi.ptr(pointers(argv)), ffi.ptr(pointers(envp)));
+        const pointers = (list: string[]) =>
+          ffi.ptr(held(BigUint64Array.from([...list.map((t) => BigInt(cString(t))), 0n])));
+        return symbols.execve(cString(path), pointers(argv), pointers(envp));
       },
       ptr: (value) => ffi.ptr(value),
     };
