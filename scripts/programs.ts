@@ -30,7 +30,10 @@ export interface SpawnOptions {
   /** The command that runs a program; defaults to this Bun running the source entry. */
   command?: (name: ProgramName) => string[];
   cwd?: string;
+  /** Added to this process's environment. */
   env?: Record<string, string>;
+  /** Left out of the environment the program inherits. */
+  unsetEnv?: string[];
   /** Echo the program's log lines to our stderr. */
   echo?: boolean;
 }
@@ -49,7 +52,7 @@ export function spawnProgram(name: ProgramName, args: string[], options: SpawnOp
   const command = (options.command ?? sourceCommand)(name);
   const proc = Bun.spawn([...command, ...args, "--log-format", "json"], {
     cwd: options.cwd,
-    env: { ...process.env, ...options.env },
+    env: { ...withoutNames(process.env, options.unsetEnv ?? []), ...options.env },
     stdout: "ignore",
     stderr: "pipe",
     stdin: "ignore",
@@ -125,6 +128,12 @@ export function spawnProgram(name: ProgramName, args: string[], options: SpawnOp
       return code;
     },
   };
+}
+
+function withoutNames(env: Record<string, string | undefined>, names: string[]): Record<string, string | undefined> {
+  const out = { ...env };
+  for (const name of names) delete out[name];
+  return out;
 }
 
 export function addressOf(entry: LogEntry, field = "addr"): { host: string; port: number } {

@@ -8,40 +8,27 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync, realpathSync } from "node:fs";
 import { basename } from "node:path";
 import { ALLOCATOR_ENV } from "../core/runtime/allocator.ts";
-import { sourceCommand } from "../scripts/programs.ts";
+import { type Program, sourceCommand, spawnProgram } from "../scripts/programs.ts";
 import { cleanup, devCerts, devServerFlags } from "./harness.ts";
 
 const teardown = cleanup();
+const ALLOCATOR_NAMES = [...Object.keys(ALLOCATOR_ENV), "MIMALLOC_VERBOSE"];
 afterEach(() => teardown.run());
 
-/** This test's environment without any allocator settings it may have been started with. */
-function envWithout(names: string[], extra: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !names.includes(k)) env[k] = v;
-  return { ...env, ...extra };
+/** Starts the server with `env` added and the allocator settings it may have inherited left out, and waits until it listens. */
+async function startServer(env: Record<string, string>) {
+  const server = spawnProgram("server", devServerFlags(await devCerts()), { env, unsetEnv: ALLOCATOR_NAMES });
+  teardown.add(server, (p) => p.stop("SIGKILL", 2_000));
+  await server.waitForLog("listening", 15_000);
+  return server;
 }
 
-/** Starts the server and returns its pid, its arguments and its stderr so far once it listens. */
-async function startServer(env: Record<string, string>) {
-  const args = [...sourceCommand("server"), ...devServerFlags(await devCerts()), "--log-format", "json"];
-  const proc = Bun.spawn(args, { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-  teardown.add(proc, (p) => {
-    p.kill("SIGKILL");
-    return p.exited;
-  });
-  let stderr = "";
-  const reader = (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) stderr += decoder.decode(chunk);
-  })();
-  const deadline = Date.now() + 15_000;
-  while (!stderr.includes('"listening"')) {
-    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`server did not listen:\n${stderr}`);
-    await Bun.sleep(20);
-  }
-  void reader;
-  return { pid: proc.pid, args, stderr: () => stderr };
-}
+/** What the program wrote that is not a JSON log line (mimalloc's verbose output), in order. */
+const rawLines = (p: Program) => p.logs.filter((e) => e.event === "raw").map((e) => String(e.line));
+
+/** The purge delays mimalloc reported, once per start of the process. */
+const purgeDelays = (p: Program) =>
+  rawLines(p).flatMap((line) => [...line.matchAll(/option 'purge_delay': (-?\d+)/g)].map((m) => m[1]));
 
 function environOf(pid: number): Record<string, string> {
   const out: Record<string, string> = {};
@@ -54,33 +41,32 @@ function environOf(pid: number): Record<string, string> {
 
 const cmdlineOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
 
-const ALLOCATOR_NAMES = [...Object.keys(ALLOCATOR_ENV), "MIMALLOC_VERBOSE"];
-
 describe.if(process.platform === "linux")("allocator settings", () => {
   test("a server started without them runs again in place with them, and mimalloc takes them", async () => {
-    const server = await startServer(envWithout(ALLOCATOR_NAMES, { MIMALLOC_VERBOSE: "1" }));
+    const server = await startServer({ MIMALLOC_VERBOSE: "1" });
     // Same process (the pid we spawned), same arguments, the settings in its environment.
     const environ = environOf(server.pid);
     for (const [name, value] of Object.entries(ALLOCATOR_ENV)) expect(environ[name]).toBe(value);
-    expect(cmdlineOf(server.pid)).toEqual(server.args);
+    expect(cmdlineOf(server.pid)).toEqual([
+      ...sourceCommand("server"),
+      ...devServerFlags(await devCerts()),
+      "--log-format",
+      "json",
+    ]);
     // And the same name (the kernel's, from the file run): `pkill -x` and ps still find it.
     expect(readFileSync(`/proc/${server.pid}/comm`, "utf8").trim()).toBe(
       basename(realpathSync(process.execPath)).slice(0, 15),
     );
     // mimalloc printed its options twice: the defaults on the first start, ours on the second.
-    const delays = [...server.stderr().matchAll(/option 'purge_delay': (-?\d+)/g)].map((m) => m[1]);
-    expect(delays).toEqual(["100", ALLOCATOR_ENV.MIMALLOC_PURGE_DELAY]);
+    expect(purgeDelays(server)).toEqual(["100", ALLOCATOR_ENV.MIMALLOC_PURGE_DELAY]);
     // The program itself started once: one "listening" line.
-    expect(server.stderr().match(/"listening"/g)?.length).toBe(1);
+    expect(server.logs.filter((e) => e.event === "listening").length).toBe(1);
   });
 
   test("an operator's own MIMALLOC_PURGE_DELAY is kept, with no second start", async () => {
-    const server = await startServer(
-      envWithout(ALLOCATOR_NAMES, { MIMALLOC_PURGE_DELAY: "250", MIMALLOC_VERBOSE: "1" }),
-    );
+    const server = await startServer({ MIMALLOC_PURGE_DELAY: "250", MIMALLOC_VERBOSE: "1" });
     const environ = environOf(server.pid);
     expect(environ.MIMALLOC_PURGE_DELAY).toBe("250");
-    const delays = [...server.stderr().matchAll(/option 'purge_delay': (-?\d+)/g)].map((m) => m[1]);
-    expect(delays).toEqual(["250"]);
+    expect(purgeDelays(server)).toEqual(["250"]);
   });
 });
