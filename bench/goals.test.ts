@@ -198,7 +198,7 @@ describe("issue 9 goals", () => {
     };
     expect(goal(r, "8").met).toBe(true);
     expect(goal(r, "8").anchor).toBe("-");
-    r.memory.bareBun = { rssMiB: 23, anonMiB: 2, fileMiB: 21 };
+    r.memory.bareBun = { idleMiB: 23, idleAnonMiB: 2, idleFileMiB: 21 };
     expect(goal(r, "8").anchor).toBe("bare Bun idle 23.0 MiB (private 2.0, mapped files 21.0)");
     expect(goal(r, "8").measured).toContain("idle private 10.0 / 11.0 / 10.3 MiB");
     r.memory.programs.push(p("agent:b", "agent", 46, 50));

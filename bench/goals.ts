@@ -292,8 +292,8 @@ export function evaluateGoals(r: BenchResult): Goal[] {
           " MiB (idle / peak, worst of each kind); idle private " +
           kinds.map((k) => `${fmt(worst(k, "idleAnonMiB"), 1)}`).join(" / ") + " MiB",
         anchor: m.bareBun
-          ? `bare Bun idle ${fmt(m.bareBun.rssMiB, 1)} MiB (private ${fmt(m.bareBun.anonMiB, 1)}, mapped files ${
-            fmt(m.bareBun.fileMiB, 1)
+          ? `bare Bun idle ${fmt(m.bareBun.idleMiB, 1)} MiB (private ${fmt(m.bareBun.idleAnonMiB, 1)}, mapped files ${
+            fmt(m.bareBun.idleFileMiB, 1)
           })`
           : "-",
       });

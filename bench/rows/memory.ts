@@ -10,14 +10,16 @@ import { mib, table } from "../lib/table.ts";
 import type { Kind, Tunnel } from "../lib/tunnel.ts";
 import { round } from "./env.ts";
 
-export interface ProgramMemory {
+/** RSS after start-up, and how much of it is private memory and how much mapped-file pages. */
+export interface IdleMemory {
+  idleMiB: number | null;
+  idleAnonMiB: number | null;
+  idleFileMiB: number | null;
+}
+
+export interface ProgramMemory extends IdleMemory {
   label: string;
   kind: Kind;
-  idleMiB: number | null;
-  /** Of idle: private memory. */
-  idleAnonMiB: number | null;
-  /** Of idle: mapped-file pages. */
-  idleFileMiB: number | null;
   peakMiB: number | null;
   endMiB: number | null;
 }
@@ -25,10 +27,16 @@ export interface ProgramMemory {
 export interface MemoryResult {
   programs: ProgramMemory[];
   /** The anchor: Bun running an empty timer, measured the same way. */
-  bareBun?: { rssMiB: number | null; anonMiB: number | null; fileMiB: number | null };
+  bareBun?: IdleMemory;
 }
 
 const toMiB = (bytes: number | null | undefined) => (bytes == null ? null : round(bytes / MiB));
+
+const idleMemory = (sample: MemorySample | null | undefined): IdleMemory => ({
+  idleMiB: toMiB(sample?.rss),
+  idleAnonMiB: toMiB(sample?.anon),
+  idleFileMiB: toMiB(sample?.file),
+});
 
 /** Takes the idle figures of the programs running now; `stop()` returns the whole picture. */
 export function watchMemory(tunnel: Tunnel) {
@@ -46,16 +54,12 @@ export function watchMemory(tunnel: Tunnel) {
           return {
             label,
             kind: tunnel.kinds[label]!,
-            idleMiB: toMiB(idle[label]?.rss),
-            idleAnonMiB: toMiB(idle[label]?.anon),
-            idleFileMiB: toMiB(idle[label]?.file),
+            ...idleMemory(idle[label]),
             peakMiB: candidates.length ? toMiB(Math.max(...candidates)) : null,
             endMiB: toMiB(p?.rss),
           };
         }),
-        ...(bareBun === undefined ? {} : {
-          bareBun: { rssMiB: toMiB(bareBun?.rss), anonMiB: toMiB(bareBun?.anon), fileMiB: toMiB(bareBun?.file) },
-        }),
+        ...(bareBun === undefined ? {} : { bareBun: idleMemory(bareBun) }),
       };
     },
   };
@@ -78,11 +82,10 @@ export async function measureBareBun(settleMs = 1_000): Promise<MemorySample | n
 }
 
 export function renderMemory(m: MemoryResult): string[] {
+  const idleCells = (i: IdleMemory) => [mib(i.idleMiB), mib(i.idleAnonMiB), mib(i.idleFileMiB)];
   const rows = [["program", "idle", "private", "files", "peak", "end"]];
-  for (const p of m.programs) {
-    rows.push([p.label, mib(p.idleMiB), mib(p.idleAnonMiB), mib(p.idleFileMiB), mib(p.peakMiB), mib(p.endMiB)]);
-  }
-  if (m.bareBun) rows.push(["bare Bun", mib(m.bareBun.rssMiB), mib(m.bareBun.anonMiB), mib(m.bareBun.fileMiB), "", ""]);
+  for (const p of m.programs) rows.push([p.label, ...idleCells(p), mib(p.peakMiB), mib(p.endMiB)]);
+  if (m.bareBun) rows.push(["bare Bun", ...idleCells(m.bareBun), "", ""]);
   return [
     "RSS per program (idle = after start-up, split into private memory and mapped files; peak = over the rows run)",
     ...table(rows, "lrrrrr"),
