@@ -33,7 +33,7 @@ import { type Config, type Connection, quiche } from "./native.ts";
 import { resetToken, resetTokenValue } from "./reset.ts";
 import { createScheduler, type Scheduler } from "./scheduler.ts";
 import { createRetryTokens } from "./tokens.ts";
-import type { ConnectionHandlers, Endpoint, EndpointOptions } from "./types.ts";
+import type { Endpoint, EndpointOptions } from "./types.ts";
 
 export { CID_LEN } from "./admission.ts";
 export type { CloseInfo, ConnectionHandlers, Endpoint, EndpointOptions, QuicConnection } from "./types.ts";
@@ -47,13 +47,13 @@ const textDecoder = new TextDecoder();
 const textEncoder = new TextEncoder();
 const CONNECTION_REFUSED = 0x2;
 
-/** Everything one endpoint keeps; every function below takes it as `ep`. */
-interface EndpointState<Ctx> {
-  /** Servers admit packets for no connection as new connections; clients only dial. */
-  readonly server: boolean;
+/**
+ * Everything one endpoint keeps; every function below takes it as `ep`. It is
+ * also what each of its connections knows of it (ConnectionHost: the
+ * handlers, server or client, the local address, the datagram rate, drops).
+ */
+interface EndpointState<Ctx> extends ConnectionHost<Ctx> {
   readonly socket: UdpSocket;
-  /** The socket's bound address: quiche wants it for every connection it creates. */
-  readonly local: Address;
   /** Every connection by each of our connection IDs (cidKey): the per-packet route. */
   readonly byCid: Map<number, Conn<Ctx>>;
   /** Every connection not yet finished: keepalive and close walk it, a client matches resets against it. */
@@ -76,13 +76,8 @@ interface EndpointState<Ctx> {
   epoch: number;
   /** The keepalive timer, if keepalive is on; stopped by close. */
   keepalive: ReturnType<typeof setInterval> | null;
-  /** Counts a packet dropped before it reached a connection (options.onDrop). */
-  readonly drop: (reason: string) => void;
-  readonly handlers: ConnectionHandlers<Ctx>;
   /** Servers: key of the per-connection stateless reset tokens; without it no resets are sent. */
   readonly resetKey: Uint8Array | undefined;
-  /** What each connection needs of its endpoint (connection.ts). */
-  readonly host: ConnectionHost<Ctx>;
   /** Sends packets and keeps timers (scheduler.ts). */
   readonly scheduler: Scheduler<Ctx>;
 }
@@ -128,8 +123,6 @@ export async function createEndpoint<Ctx = unknown>(options: EndpointOptions<Ctx
 /** The endpoint's state, in one place. */
 function createState<Ctx>(options: EndpointOptions<Ctx>, socket: UdpSocket): EndpointState<Ctx> {
   const unproven = createUnprovenByAddress<Conn<Ctx>>(options.maxUnprovenPerAddress ?? Infinity);
-  const drop = options.onDrop ?? (() => {});
-  const handlers = options.handlers;
   const scheduler = createScheduler<Ctx>({
     socket,
     packetSize: Math.max(DEFAULT_PACKET, options.maxUdpPayload ?? 0),
@@ -137,9 +130,14 @@ function createState<Ctx>(options: EndpointOptions<Ctx>, socket: UdpSocket): End
     onFlushed: (state) => onFlushed(ep, state),
   });
   const ep: EndpointState<Ctx> = {
+    handlers: options.handlers,
     server: options.server,
-    socket,
     local: socket.address,
+    dgramRate: options.maxDatagramsPerSecond ?? Infinity,
+    markDirty: (state) => scheduler.markDirty(state),
+    onProven: (state) => unproven.remove(state.remote.host, state),
+    drop: options.onDrop ?? (() => {}),
+    socket,
     byCid: new Map(),
     all: new Set(),
     handshaking: 0,
@@ -156,18 +154,7 @@ function createState<Ctx>(options: EndpointOptions<Ctx>, socket: UdpSocket): End
     endedSinceRelease: 0,
     epoch: 0,
     keepalive: null,
-    drop,
-    handlers,
     resetKey: options.statelessResetKey,
-    host: {
-      handlers,
-      server: options.server,
-      local: socket.address,
-      dgramRate: options.maxDatagramsPerSecond ?? Infinity,
-      markDirty: (state) => scheduler.markDirty(state),
-      onProven: (state) => unproven.remove(state.remote.host, state),
-      drop,
-    },
     scheduler,
   };
   return ep;
@@ -270,7 +257,7 @@ function evictUnproven<Ctx>(ep: EndpointState<Ctx>, from: string, evict: Conn<Ct
 
 /** A new connection (accepted or dialled), routed by its first connection ID. */
 function track<Ctx>(ep: EndpointState<Ctx>, conn: Connection, scid: Uint8Array, remote: Address): Conn<Ctx> {
-  const state = createConn(ep.host, conn, remote);
+  const state = createConn(ep, conn, remote);
   const key = cidKey(scid, 0, scid.length);
   state.cids.push(key);
   ep.byCid.set(key, state);
@@ -296,7 +283,7 @@ function receive<Ctx>(ep: EndpointState<Ctx>, state: Conn<Ctx>, data: Uint8Array
 
 function processInput<Ctx>(ep: EndpointState<Ctx>, state: Conn<Ctx>) {
   const wasEstablished = state.wasEstablished;
-  deliverInput(ep.host, state);
+  deliverInput(ep, state);
   if (!wasEstablished && state.wasEstablished) ep.handshaking--;
 }
 
