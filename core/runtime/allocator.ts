@@ -10,8 +10,9 @@
  * runs against 737 / 816 over 8 runs with the default. Memory still goes
  * back: what stays free for 10 s is returned, and after a burst of refused
  * handshakes the release in memory.ts still brings the server back within
- * 30 MiB of idle (1–1.5 s in most bench runs, 21.5 s at worst), because
- * mimalloc still frees the holes in its pages whenever the loop is idle.
+ * 30 MiB of idle in 1–1.5 s in most bench runs, because mimalloc still
+ * frees the holes in its pages whenever the loop is idle. (About one run in
+ * four keeps ~30 MiB for 20 s or more, with mimalloc's default as well.)
  *
  * mimalloc reads its options from the environment once, when the process
  * starts, and Bun offers no call to change them later. So a relay program
