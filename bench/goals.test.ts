@@ -177,6 +177,62 @@ describe("issue 9 goals", () => {
     expect(goal(r, "7").met).toBe(false);
   });
 
+  test("the Bun floor and B's own tunnel are shown beside the anchors and never decide a goal", () => {
+    const r = base();
+    r.rows.goodput = goodput([[100_000, 100_000], [0, 100_000]]);
+    r.rows.rtt = {
+      direct: { backToBack: rtt(14), sparse: rtt(51) },
+      tunnel: { backToBack: rtt(110), sparse: rtt(150) },
+      floor: { backToBack: rtt(170), sparse: rtt(600) },
+      sparseIntervalMs: 5,
+    };
+    expect(goal(r, "5").met).toBe(true);
+    expect(goal(r, "5").anchor).toContain("3 Bun forwarders 170 µs back to back, 600 µs sparse (11.8× direct)");
+    r.rows.rtt.tunnel.sparse = rtt(700); // beyond the goal, even if near the floor
+    expect(goal(r, "5").met).toBe(false);
+
+    const bulkRun = (path: "direct" | "ssh" | "floor" | "tunnel", mbitPerSecond: number) =>
+      (["upload", "download"] as const).map((direction) => ({ path, direction, bytes: 1, seconds: 5, mbitPerSecond }));
+    r.rows["tcp-bulk"] = {
+      seconds: 5,
+      runs: [
+        ...bulkRun("direct", 30_000),
+        ...bulkRun("ssh", 2_600),
+        ...bulkRun("floor", 900),
+        ...bulkRun("tunnel", 800),
+      ],
+    };
+    expect(goal(r, "6").met).toBe(false);
+    expect(goal(r, "6").anchor).toContain("3 Bun forwarders 900 Mbit/s / 900 Mbit/s");
+
+    const rr = (path: "ssh" | "floor" | "tunnel", rps: number, p50: number) => ({
+      path,
+      connections: 1,
+      requests: rps,
+      requestsPerSecond: rps,
+      latency: lat(p50),
+      errors: 0,
+    });
+    r.rows["tcp-rr"] = { seconds: 5, runs: [rr("ssh", 12_700, 63), rr("floor", 5_000, 180), rr("tunnel", 6_400, 120)] };
+    expect(goal(r, "7").met).toBe(true);
+    expect(goal(r, "7").anchor).toContain("3 Bun forwarders 5,000 req/s, p50 180 µs");
+
+    const a = (p99: number) => rtt(400, p99);
+    const b = { offeredPerSecond: 300_000, deliveredPerSecond: 95_000, lossPercent: 60 };
+    r.rows.neighbour = {
+      seconds: 5,
+      intervalMs: 5,
+      phases: [
+        { name: "alone", bRate: null, a: a(900) },
+        { name: "flood", bRate: 0, a: a(1_900), b },
+        { name: "flood-apart", bRate: 0, a: a(9_000), b },
+      ],
+    };
+    expect(goal(r, "3").met).toBe(true);
+    expect(goal(r, "3").anchor).toContain("B flooding through a tunnel of its own");
+    expect(goal(r, "3").anchor).toContain("p99 9,000 µs");
+  });
+
   test("8: the worst program of each kind decides", () => {
     const r = base();
     const p = (label: string, kind: "server" | "connector" | "agent", idle: number, peak: number) => ({

@@ -3,6 +3,7 @@
  * run's figures against the anchors measured in the same run. A goal whose
  * row did not run is "not run", never met.
  */
+import { FLOOR_HOPS } from "./lib/floor.ts";
 import { fmt, mbit, mib, pct, rate, us } from "./lib/table.ts";
 import type { BenchResult } from "./result.ts";
 import { ABUSE_MARGIN_MIB, type AbuseResult } from "./rows/abuse.ts";
@@ -26,6 +27,9 @@ export interface Goal {
 
 /** The lossy row's bar for "recovered" (the bench's own, from issue 8's never-recovering link). */
 export const RECOVERY = { download: 0.8, echoP50: 1.5 };
+
+/** How anchors name the Bun floor (bench/lib/floor.ts). */
+const FLOOR_NAME = `${FLOOR_HOPS} Bun forwarders`;
 
 /** Noise allowance for "never falls": a row may deliver this much less than an earlier one. */
 export const MONOTONIC_SLACK = 0.05;
@@ -126,6 +130,7 @@ export function evaluateGoals(r: BenchResult): Goal[] {
     const flood = n?.phases.find((p) => p.name === "flood");
     const alone = n?.phases.find((p) => p.name === "alone");
     const steady = n?.phases.find((p) => p.name === "steady");
+    const floodApart = n?.phases.find((p) => p.name === "flood-apart");
     if (!flood || !alone) goals.push(notRun("3", title, target, before, "neighbour"));
     else {
       const aOk = flood.a.p99 <= 2_000 && flood.a.lost === 0;
@@ -146,7 +151,12 @@ export function evaluateGoals(r: BenchResult): Goal[] {
             ? `; under B's steady ${rate(steady.bRate)}/s: A p50 ${us(steady.a.p50)}, p99 ${us(steady.a.p99)}`
             : ""),
         anchor: `A alone: p50 ${us(alone.a.p50)}, p99 ${us(alone.a.p99)}` +
-          (tunnelBest ? `; tunnel peak ${rate(tunnelBest)}/s` : ""),
+          (tunnelBest ? `; tunnel peak ${rate(tunnelBest)}/s` : "") +
+          (floodApart
+            ? `; B flooding through a tunnel of its own (A and B share only the CPUs): A p50 ${
+              us(floodApart.a.p50)
+            }, p99 ${us(floodApart.a.p99)}`
+            : ""),
       });
     }
   }
@@ -193,7 +203,12 @@ export function evaluateGoals(r: BenchResult): Goal[] {
         measured: `back to back p50 ${us(t.tunnel.backToBack.p50)}; sparse p50 ${us(t.tunnel.sparse.p50)} = ${
           fmt(ratio, 1)
         }× direct`,
-        anchor: `direct p50 ${us(t.direct.backToBack.p50)} back to back, ${us(t.direct.sparse.p50)} sparse`,
+        anchor: `direct p50 ${us(t.direct.backToBack.p50)} back to back, ${us(t.direct.sparse.p50)} sparse` +
+          (t.floor
+            ? `; ${FLOOR_NAME} ${us(t.floor.backToBack.p50)} back to back, ${us(t.floor.sparse.p50)} sparse (${
+              fmt(t.floor.sparse.p50 / t.direct.sparse.p50, 1)
+            }× direct)`
+            : ""),
       });
     }
   }
@@ -223,7 +238,10 @@ export function evaluateGoals(r: BenchResult): Goal[] {
         anchor: (b.sshSkipped
           ? `ssh -L skipped (${b.sshSkipped})`
           : `ssh -L ${mbit(get("ssh", "upload"))} / ${mbit(get("ssh", "download"))}`) +
-          `; direct ${mbit(get("direct", "upload"))} / ${mbit(get("direct", "download"))}`,
+          `; direct ${mbit(get("direct", "upload"))} / ${mbit(get("direct", "download"))}` +
+          (get("floor", "upload") === null
+            ? ""
+            : `; ${FLOOR_NAME} ${mbit(get("floor", "upload"))} / ${mbit(get("floor", "download"))}`),
       });
     }
   }
@@ -245,11 +263,13 @@ export function evaluateGoals(r: BenchResult): Goal[] {
         const t = get("tunnel", c);
         const s = get("ssh", c);
         const d = get("direct", c);
+        const f = get("floor", c);
         measured.push(`${c} conn: ${rate(t?.requestsPerSecond)} req/s, p50 ${us(t?.latency.p50)}`);
         anchor.push(
           `${c} conn: ssh -L ${rate(s?.requestsPerSecond)} req/s, p50 ${us(s?.latency.p50)}; direct ${
             rate(d?.requestsPerSecond)
-          }, p50 ${us(d?.latency.p50)}`,
+          }, p50 ${us(d?.latency.p50)}` +
+            (f ? `; ${FLOOR_NAME} ${rate(f.requestsPerSecond)} req/s, p50 ${us(f.latency.p50)}` : ""),
         );
         if (met !== null && t && s) {
           met &&= t.requestsPerSecond >= 0.5 * s.requestsPerSecond && t.latency.p50 <= 2 * s.latency.p50;

@@ -14,6 +14,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { evaluateGoals } from "./goals.ts";
 import { type BenchConfig, FlagError, parseFlags, type RowName } from "./lib/flags.ts";
+import { startBunChain } from "./lib/floor.ts";
 import { aborted, mark, stopAll, track, withCleanup } from "./lib/processes.ts";
 import { startKvServer, startTcpBulkServer, startUdpEcho, startUdpSink } from "./lib/services.ts";
 import { startSshForwards } from "./lib/ssh.ts";
@@ -109,6 +110,21 @@ async function setUpTunnel(env: Env): Promise<void> {
   }
   log(`starting the tunnel: server, ${services.length} connectors, ${agents.length} agent(s)`);
   env.tunnel = await startTunnel(env.work, services, agents, env.launch);
+  if (wants("neighbour")) {
+    log("starting agent B's own tunnel for the neighbour row: a second server and sink connector");
+    env.apart = await startTunnel(
+      join(env.work, "apart"),
+      [{ name: SERVICE.sink, forward: env.sink!.address }],
+      [{ name: AGENT.b, maps: [{ service: SERVICE.sink, proto: "udp" }] }],
+      env.launch,
+    );
+  }
+  // The Bun floor beside the anchors: a chain of trivial forwarders to the same services.
+  env.floor = {};
+  if (wants("rtt")) env.floor.echo = await startBunChain("udp", env.echo!.address);
+  for (const [name, forward] of Object.entries(tcp)) {
+    env.floor[name as "bulk" | "kv"] = await startBunChain("tcp", forward);
+  }
   if (wants("tcp-bulk", "tcp-rr")) {
     env.ssh = cfg.ssh ? await startSshForwards(join(env.work, "ssh"), tcp) : { skipped: "--no-ssh" };
     if (env.ssh.skipped) log(`ssh -L skipped: ${env.ssh.skipped}`);

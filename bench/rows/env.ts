@@ -16,6 +16,10 @@ export interface Env {
   bulk?: Service;
   kv?: Service;
   tunnel?: Tunnel;
+  /** The noisy neighbour's second tunnel: agent B's own server and sink connector. */
+  apart?: Tunnel;
+  /** First hops of the Bun floor chains (bench/lib/floor.ts) to the echo and the TCP services. */
+  floor?: { echo?: Address; bulk?: Address; kv?: Address };
   /** ssh -L forwards to the TCP services ("bulk", "kv"), or why there are none. */
   ssh?: SshForwards;
 }

@@ -2,7 +2,10 @@
  * The noisy neighbour: agent A does a sparse echo (one ping every 5 ms)
  * through the server while agent B, another connection to the same server,
  * sends to its own service (the sink) at full speed, then at a steady rate.
- * A alone first, as the baseline of the same run.
+ * A alone first, as the baseline of the same run. Then, when it is up, the
+ * same two loads from a B with a tunnel of its own (its own server and
+ * connector): A and B then share only the machine's CPUs, which separates
+ * what the shared server costs A from what the load on the machine does.
  */
 import { fmt, offered, pct, rate, table, us } from "../lib/table.ts";
 import { blast } from "./goodput.ts";
@@ -10,7 +13,8 @@ import { AGENT, type Env, need, round, SERVICE } from "./env.ts";
 import { probeRtt, type Rtt } from "./rtt.ts";
 
 export interface NeighbourPhase {
-  name: "alone" | "flood" | "steady";
+  /** "apart": B's load goes through a tunnel of its own, not A's server. */
+  name: "alone" | "flood" | "steady" | "flood-apart" | "steady-apart";
   /** B's offered rate (0 = full speed), null when B is quiet. */
   bRate: number | null;
   a: Rtt;
@@ -28,7 +32,8 @@ export async function runNeighbour(env: Env): Promise<NeighbourResult> {
   const tunnel = need(env.tunnel, "the tunnel");
   const sink = need(env.sink, "the UDP sink");
   const aTarget = tunnel.listener(AGENT.a, SERVICE.echo);
-  const bTarget = tunnel.listener(AGENT.b, SERVICE.sink);
+  const bShared = tunnel.listener(AGENT.b, SERVICE.sink);
+  const bApart = env.apart?.listener(AGENT.b, SERVICE.sink);
   const count = Math.max(20, Math.round((seconds * 1000) / sparseIntervalMs));
   env.log(
     `neighbour: A pings every ${sparseIntervalMs} ms for ${seconds} s: alone, B at full speed, B at ${
@@ -36,7 +41,11 @@ export async function runNeighbour(env: Env): Promise<NeighbourResult> {
     }/s`,
   );
 
-  const phase = async (name: NeighbourPhase["name"], bRate: number | null): Promise<NeighbourPhase> => {
+  const phase = async (
+    name: NeighbourPhase["name"],
+    bRate: number | null,
+    bTarget = bShared,
+  ): Promise<NeighbourPhase> => {
     if (bRate === null) {
       return { name, bRate, a: await probeRtt(`neighbour-${name}-a`, aTarget, count, 10, sparseIntervalMs) };
     }
@@ -60,16 +69,15 @@ export async function runNeighbour(env: Env): Promise<NeighbourResult> {
       },
     };
   };
-  return {
-    seconds,
-    intervalMs: sparseIntervalMs,
-    phases: [await phase("alone", null), await phase("flood", 0), await phase("steady", neighbourRate)],
-  };
+  const phases = [await phase("alone", null), await phase("flood", 0), await phase("steady", neighbourRate)];
+  if (bApart) phases.push(await phase("flood-apart", 0, bApart), await phase("steady-apart", neighbourRate, bApart));
+  return { seconds, intervalMs: sparseIntervalMs, phases };
 }
 
 export function renderNeighbour(n: NeighbourResult): string[] {
   const rows = [[
     "B (other agent, own service)",
+    "B's server",
     "A p50",
     "A p99",
     "A max",
@@ -81,6 +89,7 @@ export function renderNeighbour(n: NeighbourResult): string[] {
   for (const p of n.phases) {
     rows.push([
       p.bRate === null ? "quiet" : offered(p.bRate),
+      p.bRate === null ? "" : p.name.endsWith("-apart") ? "its own" : "A's",
       us(p.a.p50),
       us(p.a.p99),
       us(p.a.max),
@@ -92,6 +101,6 @@ export function renderNeighbour(n: NeighbourResult): string[] {
   }
   return [
     `Noisy neighbour: agent A's sparse echo (one every ${n.intervalMs} ms, ${n.seconds} s) while agent B sends`,
-    ...table(rows, "lrrrrrrr"),
+    ...table(rows, "llrrrrrrr"),
   ];
 }

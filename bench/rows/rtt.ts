@@ -5,6 +5,7 @@
  */
 import { runOnce } from "../lib/child.ts";
 import type { LatencySummary } from "../lib/stats.ts";
+import { FLOOR_HOPS } from "../lib/floor.ts";
 import { fmt, table, us } from "../lib/table.ts";
 import { type Address, AGENT, type Env, need, SERVICE } from "./env.ts";
 
@@ -13,6 +14,8 @@ export type Rtt = LatencySummary & { lost: number };
 export interface RttResult {
   direct: { backToBack: Rtt; sparse: Rtt };
   tunnel: { backToBack: Rtt; sparse: Rtt };
+  /** The same echo through a chain of trivial Bun forwarders (bench/lib/floor.ts), when it ran. */
+  floor?: { backToBack: Rtt; sparse: Rtt };
   sparseIntervalMs: number;
 }
 
@@ -54,8 +57,13 @@ export async function runRtt(env: Env): Promise<RttResult> {
   const { rttCount, warmup, sparseCount, sparseIntervalMs } = env.cfg;
   const direct = need(env.echo, "the UDP echo").address;
   const tunnel = need(env.tunnel, "the tunnel").listener(AGENT.a, SERVICE.echo);
+  const floor = env.floor?.echo;
   const sparseWarmup = 20;
-  env.log(`rtt: ${rttCount} back to back, ${sparseCount} sparse (every ${sparseIntervalMs} ms), direct and tunnel`);
+  env.log(
+    `rtt: ${rttCount} back to back, ${sparseCount} sparse (every ${sparseIntervalMs} ms), direct, ${
+      floor ? `${FLOOR_HOPS} Bun forwarders, ` : ""
+    }tunnel`,
+  );
   return {
     direct: {
       backToBack: await probeRtt("rtt-direct", direct, rttCount, warmup),
@@ -65,6 +73,14 @@ export async function runRtt(env: Env): Promise<RttResult> {
       backToBack: await probeRtt("rtt-tunnel", tunnel, rttCount, warmup),
       sparse: await probeRtt("rtt-tunnel-sparse", tunnel, sparseCount, sparseWarmup, sparseIntervalMs),
     },
+    ...(floor
+      ? {
+        floor: {
+          backToBack: await probeRtt("rtt-floor", floor, rttCount, warmup),
+          sparse: await probeRtt("rtt-floor-sparse", floor, sparseCount, sparseWarmup, sparseIntervalMs),
+        },
+      }
+      : {}),
     sparseIntervalMs,
   };
 }
@@ -72,17 +88,30 @@ export async function runRtt(env: Env): Promise<RttResult> {
 export function renderRtt(r: RttResult): string[] {
   const row = (path: string, kind: string, x: Rtt) => [path, kind, us(x.p50), us(x.p99), us(x.max), fmt(x.lost)];
   const ratio = (a: number, b: number) => `${fmt(a / b, 1)}×`;
-  return [
+  const sparse = `one every ${r.sparseIntervalMs} ms`;
+  const floorName = `${FLOOR_HOPS} Bun forwarders`;
+  const rows = [
+    ["path", "pattern", "p50", "p99", "max", "lost"],
+    row("direct", "back to back", r.direct.backToBack),
+    ...(r.floor ? [row(floorName, "back to back", r.floor.backToBack)] : []),
+    row("tunnel", "back to back", r.tunnel.backToBack),
+    row("direct", sparse, r.direct.sparse),
+    ...(r.floor ? [row(floorName, sparse, r.floor.sparse)] : []),
+    row("tunnel", sparse, r.tunnel.sparse),
+  ];
+  const out = [
     "UDP echo round trip, 64 B",
-    ...table([
-      ["path", "pattern", "p50", "p99", "max", "lost"],
-      row("direct", "back to back", r.direct.backToBack),
-      row("tunnel", "back to back", r.tunnel.backToBack),
-      row("direct", `one every ${r.sparseIntervalMs} ms`, r.direct.sparse),
-      row("tunnel", `one every ${r.sparseIntervalMs} ms`, r.tunnel.sparse),
-    ], "llrrrr"),
+    ...table(rows, "llrrrr"),
     `  tunnel / direct p50: ${ratio(r.tunnel.backToBack.p50, r.direct.backToBack.p50)} back to back, ${
       ratio(r.tunnel.sparse.p50, r.direct.sparse.p50)
     } sparse`,
   ];
+  if (r.floor) {
+    out.push(
+      `  tunnel / ${floorName} p50: ${ratio(r.tunnel.backToBack.p50, r.floor.backToBack.p50)} back to back, ${
+        ratio(r.tunnel.sparse.p50, r.floor.sparse.p50)
+      } sparse`,
+    );
+  }
+  return out;
 }

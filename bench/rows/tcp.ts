@@ -1,18 +1,20 @@
 /**
- * The TCP rows, each direct, through `ssh -L`, and through the tunnel:
+ * The TCP rows, each direct, through `ssh -L`, through the Bun floor (a chain
+ * of trivial forwarders, bench/lib/floor.ts), and through the tunnel:
  *   bulk: one connection moving bytes for N seconds, upload then download;
  *   request/response: small GETs against the key-value server over 1 and 20
  *   connections, closed loop: requests/s and latency.
  */
 import { runOnce } from "../lib/child.ts";
+import { FLOOR_HOPS } from "../lib/floor.ts";
 import { cpuMeter } from "../lib/proc.ts";
 import type { LatencySummary } from "../lib/stats.ts";
 import { fmt, mbit, rate, table, us } from "../lib/table.ts";
 import { type Address, AGENT, type Env, need, round, SERVICE } from "./env.ts";
 
-export type TcpPath = "direct" | "ssh" | "tunnel";
+export type TcpPath = "direct" | "ssh" | "floor" | "tunnel";
 
-/** The paths to a TCP service, in print order; ssh only when it came up. */
+/** The paths to a TCP service, in print order; ssh and the Bun floor only when they came up. */
 function paths(env: Env, service: "bulk" | "kv"): { path: TcpPath; target: Address }[] {
   const direct = need(env[service], `the ${service} server`).address;
   const out: { path: TcpPath; target: Address }[] = [{ path: "direct", target: direct }];
@@ -20,6 +22,8 @@ function paths(env: Env, service: "bulk" | "kv"): { path: TcpPath; target: Addre
   if (ssh && "forwards" in ssh) {
     out.push({ path: "ssh", target: need(ssh.forwards[service], `an ssh -L forward to ${service}`) });
   }
+  const floor = env.floor?.[service];
+  if (floor) out.push({ path: "floor", target: floor });
   out.push({ path: "tunnel", target: need(env.tunnel, "the tunnel").listener(AGENT.a, SERVICE[service]) });
   return out;
 }
@@ -155,6 +159,8 @@ export async function runTcpRr(env: Env): Promise<RrResult> {
   return { seconds, runs, ...(env.ssh?.skipped ? { sshSkipped: env.ssh.skipped } : {}) };
 }
 
+const pathName = (p: TcpPath) => (p === "ssh" ? "ssh -L" : p === "floor" ? `${FLOOR_HOPS} Bun forwarders` : p);
+
 const cpuCell = (
   c?: Record<string, number | null>,
 ) => (c ? `${fmt(c.server)} / ${fmt(c.connector)} / ${fmt(c.agent)}` : "");
@@ -162,7 +168,7 @@ const cpuCell = (
 export function renderTcpBulk(b: BulkResult): string[] {
   const rows = [["path", "direction", "throughput", "CPU % srv/conn/agent"]];
   for (const r of b.runs) {
-    rows.push([r.path === "ssh" ? "ssh -L" : r.path, r.direction, mbit(r.mbitPerSecond), cpuCell(r.cpuPercent)]);
+    rows.push([pathName(r.path), r.direction, mbit(r.mbitPerSecond), cpuCell(r.cpuPercent)]);
   }
   const out = [`TCP bulk, one connection, ${b.seconds} s each way`, ...table(rows, "llrr")];
   if (b.sshSkipped) out.push(`  ssh -L skipped: ${b.sshSkipped}`);
@@ -183,7 +189,7 @@ export function renderTcpRr(r: RrResult): string[] {
   for (const x of r.runs) {
     rows.push([
       String(x.connections),
-      x.path === "ssh" ? "ssh -L" : x.path,
+      pathName(x.path),
       rate(x.requestsPerSecond),
       us(x.latency.p50),
       us(x.latency.p99),

@@ -1,0 +1,26 @@
+/**
+ * The Bun floor: a chain of trivial forwarders, one process per hop, standing
+ * in for agent → server → connector. It pays what any relay of Bun processes
+ * pays on this machine (a wake-up, a read and a write per hop) and nothing
+ * of ours (QUIC, framing, crypto), so the gap between it and the tunnel is
+ * the part the engine can still win.
+ */
+import { spawnBenchChild } from "./child.ts";
+import type { Address } from "./tunnel.ts";
+
+/** Hops of the floor chain: as many processes as the tunnel has. */
+export const FLOOR_HOPS = 3;
+
+/** Starts the chain towards `target`, last hop first; returns the address of the first hop. */
+export async function startBunChain(kind: "udp" | "tcp", target: Address, hops = FLOOR_HOPS): Promise<Address> {
+  let next = target;
+  for (let i = hops; i > 0; i--) {
+    const child = spawnBenchChild(`${kind}-forwarder-${i}`, `${kind}-forwarder.ts`, [
+      "--next",
+      `${next.host}:${next.port}`,
+    ]);
+    const { port } = (await child.next(15_000)) as { port: number };
+    next = { host: "127.0.0.1", port };
+  }
+  return next;
+}
