@@ -5,6 +5,7 @@
  * answers (version negotiation, retry, stateless reset) share one rate cap, so
  * junk cannot turn the server into a reflector.
  */
+import { type LongHeader, MAX_CID } from "./long-header.ts";
 import { quiche } from "./native.ts";
 import { buildReset, resetToken } from "./reset.ts";
 import type { RetryTokenCodec } from "./tokens.ts";
@@ -13,7 +14,7 @@ import type { RetryTokenCodec } from "./tokens.ts";
 export const CID_LEN = 16;
 /** RFC 9000 §7.2: a client's first destination connection ID is 8 to 20 bytes. */
 const MIN_INITIAL_DCID = 8;
-const MAX_CID = 20;
+
 /** Version negotiations and stateless resets sent per second at most. */
 const MAX_STATELESS_PER_SECOND = 100;
 /**
@@ -24,14 +25,6 @@ const MAX_STATELESS_PER_SECOND = 100;
  * budget above held a server to 100 new connections a second.
  */
 const MAX_RETRIES_PER_SECOND = 10_000;
-
-export interface LongHeader {
-  ty: number;
-  version: number;
-  dcid: Uint8Array;
-  scid: Uint8Array;
-  token?: Uint8Array;
-}
 
 /** What to do with a packet for no known connection. */
 export type Admission =

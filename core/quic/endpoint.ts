@@ -16,6 +16,7 @@
 import type { Address } from "../net/address.ts";
 import { releaseNativeMemory } from "../runtime/memory.ts";
 import { openUdp, type UdpSocket } from "../runtime/udp.ts";
+import { type LongHeader, parseLongHeader } from "./long-header.ts";
 import {
   type AdmissionSettings,
   type AdmissionState,
@@ -23,7 +24,6 @@ import {
   CID_LEN,
   createAdmissionState,
   createUnprovenByAddress,
-  type LongHeader,
   randomCid,
   statelessReset,
   type UnprovenByAddress,
@@ -170,12 +170,8 @@ function onPacket<Ctx>(ep: EndpointState<Ctx>, data: Uint8Array, port: number, f
     state = ep.byCid.get(cidKey(data, 1, CID_LEN));
     if (state === undefined) return unknownShortHeader(ep, data, port, from);
   } else {
-    let header: LongHeader;
-    try {
-      header = quiche.Header.fromSlice(data, CID_LEN);
-    } catch {
-      return ep.drop("bad_header");
-    }
+    const header = parseLongHeader(data);
+    if (header === null) return ep.drop("bad_header");
     state = ep.byCid.get(cidKey(header.dcid, 0, header.dcid.length));
     if (state === undefined) {
       if (!ep.server || ep.closing) return ep.drop("unknown_connection");
