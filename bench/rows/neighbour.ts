@@ -7,7 +7,9 @@
  * connector): A and B then share only the machine's CPUs, which separates
  * what the shared server costs A from what the load on the machine does.
  */
+import { delta, scrape } from "../lib/scrape.ts";
 import { fmt, offered, pct, rate, table, us } from "../lib/table.ts";
+import type { Tunnel } from "../lib/tunnel.ts";
 import { blast } from "./goodput.ts";
 import { AGENT, type Env, need, round, SERVICE } from "./env.ts";
 import { probeRtt, type Rtt } from "./rtt.ts";
@@ -19,6 +21,8 @@ export interface NeighbourPhase {
   bRate: number | null;
   a: Rtt;
   b?: { offeredPerSecond: number; deliveredPerSecond: number; lossPercent: number };
+  /** Drop counters that moved during the phase in B's agent, B's server and the sink's connector. */
+  bDrops?: Record<string, number>;
 }
 
 export interface NeighbourResult {
@@ -34,6 +38,8 @@ export async function runNeighbour(env: Env): Promise<NeighbourResult> {
   const aTarget = tunnel.listener(AGENT.a, SERVICE.echo);
   const bShared = tunnel.listener(AGENT.b, SERVICE.sink);
   const bApart = env.apart?.listener(AGENT.b, SERVICE.sink);
+  // B's programs' ops ports, to tell where B's lost datagrams went.
+  const opsOf = (t: Tunnel) => ["server", `connector:${SERVICE.sink}`, `agent:${AGENT.b}`].map((l) => t.opsPorts[l]!);
   const count = Math.max(20, Math.round((seconds * 1000) / sparseIntervalMs));
   env.log(
     `neighbour: A pings every ${sparseIntervalMs} ms for ${seconds} s: alone, B at full speed, B at ${
@@ -50,6 +56,8 @@ export async function runNeighbour(env: Env): Promise<NeighbourResult> {
       return { name, bRate, a: await probeRtt(`neighbour-${name}-a`, aTarget, count, 10, sparseIntervalMs) };
     }
     sink.reset();
+    const ops = opsOf(bTarget === bShared ? tunnel : env.apart!);
+    const before = await Promise.all(ops.map((p) => scrape(p)));
     // B starts first and outlasts A, so every one of A's pings meets the load.
     const bSeconds = seconds + 1;
     const b = blast(`neighbour-${name}-b`, bTarget, bRate, bSeconds);
@@ -57,6 +65,10 @@ export async function runNeighbour(env: Env): Promise<NeighbourResult> {
     const a = await probeRtt(`neighbour-${name}-a`, aTarget, count, 10, sparseIntervalMs);
     const sent = await b;
     const got = await sink.drained();
+    const after = await Promise.all(ops.map((p) => scrape(p)));
+    const bDrops = Object.fromEntries(
+      after.flatMap((a, i) => Object.entries(delta(before[i]!, a))).filter(([name]) => name.includes("_drops_total")),
+    );
     await Bun.sleep(300);
     return {
       name,
@@ -67,6 +79,7 @@ export async function runNeighbour(env: Env): Promise<NeighbourResult> {
         deliveredPerSecond: Math.round(got.datagrams / sent.seconds),
         lossPercent: sent.sent ? round((1 - got.datagrams / sent.sent) * 100, 2) : 0,
       },
+      bDrops,
     };
   };
   const phases = [await phase("alone", null), await phase("flood", 0), await phase("steady", neighbourRate)];
@@ -99,8 +112,19 @@ export function renderNeighbour(n: NeighbourResult): string[] {
       p.b ? pct(p.b.lossPercent, 2) : "-",
     ]);
   }
+  const drops = n.phases.filter((p) => p.bDrops).map((p) =>
+    `  ${offered(p.bRate!)} through ${p.name.endsWith("-apart") ? "its own" : "A's"} server: ${
+      Object.entries(p.bDrops!).map(([k, v]) => `${k.replace(/^ztna_|_total/g, "")}=${fmt(v)}`).join(" ") || "-"
+    }`
+  );
   return [
     `Noisy neighbour: agent A's sparse echo (one every ${n.intervalMs} ms, ${n.seconds} s) while agent B sends`,
     ...table(rows, "llrrrrrrr"),
+    ...(drops.length
+      ? [
+        "  Drops counted by B's agent, B's server and the sink's connector in each phase (the agent reads its kernel drops once a second: a phase can carry the last one's):",
+        ...drops,
+      ]
+      : []),
   ];
 }
