@@ -103,6 +103,7 @@ export async function runServer(options: ServerOptions, log?: Logger): Promise<S
         limits: {
           connectionsPerAddress: options.maxConnectionsPerAddress,
           handshakes: options.maxHandshakes,
+          retryAbove: options.retryAbove,
           flowsPerAgent: options.maxFlowsPerAgent,
           registrationsPerConnection: options.maxRegistrationsPerConnection,
           controlMessage: options.maxControlMessage,

@@ -48,6 +48,7 @@ describe("server options", () => {
       flowIdle: 120_000,
       maxConnectionsPerAddress: 256,
       maxHandshakes: 1024,
+      retryAbove: 32,
       maxFlowsPerAgent: 4096,
       maxRegistrationsPerConnection: 64,
       maxControlMessage: 4096,

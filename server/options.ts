@@ -44,6 +44,7 @@ export interface ServerOptions {
   /** Abuse limits; each is counted when hit. */
   maxConnectionsPerAddress: number;
   maxHandshakes: number;
+  retryAbove: number;
   maxFlowsPerAgent: number;
   maxRegistrationsPerConnection: number;
   maxControlMessage: number;
@@ -98,6 +99,11 @@ export function serverSpec(stdoutIsTty: boolean) {
       maxHandshakes: opt(integer({ min: 1, max: 100_000 }), {
         help: "Handshakes in progress at once",
         default: String(DEFAULT_LIMITS.handshakes),
+      }),
+      retryAbove: opt(integer({ min: 0, max: 100_000 }), {
+        help:
+          "Handshakes in progress from which a new client must first prove its address with a retry (one more round trip); below it, clients connect at once. 0: always retry",
+        default: String(DEFAULT_LIMITS.retryAbove),
       }),
       maxFlowsPerAgent: opt(integer({ min: 1, max: 1_000_000 }), {
         help: "Flows one agent connection may open",

@@ -45,6 +45,7 @@ export async function startServer(
     server: true,
     retry: true,
     retryKey: settings.retryKey,
+    retryAbove: limits.retryAbove,
     keepaliveMs: settings.keepaliveMs,
     maxUdpPayload: state.packetCap,
     maxUnprovenPerAddress: limits.connectionsPerAddress,

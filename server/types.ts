@@ -48,6 +48,8 @@ export interface ServerLimits {
   helloTimeoutMs: number;
   connectionsPerAddress: number;
   handshakes: number;
+  /** Handshakes in progress from which new clients must prove their address with a retry first (0: always). */
+  retryAbove: number;
   controlMessage: number;
   datagramsPerSecond: number;
 }
@@ -58,6 +60,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   helloTimeoutMs: 5_000,
   connectionsPerAddress: 256,
   handshakes: 1024,
+  retryAbove: 32,
   controlMessage: MAX_CONTROL_MESSAGE,
   datagramsPerSecond: 200_000,
 };

@@ -6,6 +6,11 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { openUdp } from "../core/runtime/udp.ts";
+import { alpnFor } from "../core/frame/mod.ts";
+import { parseLongHeader } from "../core/quic/long-header.ts";
+import { clientQuicConfig } from "../core/quic/config.ts";
+import { quiche } from "../core/quic/native.ts";
+import { DEFAULT_LIMITS } from "../server/types.ts";
 import { cleanup, startTestServer, waitFor } from "./harness.ts";
 
 const teardown = cleanup();
@@ -43,6 +48,21 @@ function firstInitial(n: number): Uint8Array {
   p[32] = 0x44; // payload length (2-byte varint): the rest of the datagram
   p[33] = 1200 - 34;
   return p;
+}
+
+/** A real client's first Initial (quiche as the client), from `local` to `server`. */
+function realInitial(local: { host: string; port: number }, server: { host: string; port: number }): Uint8Array {
+  const config = clientQuicConfig({ alpn: alpnFor(), caPem: null, insecure: true, idleTimeoutMs: 5_000 });
+  const conn = quiche.Connection.connect(
+    "localhost",
+    crypto.getRandomValues(new Uint8Array(16)),
+    local,
+    server,
+    config,
+  );
+  const out = new Uint8Array(1500);
+  const [n] = conn.send(out)!;
+  return out.slice(0, n);
 }
 
 async function probeClient() {
@@ -126,12 +146,62 @@ describe("admission of packets for no connection", () => {
 
   test("a crowd of new clients all get retries: they are not held to the stateless budget", async () => {
     // A fleet reconnecting after a restart: hundreds of first Initials within a second.
-    const s = teardown.add(await startTestServer(), (x) => x.server.close());
+    const s = teardown.add(
+      await startTestServer({ limits: { ...DEFAULT_LIMITS, retryAbove: 0 } }),
+      (x) => x.server.close(),
+    );
     const { socket, answers } = await probeClient();
     const crowd = 400;
     for (let i = 0; i < crowd; i++) socket.send(firstInitial(i), s.server.address.port, s.server.address.host);
     await waitFor(() => answers.length === crowd, 3_000, `${crowd} retries`);
     for (const answer of answers) expect(answer[0]! & 0xf0).toBe(0xf0); // long header, type Retry
     expect(s.metrics.drops.child({ reason: "packet_stateless_limit" }).value).toBe(0);
+  });
+
+  test("below --retry-above handshakes in progress a new client is answered at once; from there on it gets a retry", async () => {
+    const s = teardown.add(await startTestServer(), (x) => x.server.close());
+    const { socket, answers } = await probeClient();
+    const crowd = DEFAULT_LIMITS.retryAbove + 8;
+    // Real first Initials, each a new client whose handshake then waits for it: each one taken holds a slot.
+    for (let i = 0; i < crowd; i++) {
+      socket.send(realInitial(socket.address, s.server.address), s.server.address.port, s.server.address.host);
+    }
+    const retries = () => answers.filter((a) => parseLongHeader(a)?.ty === quiche.Type.Retry).length;
+    await waitFor(() => retries() === 8, 3_000, "retries for the last 8");
+    await Bun.sleep(200);
+    expect(retries()).toBe(8);
+    const handshakes = new Set(
+      answers.map((a) => parseLongHeader(a)).filter((h) => h?.ty === quiche.Type.Initial).map((h) =>
+        Array.from(h!.scid).join(",")
+      ),
+    );
+    expect(handshakes.size).toBe(DEFAULT_LIMITS.retryAbove);
+  });
+
+  test("a real client's first Initial gets the handshake, not a retry; sent twice, it reaches the same connection", async () => {
+    const s = teardown.add(await startTestServer(), (x) => x.server.close());
+    const { socket, answers } = await probeClient();
+    const initial = realInitial(socket.address, s.server.address);
+    socket.send(initial, s.server.address.port, s.server.address.host);
+    await waitFor(() => answers.length > 0, 2_000, "the server's answer");
+    // A repeat of the same Initial (as after a lost answer) must not start a second connection.
+    socket.send(initial, s.server.address.port, s.server.address.host);
+    await Bun.sleep(300);
+    const headers = answers.map((a) => parseLongHeader(a));
+    expect(headers[0]?.ty).toBe(quiche.Type.Initial);
+    expect(headers.some((h) => h?.ty === quiche.Type.Retry)).toBe(false);
+    // Every answer comes from one server connection ID: one connection.
+    expect(new Set(headers.map((h) => h && Array.from(h.scid).join(","))).size).toBe(1);
+  });
+
+  test("with --retry-above 0 the same client gets a retry first", async () => {
+    const s = teardown.add(
+      await startTestServer({ limits: { ...DEFAULT_LIMITS, retryAbove: 0 } }),
+      (x) => x.server.close(),
+    );
+    const { socket, answers } = await probeClient();
+    socket.send(realInitial(socket.address, s.server.address), s.server.address.port, s.server.address.host);
+    await waitFor(() => answers.length > 0, 2_000, "the server's answer");
+    expect(parseLongHeader(answers[0]!)?.ty).toBe(quiche.Type.Retry);
   });
 });

@@ -31,11 +31,22 @@ export type Admission =
   | { kind: "drop"; reason: string }
   /** Answer with this packet (version negotiation or retry); nothing is kept. */
   | { kind: "reply"; packet: Uint8Array; reason: string }
-  /** Create the connection: our CID, and the client's original DCID after a retry. */
-  | { kind: "accept"; scid: Uint8Array; odcid: Uint8Array | null };
+  /**
+   * Create the connection: our CID, and the client's original DCID after a
+   * retry. Without a retry, `clientDcid` is the ID the client's Initials carry
+   * until our answer reaches it: a repeated first Initial must find this
+   * connection, not make another.
+   */
+  | { kind: "accept"; scid: Uint8Array; odcid: Uint8Array | null; clientDcid?: Uint8Array };
 
 export interface AdmissionSettings {
   tokens: RetryTokenCodec | null;
+  /**
+   * With tokens: handshakes in progress from which a new client must prove
+   * its address with a retry first; below, it connects a round trip sooner
+   * (quiche holds an unproven address to 3x what it sent). 0: always retry.
+   */
+  retryAbove: number;
   maxHandshakes: number;
   resetKey?: Uint8Array;
 }
@@ -103,15 +114,21 @@ export function admit(
   if (handshaking >= settings.maxHandshakes) return { kind: "drop", reason: "handshake_limit" };
 
   const tokens = settings.tokens;
-  if (tokens === null) return { kind: "accept", scid: randomCid(), odcid: null };
   const token = header.token;
-  if (!token || token.length === 0) {
+  const tokenless = !token || token.length === 0;
+  // Below the load that calls for retries, a new client is taken at once: a
+  // spoofed source costs no more than a handshake slot, and a crowd of them
+  // is the load that turns retries on.
+  if (tokens === null || (tokenless && handshaking < settings.retryAbove)) {
+    return { kind: "accept", scid: randomCid(), odcid: null, clientDcid: header.dcid.slice() };
+  }
+  if (tokenless) {
     if (!spend(a.retries)) return { kind: "drop", reason: "retry_limit" };
     const minted = tokens.mint(from.host, from.port, header.dcid);
     const n = quiche.retry(header.scid, header.dcid, randomCid(), minted, header.version, a.scratch);
     return { kind: "reply", packet: a.scratch.subarray(0, n), reason: "retry" };
   }
-  const odcid = tokens.verify(token, from.host, from.port);
+  const odcid = tokens.verify(token!, from.host, from.port);
   if (odcid === null) return { kind: "drop", reason: "invalid_token" };
   // After a retry the client already uses the CID we chose in the retry packet.
   if (header.dcid.length !== CID_LEN) return { kind: "drop", reason: "bad_cid" };

@@ -144,6 +144,7 @@ function createState<Ctx>(options: EndpointOptions<Ctx>, socket: UdpSocket): End
     unproven,
     admission: createAdmissionState(),
     admissionSettings: {
+      retryAbove: options.retryAbove ?? 0,
       tokens: options.server && options.retry !== false
         ? createRetryTokens(options.retryKey ?? crypto.getRandomValues(new Uint8Array(32)))
         : null,
@@ -229,6 +230,14 @@ function accept<Ctx>(
     return ep.drop("accept_failed"), undefined;
   }
   const state = track(ep, conn, decision.scid, remote);
+  if (decision.clientDcid !== undefined) {
+    // Until our answer arrives the client's Initials carry its own ID: they must reach this connection.
+    const key = cidKey(decision.clientDcid, 0, decision.clientDcid.length);
+    if (!ep.byCid.has(key)) {
+      ep.byCid.set(key, state);
+      state.cids.push(key);
+    }
+  }
   const evict = ep.unproven.add(from, state);
   if (evict !== undefined) evictUnproven(ep, from, evict);
   return state;

@@ -99,6 +99,11 @@ export interface EndpointOptions<Ctx = unknown> {
   /** Require address validation with a retry token before keeping state (servers). */
   retry?: boolean;
   retryKey?: Uint8Array;
+  /**
+   * With `retry`: handshakes in progress from which new clients get a retry
+   * first; below it they connect a round trip sooner. Default 0: always.
+   */
+  retryAbove?: number;
   /** Send a PING on connections idle for this long, so NATs and idle timers stay open. */
   keepaliveMs?: number;
   /** Upper bound on handshakes in progress (servers); new Initials beyond it are ignored. */
