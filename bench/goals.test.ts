@@ -233,6 +233,27 @@ describe("issue 9 goals", () => {
     expect(goal(r, "3").anchor).toContain("p99 9,000 µs");
   });
 
+  test("goals 1, 2 and 4 show the Bun floor's goodput and CPU beside their anchors, never deciding them", () => {
+    const r = base();
+    r.rows.goodput = goodput([[25_000, 25_000], [50_000, 50_000], [0, 46_000]]);
+    const withFloor = (rate: number, delivered: number, loss: number, cpu?: number) => ({
+      ...run(rate, delivered, loss, cpu),
+      ...(cpu === undefined ? {} : { cpuUsPerDatagram: { agent: cpu, server: cpu + 1, connector: cpu + 2 } }),
+    });
+    r.rows.goodput!.rows[0]!.floor = withFloor(25_000, 25_000, 0, 10);
+    r.rows.goodput!.rows[1]!.floor = withFloor(50_000, 49_000, 2);
+    r.rows.goodput!.rows[2]!.floor = withFloor(0, 30_000, 90);
+    const before = evaluateGoals(r).map((g) => g.met);
+    expect(goal(r, "1").anchor).toContain("3 Bun forwarders at full speed: 30.0k/s = 61 % of their best (49.0k/s)");
+    expect(goal(r, "2").anchor).toContain("3 Bun forwarders: 25.0k/s under 1 % loss");
+    expect(goal(r, "4").anchor).toContain(
+      "3 Bun forwarders at 25k/s, the hop standing for each: server 11.0, connector 12.0, agent 10.0 µs",
+    );
+    for (const row of r.rows.goodput!.rows) delete row.floor;
+    expect(evaluateGoals(r).map((g) => g.met)).toEqual(before);
+    expect(goal(r, "4").anchor).not.toContain("Bun forwarders");
+  });
+
   test("8: the worst program of each kind decides", () => {
     const r = base();
     const p = (label: string, kind: "server" | "connector" | "agent", idle: number, peak: number) => ({

@@ -59,6 +59,8 @@ export function evaluateGoals(r: BenchResult): Goal[] {
   const tunnelRuns = g ? byOffer(g.rows.map((x) => x.tunnel)) : [];
   const directRuns = g ? byOffer(g.rows.map((x) => x.direct)) : [];
   const tunnelBest = tunnelRuns.length ? Math.max(...tunnelRuns.map((x) => x.deliveredPerSecond)) : 0;
+  const floorRuns = g ? byOffer(g.rows.flatMap((x) => (x.floor ? [x.floor] : []))) : [];
+  const floorBest = floorRuns.length ? Math.max(...floorRuns.map((x) => x.deliveredPerSecond)) : 0;
 
   // 1. Graceful overload
   {
@@ -78,6 +80,7 @@ export function evaluateGoals(r: BenchResult): Goal[] {
       const full = tunnelRuns.find((x) => x.targetRate === 0);
       const fullShare = full && tunnelBest ? full.deliveredPerSecond / tunnelBest : null;
       const directFull = directRuns.find((x) => x.targetRate === 0);
+      const floorFull = floorRuns.find((x) => x.targetRate === 0);
       goals.push({
         id: "1",
         title,
@@ -88,7 +91,12 @@ export function evaluateGoals(r: BenchResult): Goal[] {
           `${x.targetRate ? rate(x.targetRate) : "full"}→${rate(x.deliveredPerSecond)}`
         ).join(", ") +
           (fullShare === null ? " (no full-speed row)" : `; full speed = ${pct(fullShare * 100, 0)} of best`),
-        anchor: directFull ? `direct at full speed: ${rate(directFull.deliveredPerSecond)}/s delivered` : "-",
+        anchor: (directFull ? `direct at full speed: ${rate(directFull.deliveredPerSecond)}/s delivered` : "-") +
+          (floorFull && floorBest
+            ? `; ${FLOOR_NAME} at full speed: ${rate(floorFull.deliveredPerSecond)}/s = ${
+              pct((floorFull.deliveredPerSecond / floorBest) * 100, 0)
+            } of their best (${rate(floorBest)}/s)`
+            : ""),
       });
     }
   }
@@ -102,6 +110,7 @@ export function evaluateGoals(r: BenchResult): Goal[] {
     else {
       const best = bestUnderLoss(tunnelRuns, 1);
       const direct = bestUnderLoss(directRuns, 1);
+      const floor = bestUnderLoss(floorRuns, 1);
       goals.push({
         id: "2",
         title,
@@ -111,11 +120,18 @@ export function evaluateGoals(r: BenchResult): Goal[] {
         measured: best
           ? `${rate(best.deliveredPerSecond)}/s at ${pct(best.lossPercent, 2)} loss`
           : "no row under 1 % loss",
-        anchor: direct
+        anchor: (direct
           ? `direct: ${rate(direct.deliveredPerSecond)}/s under 1 % loss (highest rate offered: ${
-            rate(Math.max(...directRuns.map((x) => x.offeredPerSecond)))
+            rate(Math.max(...directRuns.map((x) =>
+              x.offeredPerSecond
+            )))
           }/s)`
-          : "-",
+          : "-") +
+          (floorRuns.length
+            ? `; ${FLOOR_NAME}: ${
+              floor ? `${rate(floor.deliveredPerSecond)}/s under 1 % loss` : "no rate under 1 % loss"
+            }`
+            : ""),
       });
     }
   }
@@ -168,6 +184,7 @@ export function evaluateGoals(r: BenchResult): Goal[] {
     const before = "11–17 µs (server 43 %, connector 33 %, agent 28 % of a core)";
     const at25 = g?.rows.find((x) => x.targetRate === 25_000)?.tunnel;
     const cpu = at25?.cpuUsPerDatagram;
+    const floorAt25 = g?.rows.find((x) => x.targetRate === 25_000)?.floor?.cpuUsPerDatagram;
     if (!cpu) goals.push(notRun("4", title, target, before, "goodput at 25000/s"));
     else {
       const values = ["server", "connector", "agent"].map((k) => cpu[k]);
@@ -180,7 +197,14 @@ export function evaluateGoals(r: BenchResult): Goal[] {
         measured: `server ${fmt(cpu.server, 1)}, connector ${fmt(cpu.connector, 1)}, agent ${fmt(cpu.agent, 1)} µs`,
         anchor: `at ${rate(at25!.deliveredPerSecond)}/s delivered: ${
           ["server", "connector", "agent"].map((k) => `${k} ${fmt(at25!.cpuPercent?.[k])} %`).join(", ")
-        } of a core`,
+        } of a core` +
+          (floorAt25
+            ? `; ${FLOOR_NAME} at 25k/s, the hop standing for each: ${
+              ["server", "connector", "agent"].map((k) =>
+                `${k} ${fmt(floorAt25[k], 1)}`
+              ).join(", ")
+            } µs`
+            : ""),
       });
     }
   }

@@ -16,7 +16,7 @@ const within = <T>(ms: number, what: string, p: Promise<T>) =>
 
 test("the UDP floor passes datagrams through three forwarders to the echo and back", async () => {
   const echo = await startUdpEcho();
-  const first = await startBunChain("udp", echo.address);
+  const first = (await startBunChain("udp", echo.address)).address;
   expect(first.port).not.toBe(echo.address.port);
   const got: string[] = [];
   let wake = () => {};
@@ -52,7 +52,7 @@ test("the TCP floor carries a stream through three forwarders, half-close includ
   await new Promise<void>((resolve) => counter.listen(0, "127.0.0.1", resolve));
   try {
     const port = (counter.address() as net.AddressInfo).port;
-    const first = await startBunChain("tcp", { host: "127.0.0.1", port });
+    const first = (await startBunChain("tcp", { host: "127.0.0.1", port })).address;
     const sent = 3 * 1024 * 1024;
     const answer = await within(
       15_000,

@@ -11,16 +11,25 @@ import type { Address } from "./tunnel.ts";
 /** Hops of the floor chain: as many processes as the tunnel has. */
 export const FLOOR_HOPS = 3;
 
-/** Starts the chain towards `target`, last hop first; returns the address of the first hop. */
-export async function startBunChain(kind: "udp" | "tcp", target: Address, hops = FLOOR_HOPS): Promise<Address> {
+export interface BunChain {
+  /** Where to send: the first hop. */
+  address: Address;
+  /** The hops' processes by the program each stands for: agent (first), server, connector (last). */
+  pids: { agent: number; server: number; connector: number };
+}
+
+/** Starts the chain of FLOOR_HOPS forwarders towards `target`, last hop first. */
+export async function startBunChain(kind: "udp" | "tcp", target: Address): Promise<BunChain> {
   let next = target;
-  for (let i = hops; i > 0; i--) {
+  const pids: number[] = [];
+  for (let i = FLOOR_HOPS; i > 0; i--) {
     const child = spawnBenchChild(`${kind}-forwarder-${i}`, `${kind}-forwarder.ts`, [
       "--next",
       `${next.host}:${next.port}`,
     ]);
     const { port } = (await child.next(15_000)) as { port: number };
     next = { host: "127.0.0.1", port };
+    pids.unshift(child.pid);
   }
-  return next;
+  return { address: next, pids: { agent: pids[0]!, server: pids[1]!, connector: pids[2]! } };
 }

@@ -1,5 +1,6 @@
 /** What every row gets: the configuration, a scratch directory, and the parties already running. */
 import type { BenchConfig } from "../lib/flags.ts";
+import type { BunChain } from "../lib/floor.ts";
 import type { Service, Sink } from "../lib/services.ts";
 import type { SshForwards } from "../lib/ssh.ts";
 import type { Address, LaunchOptions, Tunnel } from "../lib/tunnel.ts";
@@ -19,7 +20,7 @@ export interface Env {
   /** The noisy neighbour's second tunnel: agent B's own server and sink connector. */
   apart?: Tunnel;
   /** First hops of the Bun floor chains (bench/lib/floor.ts) to the echo and the TCP services. */
-  floor?: { echo?: Address; bulk?: Address; kv?: Address };
+  floor?: { echo?: Address; bulk?: Address; kv?: Address; sink?: BunChain };
   /** ssh -L forwards to the TCP services ("bulk", "kv"), or why there are none. */
   ssh?: SshForwards;
 }

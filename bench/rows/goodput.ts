@@ -1,10 +1,12 @@
 /**
  * One-way UDP goodput of 1200 B datagrams at several offered rates, direct to
- * the sink and through the tunnel (sender -> agent -> server -> connector ->
- * sink): delivered/s, loss, where the lost ones went, and CPU per program
- * (µs per delivered datagram, from /proc/<pid>/stat).
+ * the sink, through the Bun floor (three trivial forwarders, when it runs) and
+ * through the tunnel (sender -> agent -> server -> connector -> sink):
+ * delivered/s, loss, where the lost ones went, and CPU per program (µs per
+ * delivered datagram, from /proc/<pid>/stat).
  */
 import { runOnce } from "../lib/child.ts";
+import { FLOOR_HOPS } from "../lib/floor.ts";
 import { cpuMeter, rssMiB } from "../lib/proc.ts";
 import { delta, type Hops, hops, scrape } from "../lib/scrape.ts";
 import type { Sink } from "../lib/services.ts";
@@ -42,7 +44,8 @@ export interface GoodputRun {
 export interface GoodputResult {
   datagram: number;
   seconds: number;
-  rows: { targetRate: number; direct: GoodputRun; tunnel: GoodputRun }[];
+  /** `floor`: the same rate through the Bun floor's three forwarders, when it ran (CPU per hop, named after the program it stands for). */
+  rows: { targetRate: number; direct: GoodputRun; floor?: GoodputRun; tunnel: GoodputRun }[];
 }
 
 /** Programs watched in the tunnel runs, by short name. */
@@ -138,12 +141,16 @@ export async function runGoodput(env: Env): Promise<GoodputResult> {
   const sink = need(env.sink, "the UDP sink");
   const via = need(env.tunnel, "the tunnel").listener(AGENT.a, SERVICE.sink);
   const watched = tunnelWatch(env);
-  env.log(`goodput: ${rates.length} offered rates × ${seconds} s, direct and tunnel`);
+  const floor = env.floor?.sink;
+  env.log(`goodput: ${rates.length} offered rates × ${seconds} s, direct, ${floor ? "Bun floor, " : ""}tunnel`);
   const rows: GoodputResult["rows"] = [];
   for (const r of rates) {
     const direct = await goodputRun(sink, sink.address, r, seconds);
+    const hops = floor
+      ? await goodputRun(sink, floor.address, r, seconds, { pids: floor.pids, opsPorts: [] })
+      : undefined;
     const tunnel = await goodputRun(sink, via, r, seconds, watched);
-    rows.push({ targetRate: r, direct, tunnel });
+    rows.push({ targetRate: r, direct, ...(hops ? { floor: hops } : {}), tunnel });
   }
   return { datagram: DATAGRAM, seconds, rows };
 }
@@ -176,6 +183,7 @@ export function renderGoodput(g: GoodputResult): string[] {
       ]);
     };
     line("direct", r.direct);
+    if (r.floor) line(`${FLOOR_HOPS} Bun forwarders`, r.floor);
     line("tunnel", r.tunnel);
   }
   out.push(...table(rows, "llrrrrrr"));
