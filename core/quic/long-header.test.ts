@@ -1,37 +1,32 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { clientQuicConfig } from "./config.ts";
-import { parseLongHeader } from "./long-header.ts";
-import { quiche } from "./native.ts";
+import { type LongHeader, parseLongHeader } from "./long-header.ts";
+import { type Header, quiche } from "./native.ts";
 
-/** What quiche's own parser makes of `data`, in parseLongHeader's shape (null: it throws). */
-function quicheReads(data: Uint8Array) {
-  let h;
-  try {
-    h = quiche.Header.fromSlice(data, 16);
-  } catch {
-    return null;
-  }
+/** The fields both parsers give, as plain arrays (only an Initial's token matters to admission). */
+function fields(h: LongHeader | Header) {
   return {
     ty: h.ty,
     version: h.version,
     dcid: Array.from(h.dcid),
     scid: Array.from(h.scid),
-    // Only an Initial's token matters to us (admission); quiche also reads one out of a retry.
     token: h.ty === quiche.Type.Initial ? Array.from(h.token ?? []) : undefined,
   };
 }
 
+/** What quiche's own parser makes of `data` (null: it throws). */
+function quicheReads(data: Uint8Array) {
+  try {
+    return fields(quiche.Header.fromSlice(data, 16));
+  } catch {
+    return null;
+  }
+}
+
 function oursReads(data: Uint8Array) {
   const h = parseLongHeader(data);
-  if (h === null) return null;
-  return {
-    ty: h.ty,
-    version: h.version,
-    dcid: Array.from(h.dcid),
-    scid: Array.from(h.scid),
-    token: h.ty === quiche.Type.Initial ? Array.from(h.token ?? []) : undefined,
-  };
+  return h === null ? null : fields(h);
 }
 
 function clientInitial(): Uint8Array {
