@@ -1,6 +1,6 @@
 /**
  * Whether a server takes a packet that belongs to no connection: version
- * negotiation, address validation with retry tokens, the bound on handshakes
+ * negotiation, address validation with retry tokens (once handshakes pile up), the bound on handshakes
  * in progress, and the bound on unproven connections per address. Stateless
  * answers (version negotiation, retry, stateless reset) share one rate cap, so
  * junk cannot turn the server into a reflector.
@@ -14,7 +14,6 @@ import type { RetryTokenCodec } from "./tokens.ts";
 export const CID_LEN = 16;
 /** RFC 9000 §7.2: a client's first destination connection ID is 8 to 20 bytes. */
 const MIN_INITIAL_DCID = 8;
-
 /** Version negotiations and stateless resets sent per second at most. */
 const MAX_STATELESS_PER_SECOND = 100;
 /**
