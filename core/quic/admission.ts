@@ -1,9 +1,10 @@
 /**
  * Whether a server takes a packet that belongs to no connection: version
- * negotiation, address validation with retry tokens (once handshakes pile up), the bound on handshakes
- * in progress, and the bound on unproven connections per address. Stateless
- * answers (version negotiation, retry, stateless reset) share one rate cap, so
- * junk cannot turn the server into a reflector.
+ * negotiation, address validation with retry tokens (once handshakes pile
+ * up), the bound on handshakes in progress, and the bound on unproven
+ * connections per address. Stateless answers (version negotiation, retry,
+ * stateless reset) share one rate cap, so junk cannot turn the server into a
+ * reflector.
  */
 import { type LongHeader, MAX_CID } from "./long-header.ts";
 import { quiche } from "./native.ts";
