@@ -204,4 +204,13 @@ describe("admission of packets for no connection", () => {
     await waitFor(() => answers.length > 0, 2_000, "the server's answer");
     expect(parseLongHeader(answers[0]!)?.ty).toBe(quiche.Type.Retry);
   });
+
+  test("junk Initials hold no handshake slot, so past 500 a second they get retries all the same", async () => {
+    const s = teardown.add(await startTestServer(), (x) => x.server.close());
+    const { socket, answers } = await probeClient();
+    // Each is taken and gone at once (it cannot be decrypted): only the per-second bound stops them costing a connection each.
+    for (let i = 0; i < 600; i++) socket.send(firstInitial(i), s.server.address.port, s.server.address.host);
+    await waitFor(() => answers.length >= 100, 3_000, "retries past the first 500");
+    for (const answer of answers) expect(parseLongHeader(answer)?.ty).toBe(quiche.Type.Retry);
+  });
 });

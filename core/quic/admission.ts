@@ -25,6 +25,14 @@ const MAX_STATELESS_PER_SECOND = 100;
  * budget above held a server to 100 new connections a second.
  */
 const MAX_RETRIES_PER_SECOND = 10_000;
+/**
+ * New clients taken without a retry per second at most. The bound on
+ * handshakes in progress does not see Initials that cannot be decrypted (each
+ * connection is gone at once), yet every one costs a quiche connection: past
+ * this rate a client proves its address first, which costs us a stateless
+ * packet instead.
+ */
+const MAX_UNVALIDATED_PER_SECOND = 500;
 
 /** What to do with a packet for no known connection. */
 export type Admission =
@@ -62,6 +70,7 @@ interface Budget {
 export interface AdmissionState {
   stateless: Budget;
   retries: Budget;
+  unvalidated: Budget;
   scratch: Uint8Array;
 }
 
@@ -69,6 +78,7 @@ export function createAdmissionState(): AdmissionState {
   return {
     stateless: { perSecond: MAX_STATELESS_PER_SECOND, windowStart: 0, used: 0 },
     retries: { perSecond: MAX_RETRIES_PER_SECOND, windowStart: 0, used: 0 },
+    unvalidated: { perSecond: MAX_UNVALIDATED_PER_SECOND, windowStart: 0, used: 0 },
     scratch: new Uint8Array(1500),
   };
 }
@@ -118,8 +128,8 @@ export function admit(
   const tokenless = !token || token.length === 0;
   // Below the load that calls for retries, a new client is taken at once: a
   // spoofed source costs no more than a handshake slot, and a crowd of them
-  // is the load that turns retries on.
-  if (tokens === null || (tokenless && handshaking < settings.retryAbove)) {
+  // (or a stream of junk, past MAX_UNVALIDATED_PER_SECOND) turns retries on.
+  if (tokens === null || (tokenless && handshaking < settings.retryAbove && spend(a.unvalidated))) {
     return { kind: "accept", scid: randomCid(), odcid: null, clientDcid: header.dcid.slice() };
   }
   if (tokenless) {
