@@ -3,7 +3,7 @@
  * run's figures against the anchors measured in the same run. A goal whose
  * row did not run is "not run", never met.
  */
-import { FLOOR_HOPS } from "./lib/floor.ts";
+import { FLOOR_NAME } from "./lib/floor.ts";
 import { fmt, mbit, mib, pct, rate, us } from "./lib/table.ts";
 import type { BenchResult } from "./result.ts";
 import { ABUSE_MARGIN_MIB, type AbuseResult } from "./rows/abuse.ts";
@@ -27,9 +27,6 @@ export interface Goal {
 
 /** The lossy row's bar for "recovered" (the bench's own, from issue 8's never-recovering link). */
 export const RECOVERY = { download: 0.8, echoP50: 1.5 };
-
-/** How anchors name the Bun floor (bench/lib/floor.ts). */
-const FLOOR_NAME = `${FLOOR_HOPS} Bun forwarders`;
 
 /** Noise allowance for "never falls": a row may deliver this much less than an earlier one. */
 export const MONOTONIC_SLACK = 0.05;

@@ -121,10 +121,10 @@ async function setUpTunnel(env: Env): Promise<void> {
   }
   // The Bun floor beside the anchors: a chain of trivial forwarders to the same services.
   env.floor = {};
-  if (wants("rtt")) env.floor.echo = (await startBunChain("udp", env.echo!.address)).address;
+  if (wants("rtt")) env.floor.echo = await startBunChain("udp", env.echo!.address);
   if (wants("goodput")) env.floor.sink = await startBunChain("udp", env.sink!.address);
   for (const [name, forward] of Object.entries(tcp)) {
-    env.floor[name as "bulk" | "kv"] = (await startBunChain("tcp", forward)).address;
+    env.floor[name as "bulk" | "kv"] = await startBunChain("tcp", forward);
   }
   if (wants("tcp-bulk", "tcp-rr")) {
     env.ssh = cfg.ssh ? await startSshForwards(join(env.work, "ssh"), tcp) : { skipped: "--no-ssh" };

@@ -10,6 +10,8 @@ import type { Address } from "./tunnel.ts";
 
 /** Hops of the floor chain: as many processes as the tunnel has. */
 export const FLOOR_HOPS = 3;
+/** How the rows and goals name the floor. */
+export const FLOOR_NAME = `${FLOOR_HOPS} Bun forwarders`;
 
 export interface BunChain {
   /** Where to send: the first hop. */

@@ -19,8 +19,8 @@ export interface Env {
   tunnel?: Tunnel;
   /** The noisy neighbour's second tunnel: agent B's own server and sink connector. */
   apart?: Tunnel;
-  /** First hops of the Bun floor chains (bench/lib/floor.ts) to the echo and the TCP services. */
-  floor?: { echo?: Address; bulk?: Address; kv?: Address; sink?: BunChain };
+  /** The Bun floor's chains (bench/lib/floor.ts) to the services, by service. */
+  floor?: Partial<Record<"echo" | "sink" | "bulk" | "kv", BunChain>>;
   /** ssh -L forwards to the TCP services ("bulk", "kv"), or why there are none. */
   ssh?: SshForwards;
 }

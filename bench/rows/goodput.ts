@@ -6,7 +6,7 @@
  * delivered datagram, from /proc/<pid>/stat).
  */
 import { runOnce } from "../lib/child.ts";
-import { FLOOR_HOPS } from "../lib/floor.ts";
+import { FLOOR_NAME } from "../lib/floor.ts";
 import { cpuMeter, rssMiB } from "../lib/proc.ts";
 import { delta, type Hops, hops, scrape } from "../lib/scrape.ts";
 import type { Sink } from "../lib/services.ts";
@@ -183,7 +183,7 @@ export function renderGoodput(g: GoodputResult): string[] {
       ]);
     };
     line("direct", r.direct);
-    if (r.floor) line(`${FLOOR_HOPS} Bun forwarders`, r.floor);
+    if (r.floor) line(FLOOR_NAME, r.floor);
     line("tunnel", r.tunnel);
   }
   out.push(...table(rows, "llrrrrrr"));

@@ -5,7 +5,7 @@
  */
 import { runOnce } from "../lib/child.ts";
 import type { LatencySummary } from "../lib/stats.ts";
-import { FLOOR_HOPS } from "../lib/floor.ts";
+import { FLOOR_NAME } from "../lib/floor.ts";
 import { fmt, table, us } from "../lib/table.ts";
 import { type Address, AGENT, type Env, need, SERVICE } from "./env.ts";
 
@@ -57,11 +57,11 @@ export async function runRtt(env: Env): Promise<RttResult> {
   const { rttCount, warmup, sparseCount, sparseIntervalMs } = env.cfg;
   const direct = need(env.echo, "the UDP echo").address;
   const tunnel = need(env.tunnel, "the tunnel").listener(AGENT.a, SERVICE.echo);
-  const floor = env.floor?.echo;
+  const floor = env.floor?.echo?.address;
   const sparseWarmup = 20;
   env.log(
     `rtt: ${rttCount} back to back, ${sparseCount} sparse (every ${sparseIntervalMs} ms), direct, ${
-      floor ? `${FLOOR_HOPS} Bun forwarders, ` : ""
+      floor ? `${FLOOR_NAME}, ` : ""
     }tunnel`,
   );
   return {
@@ -89,14 +89,13 @@ export function renderRtt(r: RttResult): string[] {
   const row = (path: string, kind: string, x: Rtt) => [path, kind, us(x.p50), us(x.p99), us(x.max), fmt(x.lost)];
   const ratio = (a: number, b: number) => `${fmt(a / b, 1)}×`;
   const sparse = `one every ${r.sparseIntervalMs} ms`;
-  const floorName = `${FLOOR_HOPS} Bun forwarders`;
   const rows = [
     ["path", "pattern", "p50", "p99", "max", "lost"],
     row("direct", "back to back", r.direct.backToBack),
-    ...(r.floor ? [row(floorName, "back to back", r.floor.backToBack)] : []),
+    ...(r.floor ? [row(FLOOR_NAME, "back to back", r.floor.backToBack)] : []),
     row("tunnel", "back to back", r.tunnel.backToBack),
     row("direct", sparse, r.direct.sparse),
-    ...(r.floor ? [row(floorName, sparse, r.floor.sparse)] : []),
+    ...(r.floor ? [row(FLOOR_NAME, sparse, r.floor.sparse)] : []),
     row("tunnel", sparse, r.tunnel.sparse),
   ];
   const out = [
@@ -108,7 +107,7 @@ export function renderRtt(r: RttResult): string[] {
   ];
   if (r.floor) {
     out.push(
-      `  tunnel / ${floorName} p50: ${ratio(r.tunnel.backToBack.p50, r.floor.backToBack.p50)} back to back, ${
+      `  tunnel / ${FLOOR_NAME} p50: ${ratio(r.tunnel.backToBack.p50, r.floor.backToBack.p50)} back to back, ${
         ratio(r.tunnel.sparse.p50, r.floor.sparse.p50)
       } sparse`,
     );

@@ -6,7 +6,7 @@
  *   connections, closed loop: requests/s and latency.
  */
 import { runOnce } from "../lib/child.ts";
-import { FLOOR_HOPS } from "../lib/floor.ts";
+import { FLOOR_NAME } from "../lib/floor.ts";
 import { cpuMeter } from "../lib/proc.ts";
 import type { LatencySummary } from "../lib/stats.ts";
 import { fmt, mbit, rate, table, us } from "../lib/table.ts";
@@ -22,7 +22,7 @@ function paths(env: Env, service: "bulk" | "kv"): { path: TcpPath; target: Addre
   if (ssh && "forwards" in ssh) {
     out.push({ path: "ssh", target: need(ssh.forwards[service], `an ssh -L forward to ${service}`) });
   }
-  const floor = env.floor?.[service];
+  const floor = env.floor?.[service]?.address;
   if (floor) out.push({ path: "floor", target: floor });
   out.push({ path: "tunnel", target: need(env.tunnel, "the tunnel").listener(AGENT.a, SERVICE[service]) });
   return out;
@@ -159,7 +159,7 @@ export async function runTcpRr(env: Env): Promise<RrResult> {
   return { seconds, runs, ...(env.ssh?.skipped ? { sshSkipped: env.ssh.skipped } : {}) };
 }
 
-const pathName = (p: TcpPath) => (p === "ssh" ? "ssh -L" : p === "floor" ? `${FLOOR_HOPS} Bun forwarders` : p);
+const pathName = (p: TcpPath) => (p === "ssh" ? "ssh -L" : p === "floor" ? FLOOR_NAME : p);
 
 const cpuCell = (
   c?: Record<string, number | null>,
