@@ -6,12 +6,11 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { openUdp } from "../core/runtime/udp.ts";
-import { alpnFor } from "../core/frame/mod.ts";
 import { parseLongHeader } from "../core/quic/long-header.ts";
-import { clientQuicConfig } from "../core/quic/config.ts";
 import { quiche } from "../core/quic/native.ts";
 import { DEFAULT_LIMITS } from "../server/types.ts";
 import { cleanup, startTestServer, waitFor } from "./harness.ts";
+import { clientFirstInitial } from "./raw-peer.ts";
 
 const teardown = cleanup();
 afterEach(() => teardown.run());
@@ -48,21 +47,6 @@ function firstInitial(n: number): Uint8Array {
   p[32] = 0x44; // payload length (2-byte varint): the rest of the datagram
   p[33] = 1200 - 34;
   return p;
-}
-
-/** A real client's first Initial (quiche as the client), from `local` to `server`. */
-function realInitial(local: { host: string; port: number }, server: { host: string; port: number }): Uint8Array {
-  const config = clientQuicConfig({ alpn: alpnFor(), caPem: null, insecure: true, idleTimeoutMs: 5_000 });
-  const conn = quiche.Connection.connect(
-    "localhost",
-    crypto.getRandomValues(new Uint8Array(16)),
-    local,
-    server,
-    config,
-  );
-  const out = new Uint8Array(1500);
-  const [n] = conn.send(out)!;
-  return out.slice(0, n);
 }
 
 async function probeClient() {
@@ -164,7 +148,7 @@ describe("admission of packets for no connection", () => {
     const crowd = DEFAULT_LIMITS.retryAbove + 8;
     // Real first Initials, each a new client whose handshake then waits for it: each one taken holds a slot.
     for (let i = 0; i < crowd; i++) {
-      socket.send(realInitial(socket.address, s.server.address), s.server.address.port, s.server.address.host);
+      socket.send(clientFirstInitial(socket.address, s.server.address), s.server.address.port, s.server.address.host);
     }
     const retries = () => answers.filter((a) => parseLongHeader(a)?.ty === quiche.Type.Retry).length;
     await waitFor(() => retries() === 8, 3_000, "retries for the last 8");
@@ -181,7 +165,7 @@ describe("admission of packets for no connection", () => {
   test("a real client's first Initial gets the handshake, not a retry; sent twice, it reaches the same connection", async () => {
     const s = teardown.add(await startTestServer(), (x) => x.server.close());
     const { socket, answers } = await probeClient();
-    const initial = realInitial(socket.address, s.server.address);
+    const initial = clientFirstInitial(socket.address, s.server.address);
     socket.send(initial, s.server.address.port, s.server.address.host);
     await waitFor(() => answers.length > 0, 2_000, "the server's answer");
     // A repeat of the same Initial (as after a lost answer) must not start a second connection.
@@ -200,7 +184,7 @@ describe("admission of packets for no connection", () => {
       (x) => x.server.close(),
     );
     const { socket, answers } = await probeClient();
-    socket.send(realInitial(socket.address, s.server.address), s.server.address.port, s.server.address.host);
+    socket.send(clientFirstInitial(socket.address, s.server.address), s.server.address.port, s.server.address.host);
     await waitFor(() => answers.length > 0, 2_000, "the server's answer");
     expect(parseLongHeader(answers[0]!)?.ty).toBe(quiche.Type.Retry);
   });

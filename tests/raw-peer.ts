@@ -8,6 +8,7 @@ import {
 } from "../core/frame/mod.ts";
 import type { Address } from "../core/net/address.ts";
 import { clientQuicConfig } from "../core/quic/config.ts";
+import { quiche } from "../core/quic/native.ts";
 import { type CloseInfo, createEndpoint, type QuicConnection } from "../core/quic/endpoint.ts";
 import { devCerts } from "./harness.ts";
 
@@ -69,4 +70,23 @@ export async function rawPeer(server: Address, options: { waitMs?: number; versi
   const deadline = Date.now() + (options.waitMs ?? 3_000);
   while (!established && peer.closed === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   return peer;
+}
+
+/**
+ * The first datagram of a real client (quiche dialling from `local` to
+ * `server`, nothing sent): a decryptable Initial with a fresh random DCID and
+ * an empty token, for tests that hand packets to a server or a parser.
+ */
+export function clientFirstInitial(local: Address, server: Address): Uint8Array {
+  const config = clientQuicConfig({ alpn: alpnFor(), caPem: null, insecure: true, idleTimeoutMs: 5_000 });
+  const conn = quiche.Connection.connect(
+    "localhost",
+    crypto.getRandomValues(new Uint8Array(16)),
+    local,
+    server,
+    config,
+  );
+  const out = new Uint8Array(1500);
+  const [n] = conn.send(out)!;
+  return out.slice(0, n);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { clientQuicConfig } from "./config.ts";
+import { clientFirstInitial } from "../../tests/raw-peer.ts";
 import { type LongHeader, parseLongHeader } from "./long-header.ts";
 import { type Header, quiche } from "./native.ts";
 
@@ -29,20 +29,8 @@ function oursReads(data: Uint8Array) {
   return h === null ? null : fields(h);
 }
 
-function clientInitial(): Uint8Array {
-  const config = clientQuicConfig({ alpn: ["ztna"], idleTimeoutMs: 5_000, caPem: null, insecure: true });
-  const scid = crypto.getRandomValues(new Uint8Array(16));
-  const conn = quiche.Connection.connect(
-    "localhost",
-    scid,
-    { host: "127.0.0.1", port: 1111 },
-    { host: "127.0.0.1", port: 2222 },
-    config,
-  );
-  const out = new Uint8Array(1500);
-  const [n] = conn.send(out)!;
-  return out.slice(0, n);
-}
+/** A real client's first Initial, on made-up addresses (it is only parsed). */
+const clientInitial = () => clientFirstInitial({ host: "127.0.0.1", port: 1111 }, { host: "127.0.0.1", port: 2222 });
 
 const CID_A = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
 const CID_B = Uint8Array.from({ length: 20 }, (_, i) => 100 + i);
