@@ -10,9 +10,10 @@
  * runs against 737 / 816 over 8 runs with the default. Memory still goes
  * back: what stays free for 10 s is returned, and after a burst of refused
  * handshakes the release in memory.ts still brings the server back within
- * 30 MiB of idle in 1–1.5 s in most bench runs, because mimalloc still
- * frees the holes in its pages whenever the loop is idle. (About one run in
- * four keeps ~30 MiB for 20 s or more, with mimalloc's default as well.)
+ * 30 MiB of idle in 1–1.5 s, because mimalloc still frees the holes in its
+ * pages whenever the loop is idle. (The runs that kept ~30 MiB for 20 s or
+ * more, with mimalloc's default as well, were glibc's heap held by the QUIC
+ * binding's header arrays: see core/quic/long-header.ts.)
  *
  * mimalloc reads its options from the environment once, when the process
  * starts, and Bun offers no call to change them later. So a relay program
