@@ -11,6 +11,7 @@ import { cpuMeter, rssMiB } from "../lib/proc.ts";
 import { delta, type Hops, hops, scrape } from "../lib/scrape.ts";
 import type { Sink } from "../lib/services.ts";
 import { fmt, offered, pct, rate, table } from "../lib/table.ts";
+import type { Tunnel } from "../lib/tunnel.ts";
 import { udpDrops } from "../lib/udp-drops.ts";
 import { type Address, AGENT, type Env, need, round, SERVICE } from "./env.ts";
 
@@ -127,8 +128,8 @@ export async function goodputRun(
   return run;
 }
 
-export function tunnelWatch(env: Env, agent: string = AGENT.a): Watched {
-  const t = need(env.tunnel, "the tunnel");
+/** The programs a datagram to the sink passes in tunnel `t`, sent by `agent`. */
+export function tunnelWatch(t: Tunnel, agent: string = AGENT.a): Watched {
   const labels = { server: "server", connector: `connector:${SERVICE.sink}`, agent: `agent:${agent}` };
   return {
     pids: Object.fromEntries(Object.entries(labels).map(([k, l]) => [k, t.pids[l]!])),
@@ -140,7 +141,7 @@ export async function runGoodput(env: Env): Promise<GoodputResult> {
   const { rates, seconds } = env.cfg;
   const sink = need(env.sink, "the UDP sink");
   const via = need(env.tunnel, "the tunnel").listener(AGENT.a, SERVICE.sink);
-  const watched = tunnelWatch(env);
+  const watched = tunnelWatch(need(env.tunnel, "the tunnel"));
   const floor = env.floor?.sink;
   env.log(`goodput: ${rates.length} offered rates × ${seconds} s, direct, ${floor ? "Bun floor, " : ""}tunnel`);
   const rows: GoodputResult["rows"] = [];

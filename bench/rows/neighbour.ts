@@ -9,8 +9,7 @@
  */
 import { delta, scrape } from "../lib/scrape.ts";
 import { fmt, offered, pct, rate, table, us } from "../lib/table.ts";
-import type { Tunnel } from "../lib/tunnel.ts";
-import { blast } from "./goodput.ts";
+import { blast, tunnelWatch } from "./goodput.ts";
 import { AGENT, type Env, need, round, SERVICE } from "./env.ts";
 import { probeRtt, type Rtt } from "./rtt.ts";
 
@@ -38,8 +37,6 @@ export async function runNeighbour(env: Env): Promise<NeighbourResult> {
   const aTarget = tunnel.listener(AGENT.a, SERVICE.echo);
   const bShared = tunnel.listener(AGENT.b, SERVICE.sink);
   const bApart = env.apart?.listener(AGENT.b, SERVICE.sink);
-  // B's programs' ops ports, to tell where B's lost datagrams went.
-  const opsOf = (t: Tunnel) => ["server", `connector:${SERVICE.sink}`, `agent:${AGENT.b}`].map((l) => t.opsPorts[l]!);
   const count = Math.max(20, Math.round((seconds * 1000) / sparseIntervalMs));
   env.log(
     `neighbour: A pings every ${sparseIntervalMs} ms for ${seconds} s: alone, B at full speed, B at ${
@@ -56,7 +53,8 @@ export async function runNeighbour(env: Env): Promise<NeighbourResult> {
       return { name, bRate, a: await probeRtt(`neighbour-${name}-a`, aTarget, count, 10, sparseIntervalMs) };
     }
     sink.reset();
-    const ops = opsOf(bTarget === bShared ? tunnel : env.apart!);
+    // B's programs, to tell where B's lost datagrams went.
+    const ops = tunnelWatch(bTarget === bShared ? tunnel : env.apart!, AGENT.b).opsPorts;
     const before = await Promise.all(ops.map((p) => scrape(p)));
     // B starts first and outlasts A, so every one of A's pings meets the load.
     const bSeconds = seconds + 1;
