@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { alpnFor, PROTOCOL_VERSIONS } from "../core/frame/mod.ts";
 import { clientQuicConfig, serverQuicConfig } from "../core/quic/config.ts";
-import type { Conn } from "../core/quic/connection.ts";
+import { ASK_EACH_MAX_STREAMS, type Conn } from "../core/quic/connection.ts";
 import { createEndpoint } from "../core/quic/endpoint.ts";
 import type { QuicConnection } from "../core/quic/types.ts";
 import { cleanup, devCerts, waitFor } from "./harness.ts";
@@ -68,6 +68,26 @@ describe("stream discovery", () => {
     // Nothing more will come on them: no stream stays on the list asked about per packet.
     expect(server().reading.size).toBe(0);
     expect(server().nextPeerStream).toBe(160);
+  });
+
+  test(`more open streams than are asked about one by one (${ASK_EACH_MAX_STREAMS}): every byte still arrives`, async () => {
+    const { conn, seen, server } = await pair();
+    const count = ASK_EACH_MAX_STREAMS * 2 + 3;
+    const ids = Array.from({ length: count }, (_, i) => 4 * i);
+    for (const id of ids) conn.writeStream(id, te.encode(`a${id}`));
+    await waitFor(() => ids.every((id) => seen.text.get(id) === `a${id}`), 3_000, "first bytes on every stream");
+    expect(server().reading.size).toBe(count);
+    // Now the list is long: each new byte, on any stream, must still be found.
+    for (const id of [...ids].reverse()) conn.writeStream(id, te.encode(`b`));
+    await waitFor(() => ids.every((id) => seen.text.get(id) === `a${id}b`), 3_000, "second bytes on every stream");
+    for (const id of ids) conn.writeStream(id, te.encode(`c`), true);
+    await waitFor(() => seen.fins.size === count, 3_000, "every FIN");
+    expect(ids.every((id) => seen.text.get(id) === `a${id}bc`)).toBe(true);
+    expect(server().reading.size).toBe(0);
+    // A new stream after them, in order, is found by its id.
+    conn.writeStream(4 * count, te.encode("next"), true);
+    await waitFor(() => seen.fins.has(4 * count), 2_000, "the next stream");
+    expect(server().nextPeerStream).toBe(4 * count + 4);
   });
 
   test("a stream opened out of order (a later id first) is read at once", async () => {
