@@ -360,10 +360,7 @@ function probeStream<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>, streamId:
   try {
     result = state.conn.streamRecv(streamId, NO_BYTES);
   } catch (error) {
-    state.paused.delete(streamId);
-    state.reading.delete(streamId);
-    host.handlers.onStreamReset?.(state, streamId, errorCode(error), "reset");
-    return;
+    return peerReset(host, state, streamId, error);
   }
   if (result !== null && result[1]) {
     state.reading.delete(streamId);
@@ -378,10 +375,7 @@ function readStream<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>, streamId: 
     try {
       result = state.conn.streamRecv(streamId, buffer);
     } catch (error) {
-      // RESET_STREAM from the peer: nothing more will come.
-      state.reading.delete(streamId);
-      host.handlers.onStreamReset?.(state, streamId, errorCode(error), "reset");
-      return;
+      return peerReset(host, state, streamId, error);
     }
     if (result === null) return;
     const [n, fin] = result;
@@ -392,6 +386,13 @@ function readStream<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>, streamId: 
     // microsecond and more.
     if (fin || n < buffer.length) return;
   }
+}
+
+/** RESET_STREAM from the peer (quiche's read failed): nothing more will come, so forget the stream and say so. */
+function peerReset<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>, streamId: number, error: unknown): void {
+  state.paused.delete(streamId);
+  state.reading.delete(streamId);
+  host.handlers.onStreamReset?.(state, streamId, errorCode(error), "reset");
 }
 
 function writeFailed<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>, streamId: number, error: unknown) {
