@@ -14,7 +14,7 @@
  * and on a busy link (RTT stretched by the CPU) that is a fraction of the
  * flow's rate. With 1024, a steady 25k/s flow lost 2-4 % of its datagrams in
  * each such dip (queue_full at the server, bench goodput row); with 4096 it
- * lost none, and 50k/s lost 3 % instead of 4-5 %. At most about 5 MiB per
+ * lost 0-0.4 %, and 50k/s lost 3 % instead of 4-5 %. At most about 5 MiB per
  * flow, and only while a window is short: a flow's own wait, never its
  * neighbours' (they are served in turn).
  */
