@@ -41,7 +41,8 @@ export interface Conn<Ctx> extends QuicConnection<Ctx> {
   dgramRefill: number;
   /**
    * DATAGRAMs waiting for the congestion window, per source and flow (created
-   * the first time one has to wait). quiche's own queue is kept short
+   * the first time one has to wait, dropped by the keepalive tick once it
+   * stays empty). quiche's own queue is kept short
    * (DIRECT_DEPTH) so that the order it sends in is the fair one.
    */
   waiting: FairQueue | null;

@@ -31,6 +31,7 @@ import {
 import { type Conn, type ConnectionHost, createConn, deliverInput } from "./connection.ts";
 import { type Config, type Connection, quiche } from "./native.ts";
 import { resetToken, resetTokenValue } from "./reset.ts";
+import { idleSinceLastLook } from "./fair-queue.ts";
 import { createScheduler, type Scheduler } from "./scheduler.ts";
 import { createRetryTokens } from "./tokens.ts";
 import type { Endpoint, EndpointOptions } from "./types.ts";
@@ -343,6 +344,8 @@ function reportClosed<Ctx>(ep: EndpointState<Ctx>, state: Conn<Ctx>) {
  * Keepalive: every half interval the epoch advances; a connection that
  * received nothing for two whole epochs (the keepalive interval) gets a
  * PING. Packets only store the epoch number: no clock is read per packet.
+ * The tick also drops datagram queues that stayed empty (without keepalive
+ * they live as long as their connection).
  */
 function startKeepalive<Ctx>(ep: EndpointState<Ctx>, keepaliveMs: number): ReturnType<typeof setInterval> {
   return setInterval(() => keepaliveTick(ep), Math.max(50, Math.floor(keepaliveMs / 2)));
@@ -351,6 +354,8 @@ function startKeepalive<Ctx>(ep: EndpointState<Ctx>, keepaliveMs: number): Retur
 function keepaliveTick<Ctx>(ep: EndpointState<Ctx>) {
   const epoch = ++ep.epoch;
   for (const state of ep.all) {
+    // A datagram queue idle for a whole tick gives its rings back.
+    if (state.waiting !== null && idleSinceLastLook(state.waiting)) state.waiting = null;
     if (state.wasEstablished && epoch - state.activeEpoch >= 3) {
       state.conn.sendAckEliciting();
       ep.scheduler.markDirty(state);

@@ -1,5 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import { clear, createFairQueue, dequeue, enqueue, MAX_FLOW_QUEUE, MAX_QUEUED } from "./fair-queue.ts";
+import {
+  clear,
+  createFairQueue,
+  dequeue,
+  enqueue,
+  idleSinceLastLook,
+  MAX_FLOW_QUEUE,
+  MAX_QUEUED,
+} from "./fair-queue.ts";
 
 const bytes = (n: number, tag: number) => new Uint8Array(n).fill(tag);
 
@@ -56,6 +64,43 @@ describe("fair queue", () => {
     expect(accepted).toBe(MAX_FLOW_QUEUE);
     expect(enqueue(q, 2, 1, bytes(100, 2))).toBe(true);
     expect(enqueue(q, 1, 2, bytes(100, 3))).toBe(true);
+  });
+
+  test("a datagram too large for a record is refused and leaves no empty flow behind", () => {
+    const q = createFairQueue();
+    expect(enqueue(q, 3, 3, new Uint8Array(70_000))).toBe(false);
+    expect(q.bySource.size).toBe(0);
+    expect(q.active.length).toBe(0);
+    enqueue(q, 1, 1, bytes(10, 1));
+    expect(drain(q).map((d) => d[0])).toEqual([1]);
+  });
+
+  test("a flow that empties and fills again keeps its order and contents", () => {
+    const q = createFairQueue();
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 50; i++) enqueue(q, 1, 1, bytes(1200, round * 50 + i));
+      for (let i = 0; i < 50; i++) {
+        const d = dequeue(q)!;
+        expect(d.length).toBe(1200);
+        expect(d.every((b) => b === round * 50 + i)).toBe(true);
+      }
+      expect(dequeue(q)).toBeUndefined();
+    }
+  });
+
+  test("an emptied flow's ring serves the next flow; a queue is idle once a whole look passed without use", () => {
+    const q = createFairQueue();
+    enqueue(q, 1, 1, bytes(100, 1));
+    dequeue(q);
+    expect(q.spare.length).toBe(1);
+    enqueue(q, 2, 2, bytes(100, 2));
+    expect(q.spare.length).toBe(0);
+    expect(idleSinceLastLook(q)).toBe(false); // something waits
+    expect(dequeue(q)![0]).toBe(2);
+    expect(idleSinceLastLook(q)).toBe(true); // nothing queued since the last look
+    enqueue(q, 3, 3, bytes(10, 3));
+    dequeue(q);
+    expect(idleSinceLastLook(q)).toBe(false); // empty now, but used since the last look
   });
 
   test("the whole queue is bounded", () => {

@@ -7,6 +7,8 @@
  * not hurt another). Plain data and functions, so it is tested on its own.
  */
 
+import { createRing, type DatagramRing, peekLength, push, shift } from "./datagram-ring.ts";
+
 /**
  * Most datagrams one flow may have waiting; beyond it the flow's newest are
  * dropped. Deep enough to ride out BBR's PROBE_RTT: every 10 s without a new
@@ -16,19 +18,26 @@
  * each such dip (queue_full at the server, bench goodput row); with 4096 it
  * lost 0-0.4 %, and 50k/s lost 3 % instead of 4-5 %. At most about 5 MiB per
  * flow, and only while a window is short: a flow's own wait, never its
- * neighbours' (they are served in turn).
+ * neighbours' (they are served in turn). Each flow's datagrams are copied
+ * into one byte ring (datagram-ring.ts), not one allocation each.
  */
 export const MAX_FLOW_QUEUE = 4096;
 /** Most datagrams waiting for one connection in all; beyond it the newest are dropped. */
 export const MAX_QUEUED = 8192;
 /** Bytes a source may send per round (one full-size packet and change). */
 const QUANTUM = 1500;
+/**
+ * Rings of emptied flows kept for the next flow to fill. Under a flood a
+ * flow's queue empties and fills again many times a second; growing a fresh
+ * ring each time (32 KiB doubling to 5 MiB) left so much garbage that peak
+ * RSS rose 15-35 MiB above copies per datagram. A queue that stays empty
+ * goes with its spares (idleSinceLastLook).
+ */
+const SPARE_RINGS = 2;
 
 interface FlowQueue {
   key: number;
-  /** Served from `head` on; served slots are emptied, and compacted now and then. */
-  items: (Uint8Array | undefined)[];
-  head: number;
+  ring: DatagramRing;
 }
 
 interface SourceQueue {
@@ -43,6 +52,10 @@ interface SourceQueue {
 export interface FairQueue {
   /** Datagrams waiting. */
   size: number;
+  /** Byte arrays of emptied flows' rings, for new flows. */
+  spare: Uint8Array[];
+  /** Something was queued since idleSinceLastLook last looked. */
+  used: boolean;
   /** Sources with something waiting, served in turn. */
   active: SourceQueue[];
   current: number;
@@ -50,11 +63,12 @@ export interface FairQueue {
 }
 
 export function createFairQueue(): FairQueue {
-  return { size: 0, active: [], current: 0, bySource: new Map() };
+  return { size: 0, spare: [], used: false, active: [], current: 0, bySource: new Map() };
 }
 
 /** Queues a copy of `data`; false (dropped) when its flow or the whole queue is full. */
 export function enqueue(q: FairQueue, source: number, flow: number, data: Uint8Array): boolean {
+  q.used = true;
   if (q.size >= MAX_QUEUED) return false;
   let s = q.bySource.get(source);
   if (s === undefined) {
@@ -64,12 +78,15 @@ export function enqueue(q: FairQueue, source: number, flow: number, data: Uint8A
   }
   let f = s.byFlow.get(flow);
   if (f === undefined) {
-    f = { key: flow, items: [], head: 0 };
+    f = { key: flow, ring: createRing(q.spare.pop()) };
     s.byFlow.set(flow, f);
     s.flows.push(f);
   }
-  if (f.items.length - f.head >= MAX_FLOW_QUEUE) return false;
-  f.items.push(data.slice());
+  // Grown at most to MAX_FLOW_QUEUE records of this size: the count is the limit.
+  if (f.ring.count >= MAX_FLOW_QUEUE || !push(f.ring, data, MAX_FLOW_QUEUE * (data.length + 2))) {
+    if (f.ring.count === 0) forgetFlow(q, s, s.flows.length - 1, q.active.length - 1); // it was new
+    return false;
+  }
   q.size++;
   return true;
 }
@@ -78,44 +95,62 @@ export function enqueue(q: FairQueue, source: number, flow: number, data: Uint8A
 export function hasRoom(q: FairQueue, source: number, flow: number): boolean {
   if (q.size >= MAX_QUEUED) return false;
   const f = q.bySource.get(source)?.byFlow.get(flow);
-  return f === undefined || f.items.length - f.head < MAX_FLOW_QUEUE;
+  return f === undefined || f.ring.count < MAX_FLOW_QUEUE;
 }
 
-/** The next datagram in fair order, or undefined when nothing waits. */
+/**
+ * The next datagram in fair order, or undefined when nothing waits. A view
+ * into its flow's ring: valid until the next enqueue (hand it on at once).
+ */
 export function dequeue(q: FairQueue): Uint8Array | undefined {
   while (q.size > 0) {
     if (q.current >= q.active.length) q.current = 0;
     const s = q.active[q.current]!;
     if (s.next >= s.flows.length) s.next = 0;
     const f = s.flows[s.next]!;
-    const item = f.items[f.head]!;
-    if (s.deficit < item.length) {
+    const length = peekLength(f.ring);
+    if (s.deficit < length) {
       // This source has used its share of the round: give it the next one and move on.
       s.deficit += QUANTUM;
       q.current++;
       continue;
     }
-    s.deficit -= item.length;
-    f.items[f.head] = undefined;
-    f.head++;
+    s.deficit -= length;
+    const item = shift(f.ring)!;
     q.size--;
-    if (f.head === f.items.length) {
-      s.byFlow.delete(f.key);
-      s.flows.splice(s.next, 1);
-    } else {
-      if (f.head > 64) {
-        f.items = f.items.slice(f.head);
-        f.head = 0;
-      }
-      s.next++;
-    }
-    if (s.flows.length === 0) {
-      q.bySource.delete(s.key);
-      q.active.splice(q.current, 1);
-    }
+    if (f.ring.count === 0) forgetFlow(q, s, s.next, q.current);
+    else s.next++;
     return item;
   }
   return undefined;
+}
+
+/**
+ * A flow (at `flowIndex` of its source, which is at `sourceIndex` of the
+ * active ones) has nothing left: its ring goes to the spares if small, the
+ * flow goes, and so does its source if that was its last flow (the next
+ * source moves into its turn).
+ */
+function forgetFlow(q: FairQueue, s: SourceQueue, flowIndex: number, sourceIndex: number): void {
+  const f = s.flows[flowIndex]!;
+  if (q.spare.length < SPARE_RINGS) q.spare.push(f.ring.bytes);
+  s.byFlow.delete(f.key);
+  s.flows.splice(flowIndex, 1);
+  if (s.flows.length === 0) {
+    q.bySource.delete(s.key);
+    q.active.splice(sourceIndex, 1);
+  }
+}
+
+/**
+ * Asked now and then (the endpoint's keepalive tick): true when nothing has
+ * been queued since the last time and nothing waits, so the owner may drop the
+ * queue and the rings it keeps.
+ */
+export function idleSinceLastLook(q: FairQueue): boolean {
+  const idle = q.size === 0 && !q.used;
+  q.used = false;
+  return idle;
 }
 
 /** Forgets everything waiting (the connection closed). */
