@@ -29,9 +29,9 @@ import {
   type UnprovenByAddress,
 } from "./admission.ts";
 import { type Conn, type ConnectionHost, createConn, deliverInput } from "./connection.ts";
+import { idleSinceLastLook } from "./fair-queue.ts";
 import { type Config, type Connection, quiche } from "./native.ts";
 import { resetToken, resetTokenValue } from "./reset.ts";
-import { idleSinceLastLook } from "./fair-queue.ts";
 import { createScheduler, type Scheduler } from "./scheduler.ts";
 import { createRetryTokens } from "./tokens.ts";
 import type { Endpoint, EndpointOptions } from "./types.ts";

@@ -7,7 +7,7 @@
  * not hurt another). Plain data and functions, so it is tested on its own.
  */
 
-import { createRing, type DatagramRing, peekLength, push, shift } from "./datagram-ring.ts";
+import { createRing, type DatagramRing, peekLength, push, recordBytes, shift } from "./datagram-ring.ts";
 
 /**
  * Most datagrams one flow may have waiting; beyond it the flow's newest are
@@ -30,7 +30,7 @@ const QUANTUM = 1500;
  * Rings of emptied flows kept for the next flow to fill. Under a flood a
  * flow's queue empties and fills again many times a second; growing a fresh
  * ring each time (32 KiB doubling to 5 MiB) left so much garbage that peak
- * RSS rose 15-35 MiB above copies per datagram. A queue that stays empty
+ * RSS rose 12-44 MiB above copies per datagram. A queue that stays empty
  * goes with its spares (idleSinceLastLook).
  */
 const SPARE_RINGS = 2;
@@ -54,7 +54,7 @@ export interface FairQueue {
   size: number;
   /** Byte arrays of emptied flows' rings, for new flows. */
   spare: Uint8Array[];
-  /** Something was queued since idleSinceLastLook last looked. */
+  /** Something was offered (queued or refused) since idleSinceLastLook last looked. */
   used: boolean;
   /** Sources with something waiting, served in turn. */
   active: SourceQueue[];
@@ -83,7 +83,7 @@ export function enqueue(q: FairQueue, source: number, flow: number, data: Uint8A
     s.flows.push(f);
   }
   // Grown at most to MAX_FLOW_QUEUE records of this size: the count is the limit.
-  if (f.ring.count >= MAX_FLOW_QUEUE || !push(f.ring, data, MAX_FLOW_QUEUE * (data.length + 2))) {
+  if (f.ring.count >= MAX_FLOW_QUEUE || !push(f.ring, data, MAX_FLOW_QUEUE * recordBytes(data.length))) {
     if (f.ring.count === 0) forgetFlow(q, s, s.flows.length - 1, q.active.length - 1); // it was new
     return false;
   }
@@ -127,8 +127,8 @@ export function dequeue(q: FairQueue): Uint8Array | undefined {
 
 /**
  * A flow (at `flowIndex` of its source, which is at `sourceIndex` of the
- * active ones) has nothing left: its ring goes to the spares if small, the
- * flow goes, and so does its source if that was its last flow (the next
+ * active ones) has nothing left: its ring goes to the spares while there is
+ * room for it, the flow goes, and so does its source if that was its last flow (the next
  * source moves into its turn).
  */
 function forgetFlow(q: FairQueue, s: SourceQueue, flowIndex: number, sourceIndex: number): void {
