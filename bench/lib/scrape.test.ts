@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { delta, hops, parsePrometheus } from "./scrape.ts";
+import { delta, hops, memoryParts, parsePrometheus } from "./scrape.ts";
 
 test("prometheus text to per-row hop counts", () => {
   const before = parsePrometheus(
@@ -18,4 +18,20 @@ test("prometheus text to per-row hop counts", () => {
     drops: { 'ztna_agent_drops_total{reason="queue_full"}': 4 },
   });
   expect(hops({}).agentToServer).toBeNull();
+});
+
+test("a program's memory split from its metrics", () => {
+  const MiB = 2 ** 20;
+  const metrics = parsePrometheus(
+    [
+      `ztna_process_resident_memory_bytes ${100 * MiB}`,
+      `ztna_process_resident_memory_anon_bytes ${60 * MiB}`,
+      `ztna_process_resident_memory_file_bytes ${40 * MiB}`,
+      `ztna_nodejs_heap_size_used_bytes ${12 * MiB}`,
+      `ztna_nodejs_external_memory_bytes ${8 * MiB}`,
+    ].join("\n"),
+  );
+  expect(memoryParts(metrics)).toEqual({ rss: 100, files: 40, jsHeap: 12, external: 8, other: 40 });
+  metrics.delete("ztna_process_resident_memory_anon_bytes");
+  expect(memoryParts(metrics)).toBeNull();
 });

@@ -60,3 +60,39 @@ export function hops(changes: Record<string, number>): Hops {
     drops,
   };
 }
+
+/**
+ * A program's memory, MiB, from its own metrics (core/metrics/process.ts):
+ * RSS = mapped files + private, and the private part split into the JS heap,
+ * memory outside it the engine reports (external: ArrayBuffers' bytes), and
+ * the rest (allocators' free pages, native state, JIT data).
+ */
+export interface MemoryParts {
+  rss: number;
+  files: number;
+  jsHeap: number;
+  external: number;
+  other: number;
+}
+
+export function memoryParts(s: Snapshot): MemoryParts | null {
+  const read = (name: string) => s.get(`ztna_${name}`);
+  const rss = read("process_resident_memory_bytes");
+  const anon = read("process_resident_memory_anon_bytes");
+  const files = read("process_resident_memory_file_bytes");
+  const jsHeap = read("nodejs_heap_size_used_bytes");
+  const external = read("nodejs_external_memory_bytes");
+  if (
+    rss === undefined || anon === undefined || files === undefined || jsHeap === undefined || external === undefined
+  ) {
+    return null;
+  }
+  const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
+  return {
+    rss: mib(rss),
+    files: mib(files),
+    jsHeap: mib(jsHeap),
+    external: mib(external),
+    other: mib(Math.max(0, anon - jsHeap - external)),
+  };
+}

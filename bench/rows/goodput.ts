@@ -8,7 +8,7 @@
 import { runOnce } from "../lib/child.ts";
 import { FLOOR_NAME } from "../lib/floor.ts";
 import { cpuMeter, rssMiB } from "../lib/proc.ts";
-import { delta, type Hops, hops, scrape } from "../lib/scrape.ts";
+import { delta, type Hops, hops, type MemoryParts, memoryParts, scrape } from "../lib/scrape.ts";
 import type { Sink } from "../lib/services.ts";
 import { fmt, offered, pct, rate, table } from "../lib/table.ts";
 import type { Tunnel } from "../lib/tunnel.ts";
@@ -40,6 +40,8 @@ export interface GoodputRun {
   /** CPU µs per delivered datagram, per program. */
   cpuUsPerDatagram?: Record<string, number | null>;
   rssMiB?: Record<string, number | null>;
+  /** Each program's memory by part, read from its metrics 80 % into the run (under the load, near its peak). */
+  memory?: Record<string, MemoryParts | null>;
 }
 
 export interface GoodputResult {
@@ -52,7 +54,7 @@ export interface GoodputResult {
 /** Programs watched in the tunnel runs, by short name. */
 export interface Watched {
   pids: Record<string, number>;
-  opsPorts: number[];
+  opsPorts: Record<string, number>;
 }
 
 /** Sends `count`-rate traffic for `seconds` from its own process; returns what the kernel took. */
@@ -84,11 +86,14 @@ export async function goodputRun(
   watched?: Watched,
 ): Promise<GoodputRun> {
   sink.reset();
-  const before = watched ? await Promise.all(watched.opsPorts.map((p) => scrape(p))) : [];
+  const ops = Object.entries(watched?.opsPorts ?? {});
+  const before = await Promise.all(ops.map(([, port]) => scrape(port)));
   const dropPids: Record<string, number> = { ...watched?.pids, sink: sink.pid };
   const drops0 = Object.fromEntries(Object.entries(dropPids).map(([n, pid]) => [n, udpDrops(pid)]));
   const cpu = cpuMeter(watched?.pids ?? {});
-  const sent = await blast(`sender@${targetRate || "max"}`, target, targetRate, seconds);
+  const sending = blast(`sender@${targetRate || "max"}`, target, targetRate, seconds);
+  const memory = ops.length > 0 ? memoryDuring(ops, seconds * 0.8) : undefined;
+  const sent = await sending;
   const atStop = await sink.count();
   const drained = await sink.drained();
   const used = cpu.read();
@@ -114,7 +119,7 @@ export async function goodputRun(
     ),
   };
   if (watched) {
-    const after = await Promise.all(watched.opsPorts.map((p) => scrape(p)));
+    const after = await Promise.all(ops.map(([, port]) => scrape(port)));
     run.hops = hops(Object.assign({}, ...after.map((a, i) => delta(before[i]!, a))));
     run.cpuPercent = {};
     run.cpuUsPerDatagram = {};
@@ -123,9 +128,17 @@ export async function goodputRun(
       run.cpuUsPerDatagram[name] = s === null || delivered === 0 ? null : round((s * 1e6) / delivered);
     }
     run.rssMiB = rssMiB(watched.pids);
+    run.memory = await memory;
   }
   await Bun.sleep(300); // let queues settle before the next run
   return run;
+}
+
+/** Each program's memory parts, read from its metrics `seconds` from now. */
+async function memoryDuring(ops: [string, number][], seconds: number): Promise<Record<string, MemoryParts | null>> {
+  await Bun.sleep(seconds * 1000);
+  const snapshots = await Promise.all(ops.map(([, port]) => scrape(port)));
+  return Object.fromEntries(ops.map(([name], i) => [name, memoryParts(snapshots[i]!)]));
 }
 
 /** The programs a datagram to the sink passes in tunnel `t`, sent by `agent`. */
@@ -133,7 +146,7 @@ export function tunnelWatch(t: Tunnel, agent: string = AGENT.a): Watched {
   const labels = { server: "server", connector: `connector:${SERVICE.sink}`, agent: `agent:${agent}` };
   return {
     pids: Object.fromEntries(Object.entries(labels).map(([k, l]) => [k, t.pids[l]!])),
-    opsPorts: Object.values(labels).map((l) => t.opsPorts[l]!),
+    opsPorts: Object.fromEntries(Object.entries(labels).map(([k, l]) => [k, t.opsPorts[l]!])),
   };
 }
 
@@ -148,7 +161,7 @@ export async function runGoodput(env: Env): Promise<GoodputResult> {
   for (const r of rates) {
     const direct = await goodputRun(sink, sink.address, r, seconds);
     const hops = floor
-      ? await goodputRun(sink, floor.address, r, seconds, { pids: floor.pids, opsPorts: [] })
+      ? await goodputRun(sink, floor.address, r, seconds, { pids: floor.pids, opsPorts: {} })
       : undefined;
     const tunnel = await goodputRun(sink, via, r, seconds, watched);
     rows.push({ targetRate: r, direct, ...(hops ? { floor: hops } : {}), tunnel });
@@ -220,5 +233,27 @@ export function renderGoodput(g: GoodputResult): string[] {
     ]);
   }
   out.push(...table(hopRows, "lrrrrrrrl"));
+  out.push(...renderMemory(g));
   return out;
+}
+
+/** Where each program's memory is under each offered load. */
+function renderMemory(g: GoodputResult): string[] {
+  const mib = (v: number | undefined) => (v === undefined ? "-" : `${fmt(v, 1)} MiB`);
+  const rows = [["offered", "program", "RSS", "mapped files", "JS heap", "external", "other private"]];
+  for (const r of g.rows) {
+    Object.entries(r.tunnel.memory ?? {}).forEach(([program, m], i) => {
+      rows.push([
+        i === 0 ? offered(r.targetRate) : "",
+        program,
+        ...[m?.rss, m?.files, m?.jsHeap, m?.external, m?.other].map(mib),
+      ]);
+    });
+  }
+  if (rows.length === 1) return [];
+  return [
+    "  Memory of the tunnel's programs 80 % into each run (their own metrics): RSS = mapped files (mostly Bun's code)",
+    "  + JS heap + external (ArrayBuffers' bytes, as the engine reports them) + other private (allocators' free pages, native state)",
+    ...table(rows, "llrrrrr"),
+  ];
 }

@@ -54,7 +54,7 @@ export async function runNeighbour(env: Env): Promise<NeighbourResult> {
     }
     sink.reset();
     // B's programs, to tell where B's lost datagrams went.
-    const ops = tunnelWatch(bTarget === bShared ? tunnel : env.apart!, AGENT.b).opsPorts;
+    const ops = Object.values(tunnelWatch(bTarget === bShared ? tunnel : env.apart!, AGENT.b).opsPorts);
     const before = await Promise.all(ops.map((p) => scrape(p)));
     // B starts first and outlasts A, so every one of A's pings meets the load.
     const bSeconds = seconds + 1;
