@@ -41,8 +41,7 @@ export interface Scheduler<Ctx> {
    * an ACK: once established, that waits for ACK_EVERY packets or
    * ACK_DELAY_MS, whichever comes first. Stream data the input let into
    * quiche (state.sendNow: the ACK opened the window for bytes held back)
-   * and DATAGRAMs waiting for the window flush at once, like anything the
-   * application queued.
+   * flushes at once, like anything the application queued.
    */
   afterPackets(state: Conn<Ctx>): void;
   /** Sends everything every dirty connection has, now. */
@@ -152,8 +151,6 @@ function onZeroTimer<Ctx>(sched: SchedulerState<Ctx>): void {
 
 function afterPackets<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
   if (!state.wasEstablished || state.sendNow || ++state.unflushedInputs >= ACK_EVERY) return markDirty(sched, state);
-  // DATAGRAMs waiting for the window: the ACK may have opened it.
-  if (state.waiting !== null && state.waiting.size > 0) return markDirty(sched, state);
   if (sched.dirty.has(state) || sched.awaitingAck.has(state)) return;
   sched.awaitingAck.set(state, performance.now() + ACK_DELAY_MS);
   // One timer for every connection with an ACK due: a server with thousands
