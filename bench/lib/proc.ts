@@ -1,26 +1,12 @@
 /** Memory and CPU of child processes, from /proc (Linux only; null elsewhere). */
 import { readFileSync } from "node:fs";
+import { type ResidentMemory, residentMemory } from "../../core/metrics/process.ts";
 
-export interface MemorySample {
-  /** Resident set now, bytes. */
-  rss: number;
-  /** Peak resident set ("high water mark") since start, bytes. */
-  hwm: number;
-  /** Of `rss`: private memory (heaps, stacks), bytes. */
-  anon: number;
-  /** Of `rss`: pages of mapped files (the Bun binary, native modules), shared with every process mapping them. */
-  file: number;
-}
+/** Memory of a child process now, bytes (core/metrics/process.ts reads it for the programs' own metrics too). */
+export type MemorySample = ResidentMemory;
 
 export function readMemory(pid: number): MemorySample | null {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = (field: string) =>
-      Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN) * 1024;
-    return { rss: kb("VmRSS"), hwm: kb("VmHWM"), anon: kb("RssAnon"), file: kb("RssFile") };
-  } catch {
-    return null;
-  }
+  return residentMemory(`/proc/${pid}/status`);
 }
 
 const TICKS_PER_SECOND = 100; // USER_HZ on every Linux ABI we run on

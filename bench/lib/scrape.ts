@@ -4,6 +4,7 @@
  * Metric names come from server/agent/connector metrics.ts; a renamed series
  * shows up as null rather than breaking the bench.
  */
+import { MiB } from "./proc.ts";
 
 export type Snapshot = Map<string, number>;
 
@@ -87,7 +88,7 @@ export function memoryParts(s: Snapshot): MemoryParts | null {
   ) {
     return null;
   }
-  const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
+  const mib = (bytes: number) => Math.round((bytes / MiB) * 10) / 10;
   return {
     rss: mib(rss),
     files: mib(files),

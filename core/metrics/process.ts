@@ -110,17 +110,34 @@ function statm(): { rss: number; vsize: number } | null {
   }
 }
 
-/** RssAnon and RssFile of /proc/self/status (Linux), in bytes. */
-function residentSplit(): { anon: number; file: number } | null {
+/** Resident memory of a process, bytes, from /proc/<pid>/status (Linux). */
+export interface ResidentMemory {
+  /** Resident set now. */
+  rss: number;
+  /** Peak resident set ("high water mark") since start. */
+  hwm: number;
+  /** Of `rss`: private memory (heaps, stacks). */
+  anon: number;
+  /** Of `rss`: pages of mapped files (the Bun binary, native modules), shared with every process mapping them. */
+  file: number;
+}
+
+/** Reads `statusPath` (this process's by default); a field the kernel leaves out is NaN; null off Linux. */
+export function residentMemory(statusPath = "/proc/self/status"): ResidentMemory | null {
   try {
-    const status = readFileSync("/proc/self/status", "utf8");
-    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1]) * 1024;
-    const anon = kib("RssAnon");
-    const file = kib("RssFile");
-    return Number.isFinite(anon) && Number.isFinite(file) ? { anon, file } : null;
+    const status = readFileSync(statusPath, "utf8");
+    const kib = (field: string) =>
+      Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN) * 1024;
+    return { rss: kib("VmRSS"), hwm: kib("VmHWM"), anon: kib("RssAnon"), file: kib("RssFile") };
   } catch {
     return null;
   }
+}
+
+/** RssAnon and RssFile of this process, or null where they cannot be read. */
+function residentSplit(): { anon: number; file: number } | null {
+  const m = residentMemory();
+  return m !== null && Number.isFinite(m.anon) && Number.isFinite(m.file) ? m : null;
 }
 
 function openFds(): number | null {
