@@ -50,6 +50,8 @@ export interface Conn<Ctx> extends QuicConnection<Ctx> {
   dgramQueued: number;
   /** Packets received since the last flush: ACK-only work waits for a few. */
   unflushedInputs: number;
+  /** The last input moved held-back stream data into quiche: send it now, it is not ACK-only work. */
+  sendNow: boolean;
   /** quiche's own timer (loss detection, idle, draining). */
   timer: ReturnType<typeof setTimeout> | null;
   timerAt: number;
@@ -123,6 +125,7 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
     waiting: null,
     dgramQueued: 0,
     unflushedInputs: 0,
+    sendNow: false,
     timer: null,
     timerAt: 0,
     wasEstablished: false,
@@ -295,7 +298,10 @@ export function deliverInput<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>): 
   // quiche's is_readable() is also true while DATAGRAMs wait, so ask only
   // after draining them: iterating streams on every packet is costly.
   if (!state.closed && conn.isReadable()) readStreams(host, state);
-  if (state.pending.size > 0) drainPending(host, state);
+  if (state.pending.size > 0) {
+    drainPending(host, state);
+    state.sendNow = true;
+  }
 }
 
 /** Token bucket per connection: `rate` per second, bursts up to one second's worth. */

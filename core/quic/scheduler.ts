@@ -39,7 +39,10 @@ export interface Scheduler<Ctx> {
   /**
    * Packets arrived and were processed. What is left to send is often only
    * an ACK: once established, that waits for ACK_EVERY packets or
-   * ACK_DELAY_MS, whichever comes first; anything else flushes at once.
+   * ACK_DELAY_MS, whichever comes first. Stream data the input let into
+   * quiche (state.sendNow: the ACK opened the window for bytes held back)
+   * and DATAGRAMs waiting for the window flush at once, like anything the
+   * application queued.
    */
   afterPackets(state: Conn<Ctx>): void;
   /** Sends everything every dirty connection has, now. */
@@ -64,10 +67,16 @@ interface SchedulerState<Ctx> {
   flushScheduled: boolean;
   /** A flush runs now: connections marked meanwhile go to `late`, not into the set being iterated. */
   flushing: boolean;
-  /** Connections whose ACK-only work waits for the shared ACK timer. */
-  readonly awaitingAck: Set<Conn<Ctx>>;
-  /** The shared ACK timer, while any connection awaits it. */
+  /**
+   * Connections whose ACK-only work waits, each with the time it is due
+   * (performance.now()); one delay for all, so the order they came in is the
+   * order they fall due.
+   */
+  readonly awaitingAck: Map<Conn<Ctx>, number>;
+  /** The shared ACK timer, set for the first connection due, while any awaits it. */
   ackTimer: ReturnType<typeof setTimeout> | null;
+  /** The connections one firing of the ACK timer flushes, reused. */
+  readonly dueAcks: Conn<Ctx>[];
   /** A zero timer is on its way (at most one at a time). */
   timerPending: boolean;
   /** Marked while a flush ran (a handler reacting to a close): marked again right after it. */
@@ -93,8 +102,9 @@ export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
     batched: 0,
     flushScheduled: false,
     flushing: false,
-    awaitingAck: new Set(),
+    awaitingAck: new Map(),
     ackTimer: null,
+    dueAcks: [],
     timerPending: false,
     late: new Set(),
     lastFlush: 0,
@@ -141,18 +151,56 @@ function onZeroTimer<Ctx>(sched: SchedulerState<Ctx>): void {
 }
 
 function afterPackets<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
-  if (!state.wasEstablished || ++state.unflushedInputs >= ACK_EVERY) return markDirty(sched, state);
+  if (!state.wasEstablished || state.sendNow || ++state.unflushedInputs >= ACK_EVERY) return markDirty(sched, state);
+  // DATAGRAMs waiting for the window: the ACK may have opened it.
+  if (state.waiting !== null && state.waiting.size > 0) return markDirty(sched, state);
   if (sched.dirty.has(state) || sched.awaitingAck.has(state)) return;
-  sched.awaitingAck.add(state);
+  sched.awaitingAck.set(state, performance.now() + ACK_DELAY_MS);
   // One timer for every connection with an ACK due: a server with thousands
   // of idle clients answers their keepalives without a timer each.
   sched.ackTimer ??= setTimeout(sched.flushAcksBound, ACK_DELAY_MS);
 }
 
+/**
+ * The ACK timer: flushes the connections now due and waits for the next. It
+ * used to flush every waiting connection, so one that came in just before
+ * the timer (set for another) waited next to nothing: a request/response
+ * through the server sent an ACK-only packet each way for every two
+ * requests, each one more wake-up and read for the peer, where the next
+ * request or response would have carried it.
+ */
 function flushAcks<Ctx>(sched: SchedulerState<Ctx>): void {
   sched.ackTimer = null;
-  for (const state of sched.awaitingAck) if (!state.closed) markDirty(sched, state);
-  sched.awaitingAck.clear();
+  const due = sched.dueAcks;
+  const nextInMs = takeDueAcks(sched.awaitingAck, performance.now(), due);
+  for (const state of due) if (!state.closed) markDirty(sched, state);
+  due.length = 0;
+  // A flush may have emptied the set meanwhile: then no timer.
+  if (nextInMs !== null && sched.awaitingAck.size > 0) {
+    sched.ackTimer = setTimeout(sched.flushAcksBound, nextInMs);
+  }
+}
+
+/**
+ * Moves the connections due by `now` from `awaiting` (oldest first) to
+ * `out`; returns how long until the next is due, or null when none is left.
+ * "Due" includes the next half ACK delay: a timer cannot wait less than a
+ * millisecond, and an ACK a little early costs less than one twice late.
+ */
+export function takeDueAcks<T>(awaiting: Map<T, number>, now: number, out: T[]): number | null {
+  for (const [item, dueAt] of awaiting) {
+    if (dueAt > now + ACK_DELAY_MS / 2) return dueAt - now;
+    awaiting.delete(item);
+    out.push(item);
+  }
+  return null;
+}
+
+/** The connection's ACK leaves now (it flushes) or never (it is gone); the timer stops when no one else waits. */
+function settleAck<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
+  if (!sched.awaitingAck.delete(state) || sched.awaitingAck.size > 0 || sched.ackTimer === null) return;
+  clearTimeout(sched.ackTimer);
+  sched.ackTimer = null;
 }
 
 function flushAll<Ctx>(sched: SchedulerState<Ctx>): void {
@@ -185,7 +233,8 @@ function sendBatch<Ctx>(sched: SchedulerState<Ctx>): void {
 function flush<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
   const conn = state.conn;
   state.unflushedInputs = 0;
-  sched.awaitingAck.delete(state);
+  state.sendNow = false;
+  settleAck(sched, state);
   const waiting = state.waiting;
   for (;;) {
     // Datagrams that waited for the window go to quiche a few at a time, in fair order.
@@ -241,7 +290,7 @@ function arm<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
 
 function forget<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
   if (state.timer !== null) clearTimeout(state.timer);
-  sched.awaitingAck.delete(state);
+  settleAck(sched, state);
   state.timer = null;
   sched.dirty.delete(state);
 }
