@@ -7,7 +7,11 @@
  * faults/s per program in the TCP bulk row, on a VM where those are dear.
  * Kept for 10 s, the pages are reused instead: about half the faults, and
  * TCP bulk through the tunnel averaged 963 / 974 Mbit/s (up / down) over 13
- * runs against 737 / 816 over 8 runs with the default. Memory still goes
+ * runs against 737 / 816 over 8 runs with the default. Measured again
+ * (2026-12-02, 4 alternating runs each, 4 s per direction): 100 ms 639 / 687
+ * Mbit/s with the worst program's peak RSS at 95-101 MiB; 1 s 865 / 936 and
+ * 96-102 MiB; 10 s 955 / 1048 and 107-112 MiB. Ten seconds buys a tenth
+ * more throughput than one for about 10 MiB of peak. Memory still goes
  * back: what stays free for 10 s is returned, and after a burst of refused
  * handshakes the release in memory.ts still brings the server back within
  * 30 MiB of idle in 1–1.5 s, because mimalloc still frees the holes in its
