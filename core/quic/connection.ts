@@ -50,8 +50,6 @@ export interface Conn<Ctx> extends QuicConnection<Ctx> {
   dgramQueued: number;
   /** Packets received since the last flush: ACK-only work waits for a few. */
   unflushedInputs: number;
-  /** The last input moved held-back stream data into quiche: send it now, it is not ACK-only work. */
-  sendNow: boolean;
   /** quiche's own timer (loss detection, idle, draining). */
   timer: ReturnType<typeof setTimeout> | null;
   timerAt: number;
@@ -125,7 +123,6 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
     waiting: null,
     dgramQueued: 0,
     unflushedInputs: 0,
-    sendNow: false,
     timer: null,
     timerAt: 0,
     wasEstablished: false,
@@ -298,9 +295,11 @@ export function deliverInput<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>): 
   // quiche's is_readable() is also true while DATAGRAMs wait, so ask only
   // after draining them: iterating streams on every packet is costly.
   if (!state.closed && conn.isReadable()) readStreams(host, state);
+  // Held-back stream data the input let into quiche (the ACK opened the
+  // window) is queued work like any write: it must not wait as ACK-only work.
   if (state.pending.size > 0) {
     drainPending(host, state);
-    state.sendNow = true;
+    host.markDirty(state);
   }
 }
 

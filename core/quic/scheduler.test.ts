@@ -45,7 +45,6 @@ function connWithPackets(packets: number) {
     conn,
     wasEstablished: true,
     unflushedInputs: 0,
-    sendNow: false,
     waiting: null,
     dgramQueued: 0,
     closed: false,
@@ -81,16 +80,19 @@ test("an ACK-only input waits for the ACK delay before its packet leaves", async
   expect(sent).toEqual([1]);
 });
 
-test("an input that let held-back stream data into quiche flushes at once", async () => {
-  // The ACK opened the window for bytes the engine held back: they are not
-  // ACK-only work (once this waited a whole ACK delay per window: TCP bulk stalled).
+test("a connection its input marked dirty is not held back as ACK-only work", async () => {
+  // The input let held-back stream data into quiche (deliverInput marks the
+  // connection dirty): once this waited a whole ACK delay per window and TCP
+  // bulk stalled.
   const { scheduler, sent } = recordingScheduler();
   const state = connWithPackets(3);
-  state.sendNow = true;
+  scheduler.markDirty(state);
   scheduler.afterPackets(state);
   await microtask();
   expect(sent).toEqual([3]);
-  expect(state.sendNow).toBe(false);
+  // Nothing left waiting for the ACK timer either.
+  await new Promise((resolve) => setTimeout(resolve, 3 * ACK_DELAY_MS));
+  expect(sent).toEqual([3]);
 });
 
 test("an input while DATAGRAMs wait for the window flushes at once", async () => {

@@ -39,10 +39,9 @@ export interface Scheduler<Ctx> {
   /**
    * Packets arrived and were processed. What is left to send is often only
    * an ACK: once established, that waits for ACK_EVERY packets or
-   * ACK_DELAY_MS, whichever comes first. Stream data the input let into
-   * quiche (state.sendNow: the ACK opened the window for bytes held back)
-   * and DATAGRAMs waiting for the window flush at once, like anything the
-   * application queued.
+   * ACK_DELAY_MS, whichever comes first. A connection the input marked
+   * dirty (it let held-back stream data into quiche) and DATAGRAMs waiting
+   * for the window flush at once, like anything the application queued.
    */
   afterPackets(state: Conn<Ctx>): void;
   /** Sends everything every dirty connection has, now. */
@@ -151,7 +150,7 @@ function onZeroTimer<Ctx>(sched: SchedulerState<Ctx>): void {
 }
 
 function afterPackets<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
-  if (!state.wasEstablished || state.sendNow || ++state.unflushedInputs >= ACK_EVERY) return markDirty(sched, state);
+  if (!state.wasEstablished || ++state.unflushedInputs >= ACK_EVERY) return markDirty(sched, state);
   // DATAGRAMs waiting for the window: the ACK may have opened it.
   if (state.waiting !== null && state.waiting.size > 0) return markDirty(sched, state);
   if (sched.dirty.has(state) || sched.awaitingAck.has(state)) return;
@@ -233,7 +232,6 @@ function sendBatch<Ctx>(sched: SchedulerState<Ctx>): void {
 function flush<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
   const conn = state.conn;
   state.unflushedInputs = 0;
-  state.sendNow = false;
   settleAck(sched, state);
   const waiting = state.waiting;
   for (;;) {
