@@ -37,6 +37,7 @@ export async function startSlot(s: AgentState, index: number): Promise<LinkSlot>
       onReconnected(_link, reason) {
         metrics.reconnections.child({ reason }).inc();
       },
+      onDrop: (_link, reason) => s.engineDropped(reason),
       onGaveUp: () => handleGaveUp(s, slot),
       onControl: (_link, msg) => handleControl(s, slot, msg),
       onDatagram(_link, data) {

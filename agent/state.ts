@@ -10,7 +10,7 @@ import type { DatagramHeader } from "../core/frame/mod.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog, type RepeatLog } from "../core/log-repeats.ts";
 import type { CounterCell } from "../core/metrics/cells.ts";
-import { dropCounter } from "../core/metrics/drops.ts";
+import { dropCounter, engineDropLabel } from "../core/metrics/drops.ts";
 import { createSendBatcher, type SendBatcher } from "../core/net/send-batch.ts";
 import type { Config } from "../core/quic/native.ts";
 import { type SampledRates, sampleRates } from "../core/rates.ts";
@@ -134,6 +134,8 @@ export interface AgentState {
   readonly bytesTo: CounterCell;
   readonly bytesFrom: CounterCell;
   readonly drop: { readonly [R in AgentDropReason]: CounterCell };
+  /** Counts what the QUIC engine dropped, by its reason (`engineDropLabel`). */
+  readonly engineDropped: (reason: string) => void;
   /** When an oversized datagram was last logged (at most one line per 5 s). */
   lastOversizeLog: number;
   /** Datagram and byte rates to and from the server, for /status (sampled every second). */
@@ -145,6 +147,7 @@ export function createAgentState(settings: AgentSettings, metrics: AgentMetrics,
   const fromServer = metrics.datagrams.child({ direction: "from_server" });
   const bytesTo = metrics.bytes.child({ direction: "to_server" });
   const bytesFrom = metrics.bytes.child({ direction: "from_server" });
+  const drops = dropCounter(metrics.drops, AGENT_DROP_REASONS);
   const state: AgentState = {
     settings,
     metrics,
@@ -179,7 +182,8 @@ export function createAgentState(settings: AgentSettings, metrics: AgentMetrics,
     fromServer,
     bytesTo,
     bytesFrom,
-    drop: dropCounter(metrics.drops, AGENT_DROP_REASONS).cells,
+    drop: drops.cells,
+    engineDropped: (reason) => drops.count(engineDropLabel(reason)),
     lastOversizeLog: 0,
     rates: sampleRates(() => [toServer.value, fromServer.value, bytesTo.value, bytesFrom.value]),
   };

@@ -24,6 +24,7 @@ export async function startServerSlot(s: ConnectorState, address: Address): Prom
       onReconnected(_link, reason) {
         metrics.reconnections.child({ reason }).inc();
       },
+      onDrop: (_link, reason) => s.engineDropped(reason),
       onControl: (_link, msg) => handleControl(s, slot, msg),
       onDatagram(_link, data) {
         handleTunnelDatagram(s, slot, data);

@@ -9,7 +9,7 @@ import type { DatagramHeader } from "../core/frame/mod.ts";
 import type { Logger } from "../core/log.ts";
 import { createRepeatLog, type RepeatLog } from "../core/log-repeats.ts";
 import type { CounterCell } from "../core/metrics/cells.ts";
-import { dropCounter } from "../core/metrics/drops.ts";
+import { dropCounter, engineDropLabel } from "../core/metrics/drops.ts";
 import type { Address } from "../core/net/address.ts";
 import { createSendBatcher, type SendBatcher } from "../core/net/send-batch.ts";
 import { type SampledRates, sampleRates } from "../core/rates.ts";
@@ -81,6 +81,8 @@ export interface ConnectorState {
   readonly bytesTo: CounterCell;
   readonly bytesFrom: CounterCell;
   readonly drop: { readonly [R in ConnectorDropReason]: CounterCell };
+  /** Counts what the QUIC engine dropped, by its reason (`engineDropLabel`). */
+  readonly engineDropped: (reason: string) => void;
   /** Datagrams to the service, one sendmmsg per flow socket and turn (a large QUIC packet carries many). */
   readonly toServiceBatch: SendBatcher;
   /** Datagram and byte rates to and from the service, for /status (sampled every second). */
@@ -100,7 +102,8 @@ export function createConnectorState(
   const fromService = metrics.datagrams.child({ direction: "from_service" });
   const bytesTo = metrics.bytes.child({ direction: "to_service" });
   const bytesFrom = metrics.bytes.child({ direction: "from_service" });
-  const drop = dropCounter(metrics.drops, CONNECTOR_DROP_REASONS).cells;
+  const drops = dropCounter(metrics.drops, CONNECTOR_DROP_REASONS);
+  const drop = drops.cells;
   return {
     settings,
     metrics,
@@ -128,6 +131,7 @@ export function createConnectorState(
     bytesTo,
     bytesFrom,
     drop,
+    engineDropped: (reason) => drops.count(engineDropLabel(reason)),
     toServiceBatch: createSendBatcher((sent, failed) => {
       toService.inc(sent);
       if (failed > 0) drop.send_error.inc(failed);

@@ -11,6 +11,7 @@
 import { CloseCode } from "../core/frame/mod.ts";
 import type { Logger } from "../core/log.ts";
 import { formatAddress } from "../core/net/address.ts";
+import { engineDropLabel } from "../core/metrics/drops.ts";
 import { serverQuicConfig } from "../core/quic/config.ts";
 import { createEndpoint } from "../core/quic/endpoint.ts";
 import type { Config } from "../core/quic/native.ts";
@@ -29,9 +30,6 @@ export type { RestartPlan, Server, ServerLimits, ServerSettings, ServerTls } fro
 
 /** Least time between GOAWAY and closing, so GOAWAY reaches the peers first. */
 const GOAWAY_SETTLE_MS = 250;
-
-/** Engine drops that are limits keep their own names; the rest are stray packets. */
-const LIMIT_DROPS = new Set(["rate_limited", "address_limit", "handshake_limit"]);
 
 export async function startServer(
   settings: ServerSettings,
@@ -53,7 +51,7 @@ export async function startServer(
     maxDatagramsPerSecond: limits.datagramsPerSecond,
     config: quicConfig(state, settings),
     statelessResetKey: settings.resetKey,
-    onDrop: (reason) => state.dropped(LIMIT_DROPS.has(reason) ? reason : `packet_${reason}`),
+    onDrop: (reason) => state.dropped(engineDropLabel(reason)),
     onSocketError: (error) => log.debug("socket_error", { error: error.message }),
     handlers: {
       onEstablished: (conn) => openSession(state, conn),

@@ -103,6 +103,23 @@ describe("hostile input against a live server", () => {
     await stillServes(a);
   });
 
+  test("stray packets at a client's QUIC socket are dropped and counted by the client", async () => {
+    const { s, c } = await honestTopology();
+    // The connector's socket as the server sees it (loopback: no translation).
+    const [host, port] = s.server.status().services[0]!.connectors[0]!.address.split(":");
+    const sender = teardown.add(await udpClient(), (x) => x.close());
+    const drops = (reason: string) => c.metrics.drops.child({ reason: reason as "malformed" }).value;
+    // A cut-off long header, and a short header for no connection from an address that is not the server.
+    sender.send(Uint8Array.of(0xc0, 0, 0, 0, 1, 4, 1, 2, 3, 4, 0), { host: host!, port: Number(port) });
+    sender.send(new Uint8Array(40).fill(0x41), { host: host!, port: Number(port) });
+    await waitFor(
+      () => drops("packet_bad_header") === 1 && drops("packet_unknown_connection") === 1,
+      2_000,
+      "connector counts the stray packets",
+    );
+    expect(c.connector.ready().ready).toBe(true);
+  });
+
   test("an agent cannot use a channel it was not granted, nor reach another agent's flow", async () => {
     const { s, a } = await honestTopology();
     // The honest agent has a flow going.

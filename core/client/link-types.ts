@@ -70,6 +70,8 @@ export interface LinkEvents {
   onReconnected?(link: Link, reason: string, downMs: number): void;
   /** Backoff attempts are used up: the link stays closed. */
   onGaveUp?(link: Link): void;
+  /** The QUIC engine dropped a packet or DATAGRAM; `reason` is the engine's (see `onDrop` of the endpoint). */
+  onDrop?(link: Link, reason: string): void;
   /**
    * Bytes on a stream other than the control stream (TCP tunnels), on the
    * current connection only; `data` is valid only during the call. Without

@@ -108,6 +108,7 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     maxUdpPayload: l.fixedPayload ?? MAX_AUTO_UDP_PAYLOAD,
     keepaliveMs: settings.keepaliveMs,
     onSocketError: (error) => socketError(l, error),
+    onDrop: (reason) => events.onDrop?.(link, reason),
     // Only the current connection is heard: a late event of an earlier one is ignored.
     handlers: {
       onEstablished(c) {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Registry } from "prom-client";
 import { counterFamily } from "./cells.ts";
-import { dropCounter } from "./drops.ts";
+import { dropCounter, engineDropLabel } from "./drops.ts";
 
 function family() {
   const registry = new Registry();
@@ -37,4 +37,13 @@ describe("dropCounter", () => {
     count("before_hello");
     expect(drops.child({ reason: "before_hello" }).value).toBe(1);
   });
+});
+
+test("the engine's datagram and limit drops keep their names; stray packets are packet_*", () => {
+  expect(engineDropLabel("oversized")).toBe("oversized");
+  expect(engineDropLabel("queue_full")).toBe("queue_full");
+  expect(engineDropLabel("rate_limited")).toBe("rate_limited");
+  expect(engineDropLabel("handshake_limit")).toBe("handshake_limit");
+  expect(engineDropLabel("unknown_connection")).toBe("packet_unknown_connection");
+  expect(engineDropLabel("bad_header")).toBe("packet_bad_header");
 });

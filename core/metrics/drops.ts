@@ -8,8 +8,16 @@ import type { CounterCell, CounterFamily } from "./cells.ts";
 export interface DropCounter<R extends string> {
   /** The cell of each reason named when the counter was made. */
   readonly cells: { readonly [K in R]: CounterCell };
-  /** Counts `n` drops for `reason`. */
-  count(reason: R, n?: number): void;
+  /** Counts `n` drops for `reason`: a named one, or one that arrives as data (made on first use). */
+  count(reason: string, n?: number): void;
+}
+
+/** The engine's drops that are about a datagram or a limit keep their names; the rest are stray packets. */
+const ENGINE_DROPS_KEPT = new Set(["rate_limited", "address_limit", "handshake_limit", "oversized", "queue_full"]);
+
+/** The drop label of a reason the QUIC engine reports (`onDrop`): `packet_*` for packets refused before any connection. */
+export function engineDropLabel(reason: string): string {
+  return ENGINE_DROPS_KEPT.has(reason) ? reason : `packet_${reason}`;
 }
 
 export function dropCounter<R extends string>(
@@ -26,7 +34,8 @@ export function dropCounter<R extends string>(
     cells,
     count(reason, n = 1) {
       let cell = byReason.get(reason);
-      if (cell === undefined) byReason.set(reason, cell = family.child({ reason }));
+      // An open reason: the family's label type names only the closed set.
+      if (cell === undefined) byReason.set(reason, cell = family.child({ reason: reason as R }));
       cell.inc(n);
     },
   };

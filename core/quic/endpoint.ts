@@ -129,6 +129,7 @@ function createState<Ctx>(options: EndpointOptions<Ctx>, socket: UdpSocket): End
     packetSize: Math.max(DEFAULT_PACKET, options.maxUdpPayload ?? 0),
     onTimer: (state) => onTimer(ep, state),
     onFlushed: (state) => onFlushed(ep, state),
+    drop: (reason) => ep.drop(reason),
   });
   const ep: EndpointState<Ctx> = {
     handlers: options.handlers,

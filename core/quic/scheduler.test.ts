@@ -56,9 +56,16 @@ function connWithPackets(packets: number) {
 
 function recordingScheduler() {
   const sent: number[] = [];
+  const dropped: string[] = [];
   const socket = { sendMany: (_list: unknown[], packets: number) => sent.push(packets) } as unknown as UdpSocket;
-  const scheduler = createScheduler<unknown>({ socket, packetSize: 1200, onTimer() {}, onFlushed() {} });
-  return { scheduler, sent };
+  const scheduler = createScheduler<unknown>({
+    socket,
+    packetSize: 1200,
+    onTimer() {},
+    onFlushed() {},
+    drop: (reason) => dropped.push(reason),
+  });
+  return { scheduler, sent, dropped };
 }
 
 const microtask = () => new Promise<void>((resolve) => queueMicrotask(resolve));
@@ -104,4 +111,23 @@ test("an input while DATAGRAMs wait for the window flushes at once", async () =>
   await microtask();
   expect(sent).toEqual([2]);
   expect(state.waiting.size).toBe(0);
+});
+
+test("a waiting DATAGRAM that quiche no longer takes is counted, and the rest still go", async () => {
+  // It fitted when it was queued; the path's packet size shrank since.
+  const { scheduler, dropped } = recordingScheduler();
+  const state = connWithPackets(1);
+  const taken: number[] = [];
+  (state.conn as unknown as { dgramSend: (d: Uint8Array) => number }).dgramSend = (data) => {
+    if (data.length > 1000) throw new Error("BufferTooShort");
+    taken.push(data.length);
+    return 0;
+  };
+  state.waiting = createFairQueue();
+  enqueue(state.waiting, 0, 0, new Uint8Array(1100));
+  enqueue(state.waiting, 0, 0, new Uint8Array(900));
+  scheduler.markDirty(state);
+  await microtask();
+  expect(dropped).toEqual(["oversized"]);
+  expect(taken).toEqual([900]);
 });

@@ -31,6 +31,8 @@ export interface SchedulerHost<Ctx> {
   onTimer(state: Conn<Ctx>): void;
   /** After a flush: quiche closed the connection (or started draining). */
   onFlushed(state: Conn<Ctx>): void;
+  /** Counts what the scheduler had to drop (a waiting DATAGRAM quiche no longer takes). */
+  drop(reason: string): void;
 }
 
 export interface Scheduler<Ctx> {
@@ -236,7 +238,7 @@ function flush<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
   const waiting = state.waiting;
   for (;;) {
     // Datagrams that waited for the window go to quiche a few at a time, in fair order.
-    if (waiting !== null && waiting.size > 0) topUp(state);
+    if (waiting !== null && waiting.size > 0) topUp(sched.host, state);
     const buf = sched.sendBufs[sched.batched]!;
     let result;
     try {
@@ -255,7 +257,7 @@ function flush<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
   if (!state.gone) arm(sched, state);
 }
 
-function topUp<Ctx>(state: Conn<Ctx>): void {
+function topUp<Ctx>(host: SchedulerHost<Ctx>, state: Conn<Ctx>): void {
   // What quiche sent since the last count left room: count again before filling it.
   state.dgramQueued = state.conn.dgramSendQueueLen();
   const waiting = state.waiting!;
@@ -264,8 +266,10 @@ function topUp<Ctx>(state: Conn<Ctx>): void {
     if (next === undefined) return;
     try {
       if (state.conn.dgramSend(next) !== null) state.dgramQueued++;
+      else host.drop("queue_full"); // quiche's own queue is longer than DIRECT_DEPTH: not expected
     } catch {
-      // too large for the peer now: drop it
+      // It fitted when it was queued; the path's packet size has shrunk since.
+      host.drop("oversized");
     }
   }
 }

@@ -122,7 +122,11 @@ export interface EndpointOptions<Ctx = unknown> {
   maxDatagramsPerSecond?: number;
   /** Called for socket-level errors (ICMP unreachable and friends): never fatal. */
   onSocketError?(error: Error): void;
-  /** Called for packets that are dropped before reaching a connection. */
+  /**
+   * Called for what the engine drops itself: packets refused before they
+   * reach a connection, DATAGRAMs over the rate limit, and a waiting DATAGRAM
+   * that no longer fits the path (`oversized`).
+   */
   onDrop?(reason: string): void;
 }
 
