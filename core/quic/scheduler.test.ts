@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
 import { ACK_DELAY_MS, createScheduler, takeDueAcks } from "./scheduler.ts";
+import { SEGMENTED_MAX_SEGMENTS } from "../runtime/udp.ts";
 import type { UdpSocket } from "../runtime/udp.ts";
 import type { Conn } from "./connection.ts";
 import { createFairQueue, enqueue } from "./fair-queue.ts";
@@ -57,7 +58,17 @@ function connWithPackets(packets: number) {
 function recordingScheduler() {
   const sent: number[] = [];
   const dropped: string[] = [];
-  const socket = { sendMany: (_list: unknown[], packets: number) => sent.push(packets) } as unknown as UdpSocket;
+  // Counts the datagrams each sendmmsg carries: a message of n bytes in segments of s is ceil(n / s) of them.
+  const socket = {
+    sendSegmented(list: (Uint8Array | number | string)[], messages: number) {
+      let datagrams = 0;
+      for (let i = 0; i < messages; i++) {
+        datagrams += Math.ceil((list[i * 4] as Uint8Array).length / (list[i * 4 + 3] as number));
+      }
+      sent.push(datagrams);
+      return messages;
+    },
+  } as unknown as UdpSocket;
   const scheduler = createScheduler<unknown>({
     socket,
     packetSize: 1200,
@@ -130,4 +141,92 @@ test("a waiting DATAGRAM that quiche no longer takes is counted, and the rest st
   await microtask();
   expect(dropped).toEqual(["oversized"]);
   expect(taken).toEqual([900]);
+});
+
+/** A connection whose quiche writes packets of these sizes, each filled with its number (1, 2, ...). */
+function connSending(sizes: number[], port = 9) {
+  let next = 0;
+  const state = connWithPackets(0);
+  (state.conn as unknown as { send: (buf: Uint8Array) => unknown }).send = (buf: Uint8Array) => {
+    if (next === sizes.length) return null;
+    const n = sizes[next++]!;
+    buf.fill(next, 0, n);
+    return [n, { to: { host: "127.0.0.1", port } }];
+  };
+  return state;
+}
+
+/** A scheduler whose socket keeps each message: its packets as the kernel would cut them. */
+function messageScheduler(packetSize = 1500) {
+  const calls: { port: number; segment: number; packets: number[][] }[][] = [];
+  const socket = {
+    sendSegmented(list: (Uint8Array | number | string)[], messages: number) {
+      const call = [];
+      for (let i = 0; i < messages; i++) {
+        const data = list[i * 4] as Uint8Array;
+        const segment = list[i * 4 + 3] as number;
+        const packets: number[][] = [];
+        for (let at = 0; at < data.length; at += segment) packets.push([...data.subarray(at, at + segment)]);
+        call.push({ port: list[i * 4 + 1] as number, segment, packets });
+      }
+      calls.push(call);
+      return messages;
+    },
+  } as unknown as UdpSocket;
+  const scheduler = createScheduler<unknown>({
+    socket,
+    packetSize,
+    onTimer() {},
+    onFlushed() {},
+    drop() {},
+  });
+  return { scheduler, calls };
+}
+
+/** What a packet of `n` bytes numbered `k` looks like. */
+const packet = (k: number, n: number) => new Array<number>(n).fill(k);
+
+test("equal packets of a connection leave as one message; a shorter one ends it", async () => {
+  const { scheduler, calls } = messageScheduler();
+  scheduler.markDirty(connSending([1350, 1350, 1350, 400, 1350, 1350]));
+  await microtask();
+  expect(calls.length).toBe(1);
+  expect(calls[0]!.map((m) => m.segment)).toEqual([1350, 1350]);
+  expect(calls[0]![0]!.packets).toEqual([packet(1, 1350), packet(2, 1350), packet(3, 1350), packet(4, 400)]);
+  expect(calls[0]![1]!.packets).toEqual([packet(5, 1350), packet(6, 1350)]);
+});
+
+test("a larger packet starts a new message, and messages never span connections", async () => {
+  const { scheduler, calls } = messageScheduler();
+  scheduler.markDirty(connSending([400, 1350], 1000));
+  scheduler.markDirty(connSending([1350], 2000));
+  await microtask();
+  expect(calls[0]!.map((m) => [m.port, m.packets.length, m.segment])).toEqual([
+    [1000, 1, 400],
+    [1000, 1, 1350],
+    [2000, 1, 1350],
+  ]);
+});
+
+test("a message holds at most the kernel's segments, and a full buffer is sent before quiche writes on", async () => {
+  // 1500-byte slots, 64 of them: 96,000 bytes hold 71 packets of 1350.
+  const { scheduler, calls } = messageScheduler(1500);
+  const sizes = new Array<number>(150).fill(1350);
+  scheduler.markDirty(connSending(sizes));
+  await microtask();
+  const all = calls.flat();
+  expect(calls.length).toBe(3);
+  expect(Math.max(...all.map((m) => m.packets.length))).toBeLessThanOrEqual(SEGMENTED_MAX_SEGMENTS);
+  // Every packet arrives once, whole, in order.
+  expect(all.flatMap((m) => m.packets)).toEqual(sizes.map((n, i) => packet(i + 1, n)));
+});
+
+test("a batch full of messages is sent while a packet waits to start the next message", async () => {
+  // Each 100-byte packet is followed by a shorter one that ends its message: 75 messages, 64 per batch.
+  const { scheduler, calls } = messageScheduler(1500);
+  const sizes = Array.from({ length: 150 }, (_, i) => (i % 2 === 0 ? 100 : 50));
+  scheduler.markDirty(connSending(sizes));
+  await microtask();
+  expect(calls.map((c) => c.length)).toEqual([64, 11]);
+  expect(calls.flat().flatMap((m) => m.packets)).toEqual(sizes.map((n, i) => packet(i + 1, n)));
 });

@@ -3,12 +3,18 @@
  * dirty and flushed together (one sendmmsg per batch of packets), ACK-only
  * work waits a little so a one-way stream does not double its packets, and
  * each connection's quiche timer is kept armed.
+ *
+ * Packets are written back to back into one buffer; consecutive packets of a
+ * connection that have the same size (the last may be shorter) leave as one
+ * message that the kernel cuts into datagrams (UDP GSO, see
+ * runtime/udp-gso.ts): at real paths' packet sizes a flush of a busy
+ * connection is then one message instead of dozens of datagrams.
  */
-import type { UdpSocket } from "../runtime/udp.ts";
+import { SEGMENTED_MAX_BYTES, SEGMENTED_MAX_SEGMENTS, type UdpSocket } from "../runtime/udp.ts";
 import { type Conn, DIRECT_DEPTH } from "./connection.ts";
 import { clear, dequeue } from "./fair-queue.ts";
 
-/** Packets handed to the socket in one sendmmsg. */
+/** Messages handed to the socket in one sendmmsg; the buffer holds this many largest packets. */
 const SEND_BATCH = 64;
 /** Delayed ACKs: flush ACK-only work after this many packets or this long. */
 export const ACK_EVERY = 8;
@@ -58,12 +64,16 @@ interface SchedulerState<Ctx> {
   readonly host: SchedulerHost<Ctx>;
   /** Connections with something to send: the next flushAll sends for all of them at once. */
   readonly dirty: Set<Conn<Ctx>>;
-  /** One packet buffer per slot of a sendmmsg batch, reused: quiche writes into them. */
-  readonly sendBufs: Uint8Array[];
-  /** The batch being built for sendMany: packet view, port, host, repeated. */
+  /** Where quiche writes the packets of a batch, back to back; reused. */
+  readonly arena: Uint8Array;
+  /** Bytes of the arena the batch has used. */
+  used: number;
+  /** The batch being built for sendSegmented: bytes, port, host, segment size, repeated. */
   readonly sendList: (Uint8Array | number | string)[];
-  /** Packets of every connection flushed together share one sendmmsg (up to SEND_BATCH). */
+  /** Messages of every connection flushed together share one sendmmsg (up to SEND_BATCH). */
   batched: number;
+  /** The message being gathered: consecutive packets to one peer, all `run.segment` bytes but the last. */
+  readonly run: SegmentRun;
   /** A flush is on its way (a microtask or the zero timer): marking more only adds to it. */
   flushScheduled: boolean;
   /** A flush runs now: connections marked meanwhile go to `late`, not into the set being iterated. */
@@ -94,13 +104,29 @@ interface SchedulerState<Ctx> {
   readonly flushAcksBound: () => void;
 }
 
+/** Consecutive packets that leave as one message. */
+interface SegmentRun {
+  /** Packets in it; 0 when none is open. */
+  segments: number;
+  start: number;
+  bytes: number;
+  /** The size of its first packet: every packet but the last has it. */
+  segment: number;
+  /** False once a shorter packet ended it. */
+  open: boolean;
+  port: number;
+  host: string;
+}
+
 export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
   const sched: SchedulerState<Ctx> = {
     host,
     dirty: new Set(),
-    sendBufs: Array.from({ length: SEND_BATCH }, () => new Uint8Array(host.packetSize)),
+    arena: new Uint8Array(SEND_BATCH * host.packetSize),
+    used: 0,
     sendList: [],
     batched: 0,
+    run: { segments: 0, start: 0, bytes: 0, segment: 0, open: false, port: 0, host: "" },
     flushScheduled: false,
     flushing: false,
     awaitingAck: new Map(),
@@ -213,7 +239,7 @@ function flushAll<Ctx>(sched: SchedulerState<Ctx>): void {
   sched.flushing = true;
   try {
     for (const state of sched.dirty) flush(sched, state);
-    sendBatch(sched);
+    sendMessages(sched);
   } finally {
     sched.flushing = false;
     sched.dirty.clear();
@@ -224,11 +250,47 @@ function flushAll<Ctx>(sched: SchedulerState<Ctx>): void {
   }
 }
 
-function sendBatch<Ctx>(sched: SchedulerState<Ctx>): void {
+/** Hands the batch to the socket and starts the arena over (no run may be open). */
+function sendMessages<Ctx>(sched: SchedulerState<Ctx>): void {
+  sched.used = 0;
   if (sched.batched === 0) return;
-  sched.host.socket.sendMany(sched.sendList, sched.batched);
+  sched.host.socket.sendSegmented(sched.sendList, sched.batched);
   sched.sendList.length = 0;
   sched.batched = 0;
+}
+
+/** A packet of `n` bytes was written at the arena's end: it joins the open run or starts one. */
+function addPacket<Ctx>(sched: SchedulerState<Ctx>, n: number, port: number, host: string): void {
+  const run = sched.run;
+  const at = sched.used;
+  const joins = run.open && n <= run.segment && port === run.port && host === run.host &&
+    run.segments < SEGMENTED_MAX_SEGMENTS && run.bytes + n <= SEGMENTED_MAX_BYTES;
+  if (joins) {
+    run.segments++;
+    run.bytes += n;
+  } else {
+    // Ending the run may send a full batch; this packet stays where it was written.
+    endRun(sched);
+    run.segments = 1;
+    run.start = at;
+    run.bytes = n;
+    run.segment = n;
+    run.port = port;
+    run.host = host;
+  }
+  // A shorter packet can only be the last of its message.
+  run.open = n === run.segment;
+  sched.used = at + n;
+}
+
+/** The open run becomes a message of the batch; a full batch is sent. */
+function endRun<Ctx>(sched: SchedulerState<Ctx>): void {
+  const run = sched.run;
+  if (run.segments === 0) return;
+  sched.sendList.push(sched.arena.subarray(run.start, run.start + run.bytes), run.port, run.host, run.segment);
+  run.segments = 0;
+  run.open = false;
+  if (++sched.batched === SEND_BATCH) sendMessages(sched);
 }
 
 function flush<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
@@ -236,21 +298,26 @@ function flush<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
   state.unflushedInputs = 0;
   settleAck(sched, state);
   const waiting = state.waiting;
+  const packetSize = sched.host.packetSize;
   for (;;) {
     // Datagrams that waited for the window go to quiche a few at a time, in fair order.
     if (waiting !== null && waiting.size > 0) topUp(sched.host, state);
-    const buf = sched.sendBufs[sched.batched]!;
+    if (sched.used + packetSize > sched.arena.length) {
+      endRun(sched);
+      sendMessages(sched);
+    }
     let result;
     try {
-      result = conn.send(buf);
+      result = conn.send(sched.arena.subarray(sched.used, sched.used + packetSize));
     } catch {
       break;
     }
     if (result === null) break;
     const [n, info] = result;
-    sched.sendList.push(buf.subarray(0, n), info.to.port, info.to.host);
-    if (++sched.batched === SEND_BATCH) sendBatch(sched);
+    addPacket(sched, n, info.to.port, info.to.host);
   }
+  // A message never spans connections.
+  endRun(sched);
   if (state.dgramQueued > 0) state.dgramQueued = conn.dgramSendQueueLen();
   sched.host.onFlushed(state);
   if (state.closed && waiting !== null) clear(waiting);

@@ -20,6 +20,10 @@ export interface Libc {
   execve(path: string, argv: string[], envp: string[]): number;
   /** The address of a view's bytes, for structures that point at other memory. */
   ptr(value: ArrayBufferView): number;
+  /** sendmmsg(2): `msgvec` is the address of `count` struct mmsghdr. Messages sent, or -1 (see errno). */
+  sendmmsg(fd: number, msgvec: number, count: number): number;
+  /** errno as the last failed call left it. */
+  errno(): number;
 }
 
 declare const Bun: unknown;
@@ -37,6 +41,8 @@ export function loadLibc(): Libc | null {
       getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
       malloc_trim: { args: ["u64"], returns: "i32" },
       execve: { args: ["ptr", "ptr", "ptr"], returns: "i32" },
+      sendmmsg: { args: ["i32", "ptr", "u32", "i32"], returns: "i32" },
+      __errno_location: { args: [], returns: "ptr" },
     });
     libc = {
       setsockopt: (fd, level, name, value, len) => symbols.setsockopt(fd, level, name, ffi.ptr(value), len),
@@ -53,6 +59,8 @@ export function loadLibc(): Libc | null {
         return symbols.execve(cString(path), pointers(argv), pointers(envp));
       },
       ptr: (value) => ffi.ptr(value),
+      sendmmsg: (fd, msgvec, count) => symbols.sendmmsg(fd, msgvec, count, 0),
+      errno: () => ffi.read.i32(symbols.__errno_location(), 0),
     };
   } catch {
     libc = null;

@@ -5,6 +5,10 @@
  */
 import type { Address } from "../net/address.ts";
 import { loadLibc } from "./libc.ts";
+import { createGsoSender } from "./udp-gso.ts";
+
+/** Limits of one sendSegmented message: segments, and bytes before it is cut. */
+export { MAX_MESSAGE_BYTES as SEGMENTED_MAX_BYTES, MAX_SEGMENTS as SEGMENTED_MAX_SEGMENTS } from "./udp-gso.ts";
 
 export interface UdpPacketHandler {
   /** `data` is only valid during the call: copy what must outlive it. */
@@ -20,6 +24,15 @@ export interface UdpSocket {
    * Returns how many were handed to the kernel.
    */
   sendMany(flat: (Uint8Array | number | string)[], count: number): number;
+  /**
+   * Sends `count` messages from [data, port, host, segment, ...]: `data`
+   * longer than `segment` bytes leaves as datagrams of `segment` bytes (the
+   * last may be shorter). Where the kernel offers it (Linux, Bun) each message
+   * is handed over whole and the kernel cuts it (UDP GSO); elsewhere, or once
+   * the kernel refused that, the datagrams go one by one. Returns how many
+   * messages were handled.
+   */
+  sendSegmented(flat: (Uint8Array | number | string)[], count: number): number;
   /** The OS socket descriptor where the runtime exposes it (Bun), else null. */
   readonly fd: number | null;
   close(): void;
@@ -66,7 +79,9 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
   });
   const address = { host: socket.address?.address ?? options.host, port: socket.port as number };
   setBunSocketBuffers(socket.fd, options.bufferBytes ?? DEFAULT_UDP_BUFFER);
-  return {
+  const libc = loadLibc();
+  const gso = libc !== null && typeof socket.fd === "number" ? createGsoSender(libc, socket.fd) : null;
+  const bunSocket: UdpSocket = {
     address,
     fd: typeof socket.fd === "number" ? socket.fd : null,
     send(data, port, host) {
@@ -87,10 +102,38 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
         return 0;
       }
     },
+    sendSegmented(flat, count) {
+      if (gso === null || gso.refused) return sendSegmentsOneByOne(bunSocket, flat, 0, count);
+      const handled = gso.send(flat, count);
+      if (handled === count) return count;
+      // Said once: from now on this socket sends its datagrams one by one.
+      options.onError(new Error("the kernel refused UDP segmentation offload (GSO): datagrams now go one by one"));
+      return handled + sendSegmentsOneByOne(bunSocket, flat, handled, count);
+    },
     close() {
       socket.close();
     },
   };
+  return bunSocket;
+}
+
+/** sendSegmented without GSO: messages `from` to `to` cut into datagrams for sendMany; returns the messages handled. */
+function sendSegmentsOneByOne(
+  socket: UdpSocket,
+  flat: readonly (Uint8Array | number | string)[],
+  from: number,
+  to: number,
+): number {
+  const out: (Uint8Array | number | string)[] = [];
+  for (let i = from; i < to; i++) {
+    const data = flat[i * 4] as Uint8Array;
+    const segment = flat[i * 4 + 3] as number;
+    for (let at = 0; at < data.length; at += segment) {
+      out.push(data.subarray(at, Math.min(at + segment, data.length)), flat[i * 4 + 1]!, flat[i * 4 + 2]!);
+    }
+  }
+  socket.sendMany(out, out.length / 3);
+  return to - from;
 }
 
 async function openNodeUdp(options: UdpOptions): Promise<UdpSocket> {
@@ -116,7 +159,7 @@ async function openNodeUdp(options: UdpOptions): Promise<UdpSocket> {
     socket.send(data.slice(), port, host);
     return true;
   };
-  return {
+  const nodeSocket: UdpSocket = {
     address: { host: bound.address, port: bound.port },
     fd: null,
     send,
@@ -126,10 +169,14 @@ async function openNodeUdp(options: UdpOptions): Promise<UdpSocket> {
       }
       return count;
     },
+    sendSegmented(flat, count) {
+      return sendSegmentsOneByOne(nodeSocket, flat, 0, count);
+    },
     close() {
       socket.close();
     },
   };
+  return nodeSocket;
 }
 
 /**
