@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { type ConnectionHost, createConn, deliverInput } from "./connection.ts";
+import { type ConnectionHost, createConn, deliverInput, PAUSED_FULL_LIST_MS } from "./connection.ts";
 import type { Connection } from "./native.ts";
 
 test("an input that lets held-back stream data into quiche marks the connection for sending", () => {
@@ -33,4 +33,40 @@ test("an input that lets held-back stream data into quiche marks the connection 
   deliverInput(host, state);
   expect(state.pendingStreamBytes(4)).toBe(0);
   expect(marked).toEqual([state.id]);
+});
+
+test("while a paused stream holds data, quiche's full list is asked only now and then, and still finds new streams", async () => {
+  // Stream 0 is paused with data waiting; the peer opened stream 9 before stream 1 (out of order).
+  let readableCalls = 0;
+  let unread9 = true;
+  const conn = {
+    isEstablished: () => true,
+    isReadable: () => true, // the paused stream's data keeps quiche readable
+    dgramRecv: () => null,
+    streamReadable: (id: number) => id === 0 || (id === 9 && unread9),
+    readable: () => (readableCalls++, unread9 ? [0, 9] : [0]),
+    streamRecv: (id: number) => {
+      if (id !== 9 || !unread9) return null;
+      unread9 = false;
+      return [5, false];
+    },
+  } as unknown as Connection;
+  const delivered: number[] = [];
+  const host: ConnectionHost<unknown> = {
+    handlers: { onStreamData: (_c, id, data) => delivered.push(id, data.length) },
+    server: false,
+    local: { host: "127.0.0.1", port: 1 },
+    dgramRate: Infinity,
+    markDirty() {},
+    onProven() {},
+    drop() {},
+  };
+  const state = createConn(host, conn, { host: "127.0.0.1", port: 2 });
+  state.pauseStream(0, true);
+  for (let i = 0; i < 50; i++) deliverInput(host, state);
+  expect(delivered).toEqual([9, 5]);
+  expect(readableCalls).toBe(1);
+  await new Promise((resolve) => setTimeout(resolve, PAUSED_FULL_LIST_MS + 2));
+  deliverInput(host, state);
+  expect(readableCalls).toBe(2);
 });

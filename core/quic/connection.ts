@@ -35,6 +35,8 @@ export interface Conn<Ctx> extends QuicConnection<Ctx> {
   reading: Set<number>;
   /** The lowest id of a stream the peer may open that we have not found yet. */
   nextPeerStream: number;
+  /** While a paused stream holds data: not before this time (performance.now()) is quiche's full list asked again. */
+  fullListAt: number;
   pending: Map<number, PendingWrites>;
   /** DATAGRAM token bucket (only with a rate limit). */
   dgramTokens: number;
@@ -117,6 +119,7 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
     // A client's control stream (0) is its own; the server finds it as the peer's first.
     reading: new Set(host.server ? [] : [0]),
     nextPeerStream: host.server ? 0 : 1,
+    fullListAt: 0,
     pending: new Map(),
     dgramTokens: Number.isFinite(host.dgramRate) ? host.dgramRate : 0,
     dgramRefill: performance.now(),
@@ -318,6 +321,13 @@ function takeDatagramToken(rate: number, state: Conn<unknown>): boolean {
  * by one; beyond it, quiche's full list is cheaper (see readStreams).
  */
 export const ASK_EACH_MAX_STREAMS = 16;
+/**
+ * While a stream is paused, quiche's full list is asked at most this often.
+ * A paused stream holding data keeps quiche "readable", so without a limit
+ * every packet paid for the list: half of the server's packets in a TCP
+ * bulk transfer, whose source stream waits for the slower side.
+ */
+export const PAUSED_FULL_LIST_MS = 5;
 
 /**
  * Reads every stream with bytes (or a FIN or reset) for us. quiche's
@@ -328,7 +338,8 @@ export const ASK_EACH_MAX_STREAMS = 16;
  * stream id, which finds new streams opened in order. If quiche still has
  * something readable after that (a stream the peer opened out of order, or a
  * paused stream holding data, which hides any other), or the connection has
- * many streams, the full list is asked for.
+ * many streams, the full list is asked for: while a stream is paused, only
+ * every PAUSED_FULL_LIST_MS.
  */
 function readStreams<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>) {
   const conn = state.conn;
@@ -344,6 +355,12 @@ function readStreams<Ctx>(host: ConnectionHost<Ctx>, state: Conn<Ctx>) {
       readStream(host, state, streamId);
     }
     if (state.closed || !conn.isReadable()) return;
+    if (state.paused.size > 0) {
+      // Most likely the paused stream's data: look for anything else now and then.
+      const now = performance.now();
+      if (now < state.fullListAt) return;
+      state.fullListAt = now + PAUSED_FULL_LIST_MS;
+    }
   }
   // Peer-initiated ids are 0 mod 4 at a server (the client's), 1 mod 4 at a client.
   const peerParity = state.nextPeerStream & 3;
