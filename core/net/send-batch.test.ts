@@ -1,6 +1,7 @@
-import { afterEach, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { openUdp, type UdpSocket } from "../runtime/udp.ts";
-import { createSendBatcher } from "./send-batch.ts";
+import { createSendBatcher, segmentedMessages } from "./send-batch.ts";
+import { SEGMENTED_MAX_SEGMENTS } from "../runtime/udp.ts";
 
 const open: UdpSocket[] = [];
 afterEach(() => {
@@ -27,8 +28,8 @@ test("datagrams of one turn leave together, in order, from copies of the caller'
   }
   expect(calls).toEqual([]); // nothing left during the turn
   await Promise.resolve();
-  // 150 datagrams: sendmmsg calls of at most 64.
-  expect(calls).toEqual([64, 64, 22]);
+  // 150 datagrams, all taken in one go.
+  expect(calls).toEqual([150]);
   const deadline = Date.now() + 2_000;
   while (to.got.length < 150 && Date.now() < deadline) await Bun.sleep(5);
   expect(to.got).toEqual(Array.from({ length: 150 }, (_, i) => i));
@@ -44,4 +45,47 @@ test("a lone datagram leaves at the end of the turn", async () => {
   const deadline = Date.now() + 2_000;
   while (to.got.length < 1 && Date.now() < deadline) await Bun.sleep(5);
   expect(to.got).toEqual([7]);
+});
+
+describe("segmentedMessages", () => {
+  const d = (n: number, fill = 1) => new Uint8Array(n).fill(fill);
+  /** Each message as [bytes, port, host, segment]. */
+  const shape = (flat: (Uint8Array | number | string)[]) => {
+    const out: [number, number, string, number][] = [];
+    for (let i = 0; i < flat.length; i += 4) {
+      out.push([(flat[i] as Uint8Array).length, flat[i + 1] as number, flat[i + 2] as string, flat[i + 3] as number]);
+    }
+    return out;
+  };
+
+  test("equal datagrams to one destination share a message; a shorter one ends it", () => {
+    const flat = [d(100, 1), 5, "h", d(100, 2), 5, "h", d(40, 3), 5, "h", d(100, 4), 5, "h"];
+    const out = segmentedMessages(flat, 4);
+    expect(shape(out)).toEqual([[240, 5, "h", 100], [100, 5, "h", 100]]);
+    expect([...(out[0] as Uint8Array)]).toEqual([...d(100, 1), ...d(100, 2), ...d(40, 3)]);
+  });
+
+  test("another destination, a larger datagram or an empty one starts a new message", () => {
+    const flat = [d(100), 5, "h", d(100), 6, "h", d(100), 6, "i", d(200), 6, "i", d(0), 6, "i", d(0), 6, "i"];
+    expect(shape(segmentedMessages(flat, 6))).toEqual([
+      [100, 5, "h", 100],
+      [100, 6, "h", 100],
+      [100, 6, "i", 100],
+      [200, 6, "i", 200],
+      [0, 6, "i", 0],
+      [0, 6, "i", 0],
+    ]);
+  });
+
+  test("a message stays within the kernel's segment and size limits", () => {
+    const many: (Uint8Array | number | string)[] = [];
+    for (let i = 0; i < 100; i++) many.push(d(10), 5, "h");
+    expect(shape(segmentedMessages(many, 100)).map((m) => m[0] / 10)).toEqual([
+      SEGMENTED_MAX_SEGMENTS,
+      100 - SEGMENTED_MAX_SEGMENTS,
+    ]);
+    const big: (Uint8Array | number | string)[] = [];
+    for (let i = 0; i < 10; i++) big.push(d(20_000), 5, "h");
+    expect(shape(segmentedMessages(big, 10)).map((m) => m[0] / 20_000)).toEqual([3, 3, 3, 1]);
+  });
 });

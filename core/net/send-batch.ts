@@ -4,12 +4,11 @@
  * one sendmmsg. A large QUIC packet carries many tunnelled datagrams; sent one
  * syscall each, they cost more than the whole QUIC packet did. The first
  * datagram of a turn schedules the send, so a lone datagram waits only for the
- * callback that produced it to return.
+ * callback that produced it to return. Consecutive datagrams of one size to
+ * one destination (a flood of equal datagrams, the last may be shorter) leave
+ * as one message the kernel cuts (UDP GSO, see runtime/udp-gso.ts).
  */
-import type { UdpSocket } from "../runtime/udp.ts";
-
-/** Datagrams per sendmmsg at most (the rest go in the next call, in order). */
-const MAX_BATCH = 64;
+import { SEGMENTED_MAX_BYTES, SEGMENTED_MAX_SEGMENTS, type UdpSocket } from "../runtime/udp.ts";
 
 interface Pending {
   socket: UdpSocket;
@@ -33,14 +32,9 @@ export function createSendBatcher(onSent?: (sent: number, failed: number) => voi
   function flush() {
     scheduled = false;
     for (const p of pending.values()) {
-      let offset = 0;
-      while (offset < p.count) {
-        const n = Math.min(MAX_BATCH, p.count - offset);
-        const slice = offset === 0 && n === p.count ? p.flat : p.flat.slice(offset * 3, (offset + n) * 3);
-        const sent = p.socket.sendMany(slice, n);
-        onSent?.(sent, n - sent);
-        offset += n;
-      }
+      const messages = segmentedMessages(p.flat, p.count);
+      const sent = p.socket.sendSegmented(messages, messages.length / 4);
+      onSent?.(sent, p.count - sent);
     }
     pending.clear();
   }
@@ -59,4 +53,41 @@ export function createSendBatcher(onSent?: (sent: number, failed: number) => voi
     },
     flush,
   };
+}
+
+/**
+ * [data, port, host, ...] as messages for sendSegmented: a run of datagrams
+ * to one destination that all have the first one's size (the last may be
+ * shorter) is copied into one buffer; any other datagram is a message alone.
+ */
+export function segmentedMessages(flat: readonly (Uint8Array | number | string)[], count: number) {
+  const out: (Uint8Array | number | string)[] = [];
+  for (let i = 0; i < count;) {
+    const first = flat[i * 3] as Uint8Array;
+    const port = flat[i * 3 + 1] as number;
+    const host = flat[i * 3 + 2] as string;
+    let end = i + 1;
+    let bytes = first.length;
+    // Empty datagrams cannot be told apart inside one message: each goes alone.
+    while (first.length > 0 && end < count && end - i < SEGMENTED_MAX_SEGMENTS) {
+      const n = (flat[end * 3] as Uint8Array).length;
+      if (flat[end * 3 + 1] !== port || flat[end * 3 + 2] !== host || n > first.length || n === 0) break;
+      if (bytes + n > SEGMENTED_MAX_BYTES) break;
+      bytes += n;
+      end++;
+      if (n < first.length) break; // a shorter one is the last of its message
+    }
+    if (end === i + 1) out.push(first, port, host, first.length);
+    else {
+      const joined = new Uint8Array(bytes);
+      for (let at = 0, k = i; k < end; k++) {
+        const d = flat[k * 3] as Uint8Array;
+        joined.set(d, at);
+        at += d.length;
+      }
+      out.push(joined, port, host, first.length);
+    }
+    i = end;
+  }
+  return out;
 }

@@ -30,7 +30,7 @@ export interface UdpSocket {
    * last may be shorter). Where the kernel offers it (Linux, Bun) each message
    * is handed over whole and the kernel cuts it (UDP GSO); elsewhere, or once
    * the kernel refused that, the datagrams go one by one. Returns how many
-   * messages were handled.
+   * datagrams the kernel took.
    */
   sendSegmented(flat: (Uint8Array | number | string)[], count: number): number;
   /** The OS socket descriptor where the runtime exposes it (Bun), else null. */
@@ -104,11 +104,11 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
     },
     sendSegmented(flat, count) {
       if (gso === null || gso.refused) return sendSegmentsOneByOne(bunSocket, flat, 0, count);
-      const handled = gso.send(flat, count);
-      if (handled === count) return count;
+      const sent = gso.send(flat, count);
+      if (!gso.refused) return sent;
       // Said once: from now on this socket sends its datagrams one by one.
       options.onError(new Error("the kernel refused UDP segmentation offload (GSO): datagrams now go one by one"));
-      return handled + sendSegmentsOneByOne(bunSocket, flat, handled, count);
+      return sent + sendSegmentsOneByOne(bunSocket, flat, gso.refusedAt, count);
     },
     close() {
       socket.close();
@@ -117,7 +117,7 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
   return bunSocket;
 }
 
-/** sendSegmented without GSO: messages `from` to `to` cut into datagrams for sendMany; returns the messages handled. */
+/** sendSegmented without GSO: messages `from` to `to` cut into datagrams for sendMany; returns the datagrams sent. */
 function sendSegmentsOneByOne(
   socket: UdpSocket,
   flat: readonly (Uint8Array | number | string)[],
@@ -132,8 +132,7 @@ function sendSegmentsOneByOne(
       out.push(data.subarray(at, Math.min(at + segment, data.length)), flat[i * 4 + 1]!, flat[i * 4 + 2]!);
     }
   }
-  socket.sendMany(out, out.length / 3);
-  return to - from;
+  return socket.sendMany(out, out.length / 3);
 }
 
 async function openNodeUdp(options: UdpOptions): Promise<UdpSocket> {
