@@ -106,8 +106,8 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
       if (gso === null || gso.refused) return sendSegmentsOneByOne(bunSocket, flat, 0, count);
       const sent = gso.send(flat, count);
       if (!gso.refused) return sent;
-      // Said once: from now on this socket sends its datagrams one by one.
-      options.onError(new Error("the kernel refused UDP segmentation offload (GSO): datagrams now go one by one"));
+      // Not reported through onError: nothing is lost, and callers read socket
+      // errors as an unreachable peer. From now on this socket sends one by one.
       return sent + sendSegmentsOneByOne(bunSocket, flat, gso.refusedAt, count);
     },
     close() {
