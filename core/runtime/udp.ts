@@ -128,8 +128,12 @@ function sendSegmentsOneByOne(
   for (let i = from; i < to; i++) {
     const data = flat[i * 4] as Uint8Array;
     const segment = flat[i * 4 + 3] as number;
-    for (let at = 0; at < data.length; at += segment) {
-      out.push(data.subarray(at, Math.min(at + segment, data.length)), flat[i * 4 + 1]!, flat[i * 4 + 2]!);
+    // One datagram (an empty one too) unless there is something to cut.
+    if (segment <= 0 || data.length <= segment) out.push(data, flat[i * 4 + 1]!, flat[i * 4 + 2]!);
+    else {
+      for (let at = 0; at < data.length; at += segment) {
+        out.push(data.subarray(at, Math.min(at + segment, data.length)), flat[i * 4 + 1]!, flat[i * 4 + 2]!);
+      }
     }
   }
   return socket.sendMany(out, out.length / 3);
