@@ -8,11 +8,11 @@
  * one destination (a flood of equal datagrams, the last may be shorter) leave
  * as one message the kernel cuts (UDP GSO, see runtime/udp-gso.ts).
  */
-import { SEGMENTED_MAX_BYTES, SEGMENTED_MAX_SEGMENTS, type UdpSocket } from "../runtime/udp.ts";
+import { joinsSegmented, type UdpSocket } from "../runtime/udp.ts";
 
 interface Pending {
   socket: UdpSocket;
-  /** [data, port, host, data, port, host, ...] as sendMany takes it. */
+  /** The turn's datagrams in order: [data, port, host, data, port, host, ...]. */
   flat: (Uint8Array | number | string)[];
   count: number;
 }
@@ -68,11 +68,9 @@ export function segmentedMessages(flat: readonly (Uint8Array | number | string)[
     const host = flat[i * 3 + 2] as string;
     let end = i + 1;
     let bytes = first.length;
-    // Empty datagrams cannot be told apart inside one message: each goes alone.
-    while (first.length > 0 && end < count && end - i < SEGMENTED_MAX_SEGMENTS) {
+    while (end < count && flat[end * 3 + 1] === port && flat[end * 3 + 2] === host) {
       const n = (flat[end * 3] as Uint8Array).length;
-      if (flat[end * 3 + 1] !== port || flat[end * 3 + 2] !== host || n > first.length || n === 0) break;
-      if (bytes + n > SEGMENTED_MAX_BYTES) break;
+      if (!joinsSegmented(first.length, end - i, bytes, n)) break;
       bytes += n;
       end++;
       if (n < first.length) break; // a shorter one is the last of its message

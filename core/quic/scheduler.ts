@@ -10,7 +10,7 @@
  * runtime/udp-gso.ts): at real paths' packet sizes a flush of a busy
  * connection is then one message instead of dozens of datagrams.
  */
-import { SEGMENTED_MAX_BYTES, SEGMENTED_MAX_SEGMENTS, type UdpSocket } from "../runtime/udp.ts";
+import { joinsSegmented, type UdpSocket } from "../runtime/udp.ts";
 import { type Conn, DIRECT_DEPTH } from "./connection.ts";
 import { clear, dequeue } from "./fair-queue.ts";
 
@@ -263,9 +263,7 @@ function sendMessages<Ctx>(sched: SchedulerState<Ctx>): void {
 function addPacket<Ctx>(sched: SchedulerState<Ctx>, n: number, port: number, host: string): void {
   const run = sched.run;
   const at = sched.used;
-  const joins = run.open && n <= run.segment && port === run.port && host === run.host &&
-    run.segments < SEGMENTED_MAX_SEGMENTS && run.bytes + n <= SEGMENTED_MAX_BYTES;
-  if (joins) {
+  if (run.open && port === run.port && host === run.host && joinsSegmented(run.segment, run.segments, run.bytes, n)) {
     run.segments++;
     run.bytes += n;
   } else {

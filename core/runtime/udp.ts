@@ -1,14 +1,25 @@
 /**
  * The one adapter between the QUIC engine and the runtime's UDP sockets.
- * Bun gets `Bun.udpSocket` (with `sendMany` batching); anything else falls back
- * to `node:dgram`, which Deno also provides.
+ * Bun gets `Bun.udpSocket` (with `sendMany` batching, and segmented sends
+ * through libc on Linux: udp-gso.ts); anything else falls back to
+ * `node:dgram`, which Deno also provides.
  */
 import type { Address } from "../net/address.ts";
 import { loadLibc } from "./libc.ts";
-import { createGsoSender } from "./udp-gso.ts";
+import { createGsoSender, MAX_MESSAGE_BYTES, MAX_SEGMENTS } from "./udp-gso.ts";
 
 /** Limits of one sendSegmented message: segments, and bytes before it is cut. */
 export { MAX_MESSAGE_BYTES as SEGMENTED_MAX_BYTES, MAX_SEGMENTS as SEGMENTED_MAX_SEGMENTS } from "./udp-gso.ts";
+
+/**
+ * Whether a datagram of `n` bytes may join a sendSegmented message cut at
+ * `segment` that holds `segments` datagrams, `bytes` in all: never longer
+ * than the segment, never empty (empty ones cannot be told apart inside a
+ * message), within the kernel's limits. A shorter one must be the last.
+ */
+export function joinsSegmented(segment: number, segments: number, bytes: number, n: number): boolean {
+  return n > 0 && n <= segment && segments < MAX_SEGMENTS && bytes + n <= MAX_MESSAGE_BYTES;
+}
 
 export interface UdpPacketHandler {
   /** `data` is only valid during the call: copy what must outlive it. */
