@@ -378,7 +378,7 @@ function openConnection<Ctx>(ep: EndpointState<Ctx>, remote: Address, serverName
 function closeEndpoint<Ctx>(ep: EndpointState<Ctx>, code: number, reason: string) {
   ep.closing = true;
   for (const state of ep.all) state.close(code, reason);
-  // Sends the CONNECTION_CLOSE frames now (sendMany is synchronous), so the
+  // Sends the CONNECTION_CLOSE frames now (the socket sends synchronously), so the
   // connections can be forgotten without waiting out their draining period.
   ep.scheduler.flushAll();
   for (const state of [...ep.all]) finish(ep, state);
