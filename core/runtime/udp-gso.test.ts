@@ -107,3 +107,16 @@ test("a message to a host that is not an IP address is dropped alone", async () 
   await waitForCount(rx.got, 2);
   expect(rx.got).toEqual([counting(20), counting(0)]);
 });
+
+test("a closed socket sends nothing: its fd number may already be another socket's", async () => {
+  const rx = await receiver("127.0.0.1");
+  const tx = await sender("127.0.0.1");
+  tx.close();
+  // A socket opened now may get the closed one's fd number.
+  const next = await sender("127.0.0.1");
+  expect(tx.sendSegmented([counting(2400), rx.socket.address.port, "127.0.0.1", 1200], 1)).toBe(0);
+  next.sendSegmented([counting(10), rx.socket.address.port, "127.0.0.1", 1200], 1);
+  await waitForCount(rx.got, 1);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(rx.got).toEqual([counting(10)]);
+});

@@ -92,6 +92,8 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
   setBunSocketBuffers(socket.fd, options.bufferBytes ?? DEFAULT_UDP_BUFFER);
   const libc = loadLibc();
   const gso = libc !== null && typeof socket.fd === "number" ? createGsoSender(libc, socket.fd) : null;
+  // Our sends use the fd number directly: after close it may already belong to another socket.
+  let closed = false;
   const bunSocket: UdpSocket = {
     address,
     fd: typeof socket.fd === "number" ? socket.fd : null,
@@ -114,6 +116,7 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
       }
     },
     sendSegmented(flat, count) {
+      if (closed) return 0;
       if (gso === null || gso.refused) return sendSegmentsOneByOne(bunSocket, flat, 0, count);
       const sent = gso.send(flat, count);
       if (!gso.refused) return sent;
@@ -122,6 +125,7 @@ async function openBunUdp(options: UdpOptions): Promise<UdpSocket> {
       return sent + sendSegmentsOneByOne(bunSocket, flat, gso.refusedAt, count);
     },
     close() {
+      closed = true;
       socket.close();
     },
   };
