@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { formatAddress, ipv4Number, ipv6Bytes } from "./address.ts";
+import { formatAddress, ipv4Number } from "./address.ts";
 
 describe("formatAddress", () => {
   test("IPv4 and names as host:port", () => {
@@ -23,35 +23,6 @@ describe("ipv4Number", () => {
   test("anything else is null", () => {
     for (const host of ["::1", "1.2.3", "1.2.3.4.5", "256.0.0.1", "a.b.c.d", "1.2.3.-1"]) {
       expect(ipv4Number(host)).toBeNull();
-    }
-  });
-});
-
-describe("ipv6Bytes", () => {
-  const hex = (b: Uint8Array | null) => b && Buffer.from(b).toString("hex");
-  test("full, compressed and IPv4-tailed forms", () => {
-    expect(hex(ipv6Bytes("::1"))).toBe("00000000000000000000000000000001");
-    expect(hex(ipv6Bytes("::"))).toBe("00000000000000000000000000000000");
-    expect(hex(ipv6Bytes("fe80::1:2"))).toBe("fe800000000000000000000000010002");
-    expect(hex(ipv6Bytes("2001:db8:0:0:1:0:0:1"))).toBe("20010db8000000000001000000000001");
-    expect(hex(ipv6Bytes("2001:DB8::"))).toBe("20010db8000000000000000000000000");
-    expect(hex(ipv6Bytes("::ffff:192.0.2.1"))).toBe("00000000000000000000ffffc0000201");
-  });
-
-  test("anything else is null", () => {
-    for (
-      const bad of [
-        "",
-        "1.2.3.4",
-        "1::2::3",
-        "12345::",
-        "1:2:3:4:5:6:7",
-        "1:2:3:4:5:6:7:8:9",
-        "::g",
-        "1:2:3:4:5:6:7::8:9",
-      ]
-    ) {
-      expect(ipv6Bytes(bad)).toBeNull();
     }
   });
 });

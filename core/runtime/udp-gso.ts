@@ -11,7 +11,7 @@
  * call): per message an mmsghdr, one iovec, one control message and a socket
  * address. A connector has a socket per flow, so nothing of this is per socket.
  */
-import { ipv4Number, ipv6Bytes } from "../net/address.ts";
+import { parseHost } from "../frame/bytes.ts";
 import type { Libc } from "./libc.ts";
 
 /** Messages per sendmmsg call. */
@@ -173,7 +173,7 @@ function fill(s: Scratch, i: number, flat: readonly (Uint8Array | number | strin
   let template = s.hosts.get(host);
   if (template === undefined) {
     if (s.hosts.size >= MAX_CACHED_HOSTS) s.hosts.clear();
-    s.hosts.set(host, template = parseHost(host));
+    s.hosts.set(host, template = sockaddrTemplate(host));
   }
   const hdr = i * HDR;
   const addr = ADDR_AT + i * ADDR;
@@ -206,11 +206,9 @@ function fill(s: Scratch, i: number, flat: readonly (Uint8Array | number | strin
   }
 }
 
-function parseHost(host: string): SockaddrTemplate | null {
-  const v4 = ipv4Number(host);
-  if (v4 !== null) {
-    return { family: AF_INET, bytes: Uint8Array.of(v4 >>> 24, (v4 >>> 16) & 255, (v4 >>> 8) & 255, v4 & 255) };
-  }
-  const v6 = ipv6Bytes(host);
-  return v6 === null ? null : { family: AF_INET6, bytes: v6 };
+/** The wire codec's IP text parser: 4 bytes for IPv4 (IPv4-mapped too), 16 for IPv6. */
+function sockaddrTemplate(host: string): SockaddrTemplate | null {
+  const bytes = parseHost(host);
+  if (bytes === undefined) return null;
+  return { family: bytes.length === 4 ? AF_INET : AF_INET6, bytes };
 }
