@@ -47,6 +47,27 @@ test("a lone datagram leaves at the end of the turn", async () => {
   expect(to.got).toEqual([7]);
 });
 
+test("under load, datagrams of several callbacks (a real path's packets carry one each) share a sendmmsg", async () => {
+  const to = await sink();
+  const from = await openUdp({ host: "127.0.0.1", port: 0, onPacket() {}, onError() {} });
+  open.push(from);
+  const calls: number[] = [];
+  const batch = createSendBatcher((sent) => calls.push(sent));
+  // One datagram per callback, back to back: idle, each would leave in a sendmmsg of its own.
+  for (let i = 0; i < 200; i++) {
+    batch.send(from, Uint8Array.of(i), to.s.address.port, "127.0.0.1");
+    await Promise.resolve();
+  }
+  const deadline = Date.now() + 2_000;
+  while (calls.reduce((a, b) => a + b, 0) < 200 && Date.now() < deadline) await Bun.sleep(1);
+  expect(calls.reduce((a, b) => a + b, 0)).toBe(200);
+  // The first ones leave alone (the batcher starts idle); once busy, callbacks share sends.
+  expect(calls[0]).toBe(1);
+  expect(calls.length).toBeLessThan(150);
+  while (to.got.length < 200 && Date.now() < deadline) await Bun.sleep(5);
+  expect(to.got).toEqual(Array.from({ length: 200 }, (_, i) => i));
+});
+
 describe("segmentedMessages", () => {
   const d = (n: number, fill = 1) => new Uint8Array(n).fill(fill);
   /** Each message as [bytes, port, host, segment]. */

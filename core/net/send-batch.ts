@@ -1,14 +1,17 @@
 /**
  * Plain UDP datagrams leaving a program (connector → service, agent → local
- * client), gathered per socket for the rest of the current turn and sent with
- * one sendmmsg. A large QUIC packet carries many tunnelled datagrams; sent one
- * syscall each, they cost more than the whole QUIC packet did. The first
- * datagram of a turn schedules the send, so a lone datagram waits only for the
- * callback that produced it to return. Consecutive datagrams of one size to
- * one destination (a flood of equal datagrams, the last may be shorter) leave
- * as one message the kernel cuts (UDP GSO, see runtime/udp-gso.ts).
+ * client), gathered per socket and sent with one sendmmsg. A large QUIC packet
+ * carries many tunnelled datagrams; sent one syscall each, they cost more than
+ * the whole QUIC packet did. At a real path's packet size a QUIC packet
+ * carries one, so a busy program gathers across packets too: the send follows
+ * the engine's rule (flush-pacer.ts), right after the callback that produced
+ * a lone datagram, per batch of received packets under load. Consecutive
+ * datagrams of one size to one destination (a flood of equal datagrams, the
+ * last may be shorter) leave as one message the kernel cuts (UDP GSO, see
+ * runtime/udp-gso.ts).
  */
 import { joinsSegmented, type UdpSocket } from "../runtime/udp.ts";
+import { createFlushPacer } from "./flush-pacer.ts";
 
 interface Pending {
   socket: UdpSocket;
@@ -20,17 +23,17 @@ interface Pending {
 export interface SendBatcher {
   /** Queues a copy of `data` for `socket`; false when the socket is closed. */
   send(socket: UdpSocket, data: Uint8Array, port: number, host: string): void;
-  /** Sends everything gathered now (also done by itself at the end of the turn). */
+  /** Sends everything gathered now (also done by itself, see flush-pacer.ts). */
   flush(): void;
 }
 
 /** `onSent(n, failed)`: after each sendmmsg, how many left and how many the kernel refused. */
 export function createSendBatcher(onSent?: (sent: number, failed: number) => void): SendBatcher {
   const pending = new Map<UdpSocket, Pending>();
-  let scheduled = false;
+  const pacer = createFlushPacer(flush);
 
   function flush() {
-    scheduled = false;
+    pacer.begin(pending.size > 0);
     for (const p of pending.values()) {
       const messages = segmentedMessages(p.flat, p.count);
       const sent = p.socket.sendSegmented(messages, messages.length / 4);
@@ -46,10 +49,7 @@ export function createSendBatcher(onSent?: (sent: number, failed: number) => voi
       // The caller's buffer is reused after this call.
       p.flat.push(data.slice(), port, host);
       p.count++;
-      if (!scheduled) {
-        scheduled = true;
-        queueMicrotask(flush);
-      }
+      pacer.request();
     },
     flush,
   };

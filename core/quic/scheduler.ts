@@ -10,6 +10,7 @@
  * runtime/udp-gso.ts): at real paths' packet sizes a flush of a busy
  * connection is then one message instead of dozens of datagrams.
  */
+import { createFlushPacer, type FlushPacer } from "../net/flush-pacer.ts";
 import { joinsSegmented, type UdpSocket } from "../runtime/udp.ts";
 import { type Conn, DIRECT_DEPTH } from "./connection.ts";
 import { clear, dequeue } from "./fair-queue.ts";
@@ -19,15 +20,6 @@ const SEND_BATCH = 64;
 /** Delayed ACKs: flush ACK-only work after this many packets or this long. */
 export const ACK_EVERY = 8;
 export const ACK_DELAY_MS = 1;
-/** Flushes closer together than this (smoothed) mean the process is busy: batch. */
-const BUSY_GAP_MS = 0.1;
-/**
- * While busy, a batch waits at most this long. The zero timer that flushes a
- * batch runs only when the loop has no socket work left, so under a flood it
- * can starve for hundreds of milliseconds; the packets that keep arriving
- * flush it instead once it is this old.
- */
-const MAX_BATCH_WAIT_MS = 0.25;
 
 export interface SchedulerHost<Ctx> {
   readonly socket: UdpSocket;
@@ -74,8 +66,8 @@ interface SchedulerState<Ctx> {
   batched: number;
   /** The message being gathered: consecutive packets to one peer, all `run.segment` bytes but the last. */
   readonly run: SegmentRun;
-  /** A flush is on its way (a microtask or the zero timer): marking more only adds to it. */
-  flushScheduled: boolean;
+  /** When flushAll runs: right after the callback when idle, per batch of packets when busy (net/flush-pacer.ts). */
+  readonly pacer: FlushPacer;
   /** A flush runs now: connections marked meanwhile go to `late`, not into the set being iterated. */
   flushing: boolean;
   /**
@@ -88,18 +80,10 @@ interface SchedulerState<Ctx> {
   ackTimer: ReturnType<typeof setTimeout> | null;
   /** The connections one firing of the ACK timer flushes, reused. */
   readonly dueAcks: Conn<Ctx>[];
-  /** A zero timer is on its way (at most one at a time). */
-  timerPending: boolean;
   /** Marked while a flush ran (a handler reacting to a close): marked again right after it. */
   readonly late: Set<Conn<Ctx>>;
-  /** When the last flush ran (performance.now()), to measure the gap to the next. */
-  lastFlush: number;
-  /** Smoothed gap between flushes: the load signal for batching. */
-  flushGapMs: number;
-  /** flushAll bound to this state once, for queueMicrotask and the Scheduler: no closure per flush. */
+  /** flushAll bound to this state once, for the pacer and the Scheduler: no closure per flush. */
   readonly flushAllBound: () => void;
-  /** onZeroTimer bound once, for the busy-path zero timer. */
-  readonly onZeroTimerBound: () => void;
   /** flushAcks bound once, for the shared ACK timer. */
   readonly flushAcksBound: () => void;
 }
@@ -119,6 +103,7 @@ interface SegmentRun {
 }
 
 export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
+  const flushAllBound = () => flushAll(sched);
   const sched: SchedulerState<Ctx> = {
     host,
     dirty: new Set(),
@@ -127,17 +112,13 @@ export function createScheduler<Ctx>(host: SchedulerHost<Ctx>): Scheduler<Ctx> {
     sendList: [],
     batched: 0,
     run: { segments: 0, start: 0, bytes: 0, segment: 0, open: false, port: 0, host: "" },
-    flushScheduled: false,
+    pacer: createFlushPacer(flushAllBound),
     flushing: false,
     awaitingAck: new Map(),
     ackTimer: null,
     dueAcks: [],
-    timerPending: false,
     late: new Set(),
-    lastFlush: 0,
-    flushGapMs: 10,
-    flushAllBound: () => flushAll(sched),
-    onZeroTimerBound: () => onZeroTimer(sched),
+    flushAllBound,
     flushAcksBound: () => flushAcks(sched),
   };
   return {
@@ -155,26 +136,7 @@ function markDirty<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
     return;
   }
   sched.dirty.add(state);
-  if (sched.flushScheduled) {
-    if (sched.flushGapMs < BUSY_GAP_MS && performance.now() - sched.lastFlush > MAX_BATCH_WAIT_MS) flushAll(sched);
-    return;
-  }
-  sched.flushScheduled = true;
-  // Bun drains microtasks after every received packet, so a microtask
-  // flushes per packet: lowest latency when idle. When flushes come back to
-  // back the process is busy: a zero timer lets the socket's whole batch in
-  // first, so one sendmmsg carries many packets. (setImmediate would be
-  // quicker, but a loop woken only by UDP does not always run it.)
-  if (sched.flushGapMs >= BUSY_GAP_MS) queueMicrotask(sched.flushAllBound);
-  else if (!sched.timerPending) {
-    sched.timerPending = true;
-    setTimeout(sched.onZeroTimerBound, 0);
-  }
-}
-
-function onZeroTimer<Ctx>(sched: SchedulerState<Ctx>): void {
-  sched.timerPending = false;
-  if (sched.flushScheduled) flushAll(sched);
+  sched.pacer.request();
 }
 
 function afterPackets<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
@@ -231,11 +193,9 @@ function settleAck<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
 }
 
 function flushAll<Ctx>(sched: SchedulerState<Ctx>): void {
-  sched.flushScheduled = false;
-  if (sched.flushing || sched.dirty.size === 0) return;
-  const now = performance.now();
-  sched.flushGapMs = sched.flushGapMs * 0.9 + Math.min(now - sched.lastFlush, 10) * 0.1;
-  sched.lastFlush = now;
+  const work = !sched.flushing && sched.dirty.size > 0;
+  sched.pacer.begin(work);
+  if (!work) return;
   sched.flushing = true;
   try {
     for (const state of sched.dirty) flush(sched, state);
