@@ -227,6 +227,23 @@ describe("stream to socket", () => {
     expect(r.bytes.from_stream).toBe(7);
   });
 
+  test("chunks of one turn are gathered, past the stage's size too, in order and from copies", async () => {
+    const r = await rig();
+    const reused = new Uint8Array(4 + 1000);
+    let expected = "";
+    // 150 KB in one turn, through one reused buffer: the stage starts as the
+    // first chunk's copy, grows, and is written whenever it is full.
+    for (let i = 0; i < 150; i++) {
+      const text = String.fromCharCode(65 + (i % 26)).repeat(1000);
+      reused.set(segment(text));
+      r.pipe.fromStream(reused, false);
+      expected += text;
+    }
+    await waitFor("the bytes", () => r.received().length >= expected.length);
+    expect(r.received()).toBe(expected);
+    expect(r.bytes.from_stream).toBe(150_000);
+  });
+
   test("the engine's buffer may be reused after the call: the socket gets a copy", async () => {
     const r = await rig();
     const chunk = segment("first");
