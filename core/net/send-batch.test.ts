@@ -15,12 +15,18 @@ async function sink() {
   return { s, got };
 }
 
-test("datagrams of one turn leave together, in order, from copies of the caller's buffer", async () => {
+/** A sink, a socket to send from, and a batcher that records how many each sendmmsg took. */
+async function rig() {
   const to = await sink();
   const from = await openUdp({ host: "127.0.0.1", port: 0, onPacket() {}, onError() {} });
   open.push(from);
   const calls: number[] = [];
   const batch = createSendBatcher((sent) => calls.push(sent));
+  return { to, from, calls, batch };
+}
+
+test("datagrams of one turn leave together, in order, from copies of the caller's buffer", async () => {
+  const { to, from, calls, batch } = await rig();
   const buf = new Uint8Array(100);
   for (let i = 0; i < 150; i++) {
     buf[0] = i;
@@ -48,11 +54,7 @@ test("a lone datagram leaves at the end of the turn", async () => {
 });
 
 test("under load, datagrams of several callbacks (a real path's packets carry one each) share a sendmmsg", async () => {
-  const to = await sink();
-  const from = await openUdp({ host: "127.0.0.1", port: 0, onPacket() {}, onError() {} });
-  open.push(from);
-  const calls: number[] = [];
-  const batch = createSendBatcher((sent) => calls.push(sent));
+  const { to, from, calls, batch } = await rig();
   // One datagram per callback, back to back: idle, each would leave in a sendmmsg of its own.
   for (let i = 0; i < 200; i++) {
     batch.send(from, Uint8Array.of(i), to.s.address.port, "127.0.0.1");
