@@ -61,6 +61,8 @@ export async function startAgent(settings: AgentSettings, metrics: AgentMetrics,
     // TCP first: their stream resets must leave before the links close.
     await s.tcp.close();
     await Promise.all(slots.map((slot) => slot.link.close(CloseCode.NO_ERROR, "agent shutting down")));
+    // Replies the batcher still holds under load (flush-pacer.ts) leave before their sockets close.
+    s.toClients.flush();
     for (const l of s.listeners) l.socket.close();
   }
 

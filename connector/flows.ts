@@ -98,6 +98,8 @@ function forwardPayload(s: ConnectorState, flow: FlowSocket, payload: Uint8Array
 export function closeFlow(s: ConnectorState, flow: FlowSocket): void {
   if (flow.closed) return;
   flow.closed = true;
+  // Under load the batcher may still hold datagrams for this socket (flush-pacer.ts): out first.
+  s.toServiceBatch.flush();
   flow.socket?.close();
   flow.server.flows.delete(flow.flow);
   s.flowCount--;

@@ -70,6 +70,18 @@ test("under load, datagrams of several callbacks (a real path's packets carry on
   expect(to.got).toEqual(Array.from({ length: 200 }, (_, i) => i));
 });
 
+test("flush() sends what the batcher holds at once, as a socket about to close needs", async () => {
+  const { to, from, calls, batch } = await rig();
+  for (let i = 0; i < 3; i++) batch.send(from, Uint8Array.of(i), to.s.address.port, "127.0.0.1");
+  expect(calls).toEqual([]);
+  batch.flush();
+  expect(calls).toEqual([3]);
+  from.close();
+  const deadline = Date.now() + 2_000;
+  while (to.got.length < 3 && Date.now() < deadline) await Bun.sleep(5);
+  expect(to.got).toEqual([0, 1, 2]);
+});
+
 describe("segmentedMessages", () => {
   const d = (n: number, fill = 1) => new Uint8Array(n).fill(fill);
   /** Each message as [bytes, port, host, segment]. */
