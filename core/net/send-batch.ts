@@ -15,13 +15,13 @@ import { createFlushPacer } from "./flush-pacer.ts";
 
 interface Pending {
   socket: UdpSocket;
-  /** The turn's datagrams in order: [data, port, host, data, port, host, ...]. */
+  /** The batch's datagrams in order: [data, port, host, data, port, host, ...]. */
   flat: (Uint8Array | number | string)[];
   count: number;
 }
 
 export interface SendBatcher {
-  /** Queues a copy of `data` for `socket`; false when the socket is closed. */
+  /** Queues a copy of `data` for `socket`; one closed by the time it is sent counts it as failed (onSent). */
   send(socket: UdpSocket, data: Uint8Array, port: number, host: string): void;
   /** Sends everything gathered now (also done by itself, see flush-pacer.ts). */
   flush(): void;

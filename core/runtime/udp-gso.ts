@@ -2,9 +2,9 @@
  * Several QUIC packets to one peer in one message: sendmmsg(2) with UDP GSO
  * (the UDP_SEGMENT control message, Linux 4.18 and later) on a Bun socket's
  * fd, through libc. The kernel routes, builds and hands over one message
- * instead of each packet. Measured here with 1350-byte packets to a receiving Bun process: the
- * sender spent 2.4–3.9× less CPU than with Bun's sendMany of the same packets,
- * the receiver a third less.
+ * instead of each packet. Measured here with 1350-byte packets to a receiving
+ * Bun process: the sender spent 2.4–3.9× less CPU than with Bun's sendMany of
+ * the same packets, the receiver a third less.
  *
  * The structures live in one buffer shared by every socket of the process
  * (the engine is single-threaded and the kernel reads them only during the

@@ -8,8 +8,8 @@ import type { Address } from "../net/address.ts";
 import { loadLibc } from "./libc.ts";
 import { createGsoSender, MAX_MESSAGE_BYTES, MAX_SEGMENTS } from "./udp-gso.ts";
 
-/** Limits of one sendSegmented message: segments, and bytes before it is cut. */
-export { MAX_MESSAGE_BYTES as SEGMENTED_MAX_BYTES, MAX_SEGMENTS as SEGMENTED_MAX_SEGMENTS } from "./udp-gso.ts";
+/** Most datagrams one sendSegmented message holds (its byte limit is applied by joinsSegmented). */
+export { MAX_SEGMENTS as SEGMENTED_MAX_SEGMENTS };
 
 /**
  * Whether a datagram of `n` bytes may join a sendSegmented message cut at
