@@ -6,7 +6,7 @@
  */
 import { DATAGRAM_HEADER_LEN, MAX_TUNNEL_PAYLOAD, parseDatagram, writeDatagramHeader } from "../core/frame/mod.ts";
 import { formatAddress } from "../core/net/address.ts";
-import { throttle } from "./overload.ts";
+import { THROTTLE_AT_WAITING, throttle } from "./overload.ts";
 import type { AgentFlow, AgentState, LinkSlot, Listener } from "./state.ts";
 
 /** A datagram from a local client of `listener`. */
@@ -44,6 +44,9 @@ export function onLocal(s: AgentState, listener: Listener, data: Uint8Array, por
   if (!slot.link.sendDatagram(out.view(DATAGRAM_HEADER_LEN + data.length), flow.id)) return drop.queue_full.inc();
   s.toServer.inc();
   s.bytesTo.inc(data.length);
+  // Half full already: hold the client back now, while the datagrams its
+  // socket holds still fit the rest of its queue, not once they are dropped.
+  if (slot.link.datagramsWaiting(flow.id) >= THROTTLE_AT_WAITING) throttle(s, flow);
 }
 
 /** A reply, accepted from any link this agent still holds (a retired one may carry late replies). */

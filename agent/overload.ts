@@ -1,17 +1,26 @@
 /**
  * Overload at the agent's listeners: a local client that sends faster than
- * the tunnel carries first fills its flow's queue (its own share, served in
- * fair turns); the moment it is full the client's address is dropped in the
+ * the tunnel carries fills its flow's queue (its own share, served in fair
+ * turns); once half of it waits, the client's address is dropped in the
  * kernel (core/runtime/socket-filter.ts) for a short spell, so its excess
  * costs no wakeup and no JavaScript, and the tunnel keeps the CPU it needs
  * to deliver at its peak. Kernel drops are read from the socket and counted
  * as drops{reason="kernel"}.
  */
+import { MAX_FLOW_QUEUE } from "../core/quic/fair-queue.ts";
 import { kernelDrops, MAX_FILTERED_SOURCES, setDroppedSources } from "../core/runtime/socket-filter.ts";
 import type { AgentFlow, AgentState, Listener } from "./state.ts";
 
 /** How long an overloaded client is dropped in the kernel before its flow is tried again. */
 const HOLD_MS = 15;
+/**
+ * A flow with this many datagrams waiting for the window is held back in the
+ * kernel, before its queue is full: what its socket already holds (up to
+ * ~1,800 datagrams in a 4 MiB buffer) then still finds room, where at a full
+ * queue each of them costs a callback only to be dropped. The queue still
+ * holds far more than one hold drains, so the tunnel never runs dry.
+ */
+export const THROTTLE_AT_WAITING = MAX_FLOW_QUEUE / 2;
 
 /** The flow's queue is full: drop its client in the kernel for a moment. */
 export function throttle(s: AgentState, flow: AgentFlow): void {

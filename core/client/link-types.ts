@@ -95,6 +95,8 @@ export interface Link {
   sendDatagram(data: Uint8Array, flow?: number): boolean;
   /** False when a DATAGRAM of `flow` would be refused now (not ready, or its queue is full). */
   canSendDatagram(flow?: number): boolean;
+  /** Datagrams of this flow waiting for the congestion window (0 when not ready). */
+  datagramsWaiting(flow?: number): number;
   rttSeconds(): number;
   /** The current QUIC connection while the link is ready (for opening streams), else null. */
   connection(): QuicConnection | null;

@@ -81,6 +81,7 @@ export async function startLink(settings: LinkSettings, events: LinkEvents): Pro
     request: (body) => sendRequest(l, body),
     sendDatagram: (data, flow = 0) => l.state === "ready" && l.conn !== null && l.conn.sendDatagram(data, 0, flow),
     canSendDatagram: (flow = 0) => l.state === "ready" && l.conn !== null && l.conn.canSendDatagram(0, flow),
+    datagramsWaiting: (flow = 0) => l.state === "ready" && l.conn !== null ? l.conn.datagramsWaiting(0, flow) : 0,
     rttSeconds: () => l.conn?.rttSeconds() ?? 0,
     connection: () => (l.state === "ready" ? l.conn : null),
     bounce(reason) {

@@ -53,6 +53,9 @@ class FakeConnection implements QuicConnection {
   canSendDatagram(): boolean {
     throw new Error("a TCP pipe sends no datagrams");
   }
+  datagramsWaiting(): number {
+    throw new Error("a TCP pipe sends no datagrams");
+  }
   openStream(): number {
     throw new Error("a TCP pipe opens no streams");
   }

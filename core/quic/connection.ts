@@ -6,7 +6,7 @@
  */
 import type { Address } from "../net/address.ts";
 import { createBufferViews } from "../runtime/views.ts";
-import { createFairQueue, enqueue, type FairQueue, hasRoom } from "./fair-queue.ts";
+import { createFairQueue, enqueue, type FairQueue, hasRoom, waitingOf } from "./fair-queue.ts";
 import { type Connection, quiche } from "./native.ts";
 import type { ConnectionHandlers, QuicConnection } from "./types.ts";
 
@@ -135,6 +135,7 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
     recvInfo: { from: remote, to: host.local },
     sendDatagram: (data, source = 0, flow = 0) => sendDatagram(host, state, data, source, flow),
     canSendDatagram: (source = 0, flow = 0) => canSendDatagram(state, source, flow),
+    datagramsWaiting: (source = 0, flow = 0) => state.waiting === null ? 0 : waitingOf(state.waiting, source, flow),
     writeStream: (streamId, data, fin = false) => writeStream(host, state, streamId, data, fin),
     pendingStreamBytes: (streamId) => state.pending.get(streamId)?.bytes ?? 0,
     openStream: () => openStream(state),

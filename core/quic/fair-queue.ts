@@ -98,6 +98,11 @@ export function hasRoom(q: FairQueue, source: number, flow: number): boolean {
   return f === undefined || f.ring.count < MAX_FLOW_QUEUE;
 }
 
+/** How many datagrams of `source`/`flow` wait now. */
+export function waitingOf(q: FairQueue, source: number, flow: number): number {
+  return q.bySource.get(source)?.byFlow.get(flow)?.ring.count ?? 0;
+}
+
 /**
  * The next datagram in fair order, or undefined when nothing waits. A view
  * into its flow's ring: valid until the next enqueue (hand it on at once).

@@ -56,6 +56,8 @@ export interface QuicConnection<Ctx = unknown> {
   sendDatagram(data: Uint8Array, source?: number, flow?: number): boolean;
   /** False while a datagram of this source and flow would be dropped now: callers drop before preparing one. */
   canSendDatagram(source?: number, flow?: number): boolean;
+  /** Datagrams of this source and flow waiting for the congestion window (at most MAX_FLOW_QUEUE). */
+  datagramsWaiting(source?: number, flow?: number): number;
   /** Writes to a stream, queueing whatever flow control does not take yet; never drops bytes. */
   writeStream(streamId: number, data: Uint8Array, fin?: boolean): void;
   /** Bytes queued on a stream that quiche has not accepted yet (for backpressure). */
