@@ -6,7 +6,7 @@
  */
 import { DATAGRAM_HEADER_LEN, MAX_TUNNEL_PAYLOAD, parseDatagram, writeDatagramHeader } from "../core/frame/mod.ts";
 import { formatAddress } from "../core/net/address.ts";
-import { THROTTLE_AT_WAITING, throttle } from "./overload.ts";
+import { throttle, THROTTLE_AT_WAITING } from "./overload.ts";
 import type { AgentFlow, AgentState, LinkSlot, Listener } from "./state.ts";
 
 /** A datagram from a local client of `listener`. */

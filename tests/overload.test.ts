@@ -55,35 +55,39 @@ async function cuttableRelay(target: Address) {
   };
 }
 
-test("a flooding client is held back in the kernel once half its queue waits, before any datagram is dropped in JavaScript", async () => {
-  const s = teardown.add(await startTestServer(), (x) => x.server.close());
-  const echo = teardown.add(await startEcho(), (x) => x.close());
-  const c = teardown.add(
-    await startTestConnector([s.server.address], "echo", echo.address),
-    (x) => x.connector.close(),
-  );
-  void c;
-  const relay = teardown.add(await cuttableRelay(s.server.address), (x) => x.close());
-  const a = teardown.add(await startTestAgent([relay.address], ["echo"]), (x) => x.agent.close());
-  await waitFor(() => a.agent.serviceUp("echo"), 5_000, "service up at the agent");
+test(
+  "a flooding client is held back in the kernel once half its queue waits, before a drop in JavaScript",
+  async () => {
+    const s = teardown.add(await startTestServer(), (x) => x.server.close());
+    const echo = teardown.add(await startEcho(), (x) => x.close());
+    teardown.add(await startTestConnector([s.server.address], "echo", echo.address), (x) => x.connector.close());
+    const relay = teardown.add(await cuttableRelay(s.server.address), (x) => x.close());
+    const a = teardown.add(await startTestAgent([relay.address], ["echo"]), (x) => x.agent.close());
+    await waitFor(() => a.agent.serviceUp("echo"), 5_000, "service up at the agent");
 
-  relay.state.cut = true;
-  const client = teardown.add(await udpClient(), (x) => x.close());
-  const to = a.listen("echo");
-  const total = MAX_FLOW_QUEUE; // the queue's full depth: with the old rule, not one would be held back
-  const sent = { n: 0 };
-  const payload = bytes(1_000);
-  // In bursts the agent reads long before its socket buffer could fill.
-  while (sent.n < total) {
-    for (let i = 0; i < 64 && sent.n < total; i++, sent.n++) client.send(payload, to);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-  const drops = (reason: AgentDropReason) => a.metrics.drops.child({ reason }).value;
-  const toServer = () => a.metrics.datagrams.child({ direction: "to_server" }).value;
-  // Kernel drops are read from the socket every second.
-  await waitFor(() => toServer() + drops("kernel") + drops("queue_full") >= total, 5_000, "every datagram accounted for");
-  expect(drops("queue_full")).toBe(0);
-  expect(toServer()).toBeGreaterThanOrEqual(MAX_FLOW_QUEUE / 2);
-  expect(toServer()).toBeLessThan(MAX_FLOW_QUEUE * 0.75);
-  expect(drops("kernel")).toBeGreaterThan(MAX_FLOW_QUEUE / 4);
-}, 20_000);
+    relay.state.cut = true;
+    const client = teardown.add(await udpClient(), (x) => x.close());
+    const to = a.listen("echo");
+    const total = MAX_FLOW_QUEUE; // the queue's full depth: with the old rule, not one would be held back
+    const sent = { n: 0 };
+    const payload = bytes(1_000);
+    // In bursts the agent reads long before its socket buffer could fill.
+    while (sent.n < total) {
+      for (let i = 0; i < 64 && sent.n < total; i++, sent.n++) client.send(payload, to);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const drops = (reason: AgentDropReason) => a.metrics.drops.child({ reason }).value;
+    const toServer = () => a.metrics.datagrams.child({ direction: "to_server" }).value;
+    // Kernel drops are read from the socket every second.
+    await waitFor(
+      () => toServer() + drops("kernel") + drops("queue_full") >= total,
+      5_000,
+      "every datagram accounted for",
+    );
+    expect(drops("queue_full")).toBe(0);
+    expect(toServer()).toBeGreaterThanOrEqual(MAX_FLOW_QUEUE / 2);
+    expect(toServer()).toBeLessThan(MAX_FLOW_QUEUE * 0.75);
+    expect(drops("kernel")).toBeGreaterThan(MAX_FLOW_QUEUE / 4);
+  },
+  20_000,
+);
