@@ -70,3 +70,29 @@ test("while a paused stream holds data, quiche's full list is asked only now and
   deliverInput(host, state);
   expect(readableCalls).toBe(2);
 });
+
+test("datagrams waiting for the window: the size limit is asked once between flushes, and still holds", () => {
+  let asked = 0;
+  const conn = {
+    dgramSend: () => null, // quiche's own queue is full: everything waits in ours
+    dgramMaxWritableLen: () => (asked++, 1200),
+  } as unknown as Connection;
+  const host: ConnectionHost<unknown> = {
+    handlers: {},
+    server: false,
+    local: { host: "127.0.0.1", port: 1 },
+    dgramRate: Infinity,
+    markDirty() {},
+    onProven() {},
+    drop() {},
+  };
+  const state = createConn(host, conn, { host: "127.0.0.1", port: 2 });
+  for (let i = 0; i < 100; i++) expect(state.sendDatagram(new Uint8Array(1000), 0, 1)).toBe(true);
+  expect(state.sendDatagram(new Uint8Array(1201), 0, 1)).toBe(false);
+  expect(asked).toBe(1);
+  expect(state.datagramsWaiting(0, 1)).toBe(100);
+  // After a flush (which forgets it: scheduler.test.ts) the next queued datagram asks again.
+  state.maxDatagram = -1;
+  expect(state.sendDatagram(new Uint8Array(1000), 0, 1)).toBe(true);
+  expect(asked).toBe(2);
+});

@@ -50,6 +50,12 @@ export interface Conn<Ctx> extends QuicConnection<Ctx> {
   waiting: FairQueue | null;
   /** Datagrams in quiche's queue, as of the last flush plus those added since. */
   dgramQueued: number;
+  /**
+   * The largest DATAGRAM quiche takes, asked once after each flush (-1: not
+   * yet): a flood queues thousands between flushes, and asking the binding
+   * for each was one more crossing per datagram.
+   */
+  maxDatagram: number;
   /** Packets received since the last flush: ACK-only work waits for a few. */
   unflushedInputs: number;
   /** quiche's own timer (loss detection, idle, draining). */
@@ -125,6 +131,7 @@ export function createConn<Ctx>(host: ConnectionHost<Ctx>, conn: Connection, rem
     dgramRefill: performance.now(),
     waiting: null,
     dgramQueued: 0,
+    maxDatagram: -1,
     unflushedInputs: 0,
     timer: null,
     timerAt: 0,
@@ -173,7 +180,8 @@ function sendDatagram<Ctx>(
       return true;
     }
   }
-  if (data.length > (conn.dgramMaxWritableLen() ?? 0)) return false;
+  if (state.maxDatagram < 0) state.maxDatagram = conn.dgramMaxWritableLen() ?? 0;
+  if (data.length > state.maxDatagram) return false;
   if (!enqueue(state.waiting ??= createFairQueue(), source, flow, data)) return false;
   host.markDirty(state);
   return true;

@@ -230,3 +230,12 @@ test("a batch full of messages is sent while a packet waits to start the next me
   expect(calls.map((c) => c.length)).toEqual([64, 11]);
   expect(calls.flat().flatMap((m) => m.packets)).toEqual(sizes.map((n, i) => packet(i + 1, n)));
 });
+
+test("a flush forgets the largest datagram quiche took: the path may have changed", () => {
+  const { scheduler } = recordingScheduler();
+  const state = connWithPackets(1);
+  state.maxDatagram = 1200;
+  scheduler.markDirty(state);
+  scheduler.flushAll();
+  expect(state.maxDatagram).toBe(-1);
+});

@@ -277,6 +277,8 @@ function flush<Ctx>(sched: SchedulerState<Ctx>, state: Conn<Ctx>): void {
   // A message never spans connections.
   endRun(sched);
   if (state.dgramQueued > 0) state.dgramQueued = conn.dgramSendQueueLen();
+  // The path (and with it the largest datagram) may have changed: ask again when one is queued.
+  state.maxDatagram = -1;
   sched.host.onFlushed(state);
   if (state.closed && waiting !== null) clear(waiting);
   if (!state.gone) arm(sched, state);
