@@ -2,6 +2,20 @@ import { expect, test } from "bun:test";
 import { type ConnectionHost, createConn, deliverInput, PAUSED_FULL_LIST_MS } from "./connection.ts";
 import type { Connection } from "./native.ts";
 
+/** The endpoint as a connection sees it; `over` replaces what a test watches. */
+function fakeHost(over: Partial<ConnectionHost<unknown>> = {}): ConnectionHost<unknown> {
+  return {
+    handlers: {},
+    server: false,
+    local: { host: "127.0.0.1", port: 1 },
+    dgramRate: Infinity,
+    markDirty() {},
+    onProven() {},
+    drop() {},
+    ...over,
+  };
+}
+
 test("an input that lets held-back stream data into quiche marks the connection for sending", () => {
   // quiche takes nothing at first (no window), then everything once an ACK opened the window.
   let window = 0;
@@ -15,15 +29,7 @@ test("an input that lets held-back stream data into quiche marks the connection 
     },
   } as unknown as Connection;
   const marked: number[] = [];
-  const host: ConnectionHost<unknown> = {
-    handlers: {},
-    server: false,
-    local: { host: "127.0.0.1", port: 1 },
-    dgramRate: Infinity,
-    markDirty: (state) => marked.push(state.id),
-    onProven() {},
-    drop() {},
-  };
+  const host = fakeHost({ markDirty: (state) => marked.push(state.id) });
   const state = createConn(host, conn, { host: "127.0.0.1", port: 2 });
   state.writeStream(4, new Uint8Array(1000));
   expect(state.pendingStreamBytes(4)).toBe(1000);
@@ -52,15 +58,7 @@ test("while a paused stream holds data, quiche's full list is asked only now and
     },
   } as unknown as Connection;
   const delivered: number[] = [];
-  const host: ConnectionHost<unknown> = {
-    handlers: { onStreamData: (_c, id, data) => delivered.push(id, data.length) },
-    server: false,
-    local: { host: "127.0.0.1", port: 1 },
-    dgramRate: Infinity,
-    markDirty() {},
-    onProven() {},
-    drop() {},
-  };
+  const host = fakeHost({ handlers: { onStreamData: (_c, id, data) => delivered.push(id, data.length) } });
   const state = createConn(host, conn, { host: "127.0.0.1", port: 2 });
   state.pauseStream(0, true);
   for (let i = 0; i < 50; i++) deliverInput(host, state);
@@ -77,16 +75,7 @@ test("datagrams waiting for the window: the size limit is asked once between flu
     dgramSend: () => null, // quiche's own queue is full: everything waits in ours
     dgramMaxWritableLen: () => (asked++, 1200),
   } as unknown as Connection;
-  const host: ConnectionHost<unknown> = {
-    handlers: {},
-    server: false,
-    local: { host: "127.0.0.1", port: 1 },
-    dgramRate: Infinity,
-    markDirty() {},
-    onProven() {},
-    drop() {},
-  };
-  const state = createConn(host, conn, { host: "127.0.0.1", port: 2 });
+  const state = createConn(fakeHost(), conn, { host: "127.0.0.1", port: 2 });
   for (let i = 0; i < 100; i++) expect(state.sendDatagram(new Uint8Array(1000), 0, 1)).toBe(true);
   expect(state.sendDatagram(new Uint8Array(1201), 0, 1)).toBe(false);
   expect(asked).toBe(1);
