@@ -22,7 +22,7 @@ const HOLD_MS = 15;
  */
 export const THROTTLE_AT_WAITING = MAX_FLOW_QUEUE / 2;
 
-/** The flow's queue is full: drop its client in the kernel for a moment. */
+/** The flow's queue is half full (or full): drop its client in the kernel for a moment. */
 export function throttle(s: AgentState, flow: AgentFlow): void {
   const o = s.overload;
   const l = flow.listener;
