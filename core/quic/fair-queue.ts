@@ -91,16 +91,14 @@ export function enqueue(q: FairQueue, source: number, flow: number, data: Uint8A
   return true;
 }
 
-/** Whether a datagram of `source`/`flow` would be queued now (checked before preparing one). */
-export function hasRoom(q: FairQueue, source: number, flow: number): boolean {
-  if (q.size >= MAX_QUEUED) return false;
-  const f = q.bySource.get(source)?.byFlow.get(flow);
-  return f === undefined || f.ring.count < MAX_FLOW_QUEUE;
-}
-
 /** How many datagrams of `source`/`flow` wait now. */
 export function waitingOf(q: FairQueue, source: number, flow: number): number {
   return q.bySource.get(source)?.byFlow.get(flow)?.ring.count ?? 0;
+}
+
+/** Whether a datagram of `source`/`flow` would be queued now (checked before preparing one). */
+export function hasRoom(q: FairQueue, source: number, flow: number): boolean {
+  return q.size < MAX_QUEUED && waitingOf(q, source, flow) < MAX_FLOW_QUEUE;
 }
 
 /**
