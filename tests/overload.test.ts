@@ -1,14 +1,14 @@
 /**
  * Overload at the agent: a local client that sends more than the tunnel
  * carries is held back in the kernel while its queue still has room, so its
- * excess costs no callback (agent/overload.ts). The path to the server is a
- * relay the test can cut: with nothing acknowledged, the congestion window
- * stays shut and every datagram after the first window waits in the queue.
+ * excess costs no callback (agent/overload.ts). The agent reaches the server
+ * through the impairment proxy, which the test makes drop everything toward
+ * the server: with nothing acknowledged, the congestion window stays shut and
+ * every datagram after the first window waits in the queue.
  */
 import { afterEach, expect, test } from "bun:test";
 import { MAX_FLOW_QUEUE } from "../core/quic/fair-queue.ts";
-import { openUdp, type UdpSocket } from "../core/runtime/udp.ts";
-import type { Address } from "../core/net/address.ts";
+import { startImpairment } from "../scripts/impair/control.ts";
 import type { AgentDropReason } from "../agent/metrics.ts";
 import {
   bytes,
@@ -24,48 +24,17 @@ import {
 const teardown = cleanup();
 afterEach(() => teardown.run());
 
-/** A UDP relay between one client and `target` whose client-to-target direction can be cut. */
-async function cuttableRelay(target: Address) {
-  let client: Address | null = null;
-  const state = { cut: false };
-  const toTarget: UdpSocket = await openUdp({
-    host: "127.0.0.1",
-    port: 0,
-    onPacket: (data) => {
-      if (client) front.send(data, client.port, client.host);
-    },
-    onError: () => {},
-  });
-  const front: UdpSocket = await openUdp({
-    host: "127.0.0.1",
-    port: 0,
-    onPacket: (data, port, host) => {
-      client = { host, port };
-      if (!state.cut) toTarget.send(data, target.port, target.host);
-    },
-    onError: () => {},
-  });
-  return {
-    address: front.address,
-    state,
-    close() {
-      front.close();
-      toTarget.close();
-    },
-  };
-}
-
 test(
   "a flooding client is held back in the kernel once half its queue waits, before a drop in JavaScript",
   async () => {
     const s = teardown.add(await startTestServer(), (x) => x.server.close());
     const echo = teardown.add(await startEcho(), (x) => x.close());
     teardown.add(await startTestConnector([s.server.address], "echo", echo.address), (x) => x.connector.close());
-    const relay = teardown.add(await cuttableRelay(s.server.address), (x) => x.close());
-    const a = teardown.add(await startTestAgent([relay.address], ["echo"]), (x) => x.agent.close());
+    const proxy = teardown.add(await startImpairment({ target: s.server.address }), (x) => x.stop());
+    const a = teardown.add(await startTestAgent([proxy.address], ["echo"]), (x) => x.agent.close());
     await waitFor(() => a.agent.serviceUp("echo"), 5_000, "service up at the agent");
 
-    relay.state.cut = true;
+    await proxy.set("up", { loss: 1 });
     const client = teardown.add(await udpClient(), (x) => x.close());
     const to = a.listen("echo");
     const total = MAX_FLOW_QUEUE; // the queue's full depth: with the old rule, not one would be held back
